@@ -1,0 +1,79 @@
+"""Label encoding of ids and event weighting: cleaned events -> interactions with int32 indices.
+
+Id maps are append-only: an id keeps its index across runs, new ids get the next free indices (in order of
+first appearance), so models, recommendations and metrics from different nights stay comparable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+ID_MAP_COLUMNS = ("id", "idx")
+INTERACTION_COLUMNS = ("user_idx", "item_idx", "weight", "timestamp", "event_type")
+
+
+def empty_id_map() -> pd.DataFrame:
+    return pd.DataFrame({"id": pd.Series(dtype=str), "idx": pd.Series(dtype=np.int32)})
+
+
+def extend_id_map(id_map: pd.DataFrame | None, ids: pd.Series) -> pd.DataFrame:
+    """``id_map`` plus any ids not yet in it, numbered on from its largest index in order of appearance."""
+    id_map = empty_id_map() if id_map is None else id_map
+    if len(id_map) and not np.array_equal(np.sort(id_map["idx"].to_numpy()), np.arange(len(id_map))):
+        raise ValueError("id map is corrupt: indices are not 0..n-1")
+    new = pd.unique(ids[~ids.isin(id_map["id"])].astype(str))
+    added = pd.DataFrame({"id": new, "idx": np.arange(len(id_map), len(id_map) + len(new), dtype=np.int32)})
+    return pd.concat([id_map, added], ignore_index=True).astype({"id": str, "idx": np.int32})
+
+
+def encode_interactions(
+    events: pd.DataFrame,
+    user_map: pd.DataFrame,
+    item_map: pd.DataFrame,
+    event_weights: Mapping[str, float],
+) -> pd.DataFrame:
+    """Cleaned events -> ``user_idx``, ``item_idx`` (int32), ``weight`` (float32), timestamp, event_type.
+
+    The weight is the event type's configured weight; ratings are multiplied by their value.
+    """
+    user_idx = _lookup(events["user_id"], user_map, "user_id")
+    item_idx = _lookup(events["item_id"], item_map, "item_id")
+    event_type = events["event_type"].astype(str)
+    weight = event_type.map(dict(event_weights)).astype("float64").fillna(0.0)
+    weight = weight.where(event_type != "rating", weight * events["value"].astype("float64"))
+    return pd.DataFrame(
+        {
+            "user_idx": user_idx,
+            "item_idx": item_idx,
+            "weight": weight.to_numpy(dtype=np.float32),
+            "timestamp": events["timestamp"].to_numpy(),
+            "event_type": events["event_type"].to_numpy(),
+        }
+    )
+
+
+def interaction_matrix(interactions: pd.DataFrame, n_users: int, n_items: int) -> sp.csr_matrix:
+    """Users x items CSR matrix of summed weights (duplicates add up)."""
+    matrix = sp.csr_matrix(
+        (
+            interactions["weight"].to_numpy(dtype=np.float32),
+            (interactions["user_idx"].to_numpy(), interactions["item_idx"].to_numpy()),
+        ),
+        shape=(n_users, n_items),
+        dtype=np.float32,
+    )
+    matrix.sum_duplicates()
+    return matrix
+
+
+def _lookup(ids: pd.Series, id_map: pd.DataFrame, column: str) -> np.ndarray:
+    index = pd.Index(id_map["id"])
+    positions = index.get_indexer(ids.astype(str))
+    if (positions < 0).any():
+        missing = ids[positions < 0].iloc[0]
+        raise ValueError(f"{column} {missing!r} is not in the id map; extend the map before encoding")
+    return id_map["idx"].to_numpy(dtype=np.int32)[positions]

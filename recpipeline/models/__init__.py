@@ -1,0 +1,44 @@
+"""Model registry: build a recommender from its config name, or reload one from its saved directory."""
+
+from __future__ import annotations
+
+import inspect
+import json
+from pathlib import Path
+from typing import Any
+
+from recpipeline.models.als import ALS
+from recpipeline.models.base import Recommender
+from recpipeline.models.mult_vae import MultVAE
+from recpipeline.models.popularity import Popularity
+
+MODEL_REGISTRY: dict[str, type[Recommender]] = {cls.name: cls for cls in (Popularity, ALS, MultVAE)}
+
+__all__ = ["ALS", "MODEL_REGISTRY", "MultVAE", "Popularity", "Recommender", "create_model", "load_model"]
+
+
+def _model_class(name: str) -> type[Recommender]:
+    try:
+        return MODEL_REGISTRY[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; known: {', '.join(sorted(MODEL_REGISTRY))}") from None
+
+
+def create_model(name: str, params: dict[str, Any] | None = None) -> Recommender:
+    """Instantiate model ``name`` with ``params``; config mistakes surface as a ``ValueError`` naming them."""
+    cls = _model_class(name)
+    params = dict(params or {})
+    known = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        plural = "s" if len(unknown) > 1 else ""
+        names = ", ".join(map(repr, unknown))
+        raise ValueError(f"model {name!r} has no parameter{plural} {names}; known: {', '.join(known)}")
+    return cls(**params)
+
+
+def load_model(directory: Path | str) -> Recommender:
+    """Reload a saved model; the class comes from the ``model`` field of its ``params.json``."""
+    directory = Path(directory)
+    meta = json.loads((directory / "params.json").read_text())
+    return _model_class(meta["model"]).load(directory)

@@ -1,0 +1,167 @@
+"""The one interface every recommender implements (fit / score / recommend / similar_items / save / load).
+
+Models work on integer indices only: a user x item CSR matrix of interaction weights, with the shape fixed by
+the persisted id maps (items first seen after training are all-zero columns). Mapping back to string ids is
+the caller's job.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+Logger = Callable[[str], None]
+
+#: users scored at once in recommend(); bounds the dense (users x items) score block in memory
+SCORE_CHUNK_USERS = 2048
+
+
+def _silent(_: str) -> None:
+    return None
+
+
+class Recommender(ABC):
+    """Base class: hyperparameters in ``__init__``, learned state in attributes with a trailing underscore.
+
+    Subclasses implement ``fit`` and ``score``; ``recommend`` (masking of already-seen items and top-K
+    selection in bounded user chunks) is shared.
+    """
+
+    #: registry name; set by each subclass
+    name: ClassVar[str] = ""
+
+    n_users_: int
+    n_items_: int
+
+    def get_params(self) -> dict[str, Any]:
+        """Hyperparameters as given to ``__init__`` (JSON-serialisable)."""
+        return dict(self._params)
+
+    def __init__(self, **params: Any) -> None:
+        # sklearn style: each hyperparameter is also a plain attribute of the same name
+        self._params = params
+        for key, value in params.items():
+            setattr(self, key, value)
+
+    @abstractmethod
+    def fit(
+        self,
+        train: sp.csr_matrix,
+        validation: sp.csr_matrix | None = None,
+        *,
+        log: Logger = _silent,
+    ) -> Recommender:
+        """Learn from ``train`` (users x items weights). ``validation`` (same shape) is for early stopping."""
+
+    @abstractmethod
+    def score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+        """Dense float32 scores, shape ``(len(users), n_items_)``.
+
+        ``history`` holds the rows of ``users`` (same order): everything known about them at prediction time.
+        Models that can fold in history (item-based, autoencoders, sequence models) use it; models with
+        learned user factors may ignore it.
+        """
+
+    def recommend(self, users: np.ndarray, history: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` item indices and scores per user, best first; items in the user's history are excluded.
+
+        ``history`` is the full users x items matrix (all users); rows are picked by ``users``.
+        Returns ``(items, scores)`` of shape ``(len(users), k')`` with ``k' = min(k, n_items_)``; where a user
+        has fewer than ``k'`` unseen items the tail holds item ``-1`` with score ``-inf``.
+        """
+        users = np.asarray(users, dtype=np.int64)
+        k = min(k, self.n_items_)
+        out_items = np.empty((len(users), k), dtype=np.int32)
+        out_scores = np.empty((len(users), k), dtype=np.float32)
+        history = history.tocsr()
+        for start in range(0, len(users), SCORE_CHUNK_USERS):
+            chunk = users[start : start + SCORE_CHUNK_USERS]
+            rows = history[chunk]
+            scores = np.asarray(self.score(chunk, rows), dtype=np.float32)
+            items, top = top_k_excluding(scores, rows, k)
+            out_items[start : start + len(chunk)] = items
+            out_scores[start : start + len(chunk)] = top
+        return out_items, out_scores
+
+    def similar_items(self, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``n`` most similar items per item (itself excluded). Models with item vectors override."""
+        raise NotImplementedError(f"{self.name} has no notion of item similarity")
+
+    # -- persistence: npz/safetensors + JSON, never pickle -------------------------------------------------
+
+    def save(self, directory: Path) -> None:
+        """Write ``params.json`` and the learned arrays (``_save_state``) into ``directory``."""
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "model": self.name,
+            "params": self.get_params(),
+            "n_users": self.n_users_,
+            "n_items": self.n_items_,
+        }
+        (directory / "params.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+        self._save_state(directory)
+
+    @classmethod
+    def load(cls, directory: Path) -> Recommender:
+        directory = Path(directory)
+        meta = json.loads((directory / "params.json").read_text())
+        model = cls(**meta["params"])
+        model.n_users_, model.n_items_ = meta["n_users"], meta["n_items"]
+        model._load_state(directory)
+        return model
+
+    def _save_state(self, directory: Path) -> None:
+        arrays = self._state_arrays()
+        np.savez(directory / "state.npz", **arrays)
+
+    def _load_state(self, directory: Path) -> None:
+        with np.load(directory / "state.npz", allow_pickle=False) as data:
+            self._set_state_arrays({key: data[key] for key in data.files})
+
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        """Learned arrays to persist; models with torch modules override ``_save_state`` instead."""
+        raise NotImplementedError
+
+    def _set_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        raise NotImplementedError
+
+
+def top_k_excluding(scores: np.ndarray, exclude: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise top-``k`` of a dense score block after setting the ``exclude`` entries to ``-inf``.
+
+    Ties are broken by the lower item index so results are deterministic. Excluded or missing slots come back
+    as item ``-1`` with score ``-inf``.
+    """
+    scores = np.array(scores, dtype=np.float32, copy=True)
+    scores[np.isnan(scores)] = -np.inf  # a NaN score carries no ranking information; treat as missing
+    exclude = exclude.tocoo()
+    scores[exclude.row, exclude.col] = -np.inf
+    n_items = scores.shape[1]
+    k = min(k, n_items)
+    if 0 < k < n_items:
+        # argpartition picks an arbitrary subset of the items tied at the k-th score; take every item strictly
+        # above that score plus the lowest-indexed tied ones, so the boundary also honours the tie-break rule
+        kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]
+        above = scores > kth
+        tied = scores == kth
+        need = k - above.sum(axis=1, keepdims=True)
+        keep = above | (tied & (np.cumsum(tied, axis=1) <= need))
+        part = np.nonzero(keep)[1].reshape(len(scores), k)
+    elif k <= 0:
+        part = np.empty((len(scores), 0), dtype=np.int64)
+    else:
+        part = np.broadcast_to(np.arange(n_items), scores.shape).copy()
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    # lexsort: primary key score (descending), secondary item index (ascending)
+    order = np.lexsort((part, -part_scores), axis=1)
+    items = np.take_along_axis(part, order, axis=1).astype(np.int32)
+    top = np.take_along_axis(part_scores, order, axis=1)
+    items[~np.isfinite(top)] = -1
+    return items, top

@@ -1,0 +1,1 @@
+"""Asset factories, grouped by domain; each takes the run configuration."""

@@ -1,0 +1,110 @@
+"""Ingestion: catalogue, user profiles, raw events per day, and cleaning into events + quarantine."""
+
+import datetime as dt
+
+import pandas as pd
+from dagster import (
+    AssetExecutionContext,
+    AssetOut,
+    BackfillPolicy,
+    DailyPartitionsDefinition,
+    MetadataValue,
+    Output,
+    asset,
+    multi_asset,
+)
+
+from recpipeline.cleaning import REASONS, clean_events, reason_counts
+from recpipeline.config import RunConfig
+from recpipeline.orchestration.checks import QUARANTINE_CHECK, quarantine_check_result
+from recpipeline.reports import markdown_table
+from recpipeline.sources import partition_window, read_items, read_raw_events, read_users
+
+GROUP = "ingestion"
+
+
+def daily_partitions(config: RunConfig) -> DailyPartitionsDefinition:
+    """Daily partitions over the source's days (end inclusive in config, exclusive for Dagster)."""
+    start, end = partition_window(config)
+    return DailyPartitionsDefinition(
+        start_date=start.isoformat(),
+        end_date=(end + dt.timedelta(days=1)).isoformat() if end else None,
+        timezone="UTC",
+    )
+
+
+def build_ingestion_assets(config: RunConfig, partitions: DailyPartitionsDefinition) -> list:
+    @asset(group_name=GROUP, kinds={"pandas", "parquet"})
+    def item_catalog() -> pd.DataFrame:
+        """Items: item_id, title, category, brand, price, first_seen."""
+        return read_items(config)
+
+    @asset(group_name=GROUP, kinds={"pandas", "parquet"})
+    def user_profiles() -> pd.DataFrame:
+        """Users: user_id, attributes (age band, region), first_seen."""
+        return read_users(config)
+
+    @asset(
+        group_name=GROUP,
+        kinds={"pandas", "parquet"},
+        partitions_def=partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+    )
+    def raw_events(context: AssetExecutionContext) -> dict[str, pd.DataFrame]:
+        """The source's rows for each day, as ingested, with `_source_file` / `_row` lineage columns."""
+        return {key: read_raw_events(config, dt.date.fromisoformat(key)) for key in context.partition_keys}
+
+    @multi_asset(
+        group_name=GROUP,
+        partitions_def=partitions,
+        backfill_policy=BackfillPolicy.single_run(),
+        check_specs=[QUARANTINE_CHECK],
+        outs={
+            "cleaned_events": AssetOut(
+                kinds={"pandas", "parquet"},
+                description="Valid events in the contract schema (user_id, item_id, event_type, timestamp, "
+                "value, session_id) plus lineage.",
+            ),
+            "quarantined_events": AssetOut(
+                kinds={"pandas", "parquet"},
+                description="Rejected raw rows, each with its `reason`; "
+                "rows(raw) = rows(cleaned) + rows(quarantine).",
+            ),
+        },
+    )
+    def clean(context: AssetExecutionContext, raw_events: dict[str, pd.DataFrame]):
+        cleaned, quarantined, counts = {}, {}, []
+        for key, raw in raw_events.items():
+            cleaned[key], quarantined[key] = clean_events(raw, dt.date.fromisoformat(key))
+            if len(raw) != len(cleaned[key]) + len(quarantined[key]):  # the invariant every run relies on
+                raise RuntimeError(f"row accounting broken for partition {key}")
+            counts.append(
+                {
+                    "partition": key,
+                    "raw": len(raw),
+                    "cleaned": len(cleaned[key]),
+                    "quarantined": len(quarantined[key]),
+                    **reason_counts(quarantined[key]),
+                }
+            )
+        table = pd.DataFrame(counts)
+        totals = table.drop(columns="partition").sum()
+        context.log.info(f"cleaned {len(table)} partition(s): {totals.to_dict()}")
+        yield Output(
+            cleaned,
+            output_name="cleaned_events",
+            metadata={
+                "raw_rows": int(totals["raw"]),
+                "cleaned_rows": int(totals["cleaned"]),
+                "quarantined_rows": int(totals["quarantined"]),
+                "row_accounting": MetadataValue.md(markdown_table(table)),
+            },
+        )
+        yield Output(
+            quarantined,
+            output_name="quarantined_events",
+            metadata={f"reason/{name}": int(totals[name]) for name in REASONS},
+        )
+        yield quarantine_check_result(config, table)
+
+    return [item_catalog, user_profiles, raw_events, clean]

@@ -1,0 +1,59 @@
+"""Train / validation / test splits over interactions, as plain functions over tables (LensKit style)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import pandas as pd
+
+
+class Splits(NamedTuple):
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    test: pd.DataFrame
+
+
+def temporal_split(
+    interactions: pd.DataFrame, as_of: pd.Timestamp, validation_days: int, test_days: int
+) -> Splits:
+    """The last ``test_days`` days up to ``as_of`` (exclusive end) are test, the ``validation_days`` before
+    them validation, everything earlier train. Boundaries are whole UTC days, so no event is in two splits.
+    """
+    test_start = as_of - pd.Timedelta(days=test_days)
+    validation_start = test_start - pd.Timedelta(days=validation_days)
+    ts = interactions["timestamp"]
+    if (ts >= as_of).any():
+        raise ValueError(f"interactions contain timestamps at or after the split end {as_of}")
+    train = interactions[ts < validation_start]
+    if train.empty:
+        raise ValueError(
+            f"the temporal split leaves no training data: all events are after {validation_start} "
+            f"(validation_days={validation_days}, test_days={test_days}); add days or shorten the windows"
+        )
+    return Splits(
+        train.reset_index(drop=True),
+        interactions[(ts >= validation_start) & (ts < test_start)].reset_index(drop=True),
+        interactions[ts >= test_start].reset_index(drop=True),
+    )
+
+
+def unseen_relevant(target: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:
+    """Distinct (user_idx, item_idx) pairs of ``target`` the user had not interacted with in ``history``.
+
+    Recommendations exclude already-seen items, so seen items can never be hits; counting them as relevant
+    would only cap every model's recall.
+    """
+    pairs = target[["user_idx", "item_idx"]].drop_duplicates()
+    n_items = (
+        int(
+            max(
+                np.max(pairs["item_idx"].to_numpy(), initial=-1),
+                np.max(history["item_idx"].to_numpy(), initial=-1),
+            )
+        )
+        + 1
+    )
+    seen = history["user_idx"].to_numpy(np.int64) * n_items + history["item_idx"].to_numpy(np.int64)
+    keys = pairs["user_idx"].to_numpy(np.int64) * n_items + pairs["item_idx"].to_numpy(np.int64)
+    return pairs[~np.isin(keys, seen)].reset_index(drop=True)

@@ -1,0 +1,39 @@
+"""Shared fixtures: a tiny synthetic configuration and paths to the real datasets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from recpipeline.config import RunConfig, parse_config
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
+
+
+def tiny_config(storage: Path, **overrides) -> RunConfig:
+    """Ten days of a small synthetic shop; quick models so a whole-graph run takes seconds."""
+    raw = {
+        "source": {
+            "kind": "synthetic",
+            "start_date": "2026-10-01",
+            "end_date": "2026-10-10",
+            "synthetic": {"n_users": 300, "n_items": 150, "sessions_per_day": 150},
+        },
+        "split": {"validation_days": 2, "test_days": 2},
+        "models": [
+            "popularity",
+            {"als": {"iterations": 5}},
+            {"mult_vae": {"epochs": 3, "hidden": 32, "latent": 8}},
+        ],
+        "k": 5,
+        "storage": str(storage),
+    }
+    raw.update(overrides)
+    return parse_config(raw, source_name="<test>")
+
+
+@pytest.fixture
+def tiny(tmp_path: Path) -> RunConfig:
+    return tiny_config(tmp_path / "warehouse")
