@@ -1,29 +1,33 @@
-"""Cleaning: raw rows onto the cleaned-events contract; every rejected row goes to quarantine with a reason.
+"""Cleaning: mapped rows onto the cleaned-events contract; each rejected row goes to quarantine with a reason.
 
 Invariant: ``len(raw) == len(cleaned) + len(quarantine)``. Each row gets the first reason that applies,
-in the order of ``REASONS``.
+in the order of ``REASONS``; the quarantine keeps the raw row as ingested.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
 from recpipeline.config import EVENT_TYPES
-from recpipeline.sources import LINEAGE_COLUMNS
+from recpipeline.source_files import LINEAGE_COLUMNS
 
 EVENT_TYPE_DTYPE = pd.CategoricalDtype(list(EVENT_TYPES))
 CLEANED_COLUMNS = ("user_id", "item_id", "event_type", "timestamp", "value", "session_id")
 
+#: reasons a source adapter gives in the ``source_reason`` column (online_retail: invoice semantics)
+SOURCE_REASONS = ("cancellation", "return", "non_product")
 #: quarantine reasons, in the order they are tested
 REASONS = (
+    *SOURCE_REASONS,
     "missing_user_id",
     "missing_item_id",
     "bad_timestamp",
-    "timestamp_outside_partition",
     "timestamp_in_future",
+    "timestamp_outside_partition",
     "unknown_event_type",
     "bad_value",
     "duplicate",
@@ -31,42 +35,58 @@ REASONS = (
 
 
 def clean_events(
-    raw: pd.DataFrame, day: dt.date, now: pd.Timestamp | None = None
+    events: pd.DataFrame,
+    day: dt.date | pd.Series | None,
+    now: pd.Timestamp | None = None,
+    raw: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split one day's raw rows into (cleaned, quarantine).
+    """Split one day's rows into (cleaned, quarantine).
 
-    ``raw`` carries the contract columns (already mapped from the source's names) plus lineage columns.
-    ``now`` bounds timestamps from above (default: the current time).
+    ``events`` carries the contract columns (mapped from the source's names by ``mapping.to_contract``),
+    lineage columns and optionally ``source_reason``; ``raw`` is the rows as ingested, same index (default:
+    ``events`` itself, for sources that already speak the contract). Quarantine rows and exact duplicates
+    are taken from ``raw``. ``day`` is the partition's day, or each row's partition day (UTC midnights,
+    see ``clean_partitions``), or None to skip the partition test (files outside the daily partitions, e.g.
+    predefined splits); ``now`` bounds timestamps from above (default: the current time).
     """
+    raw = events if raw is None else raw
     now = now if now is not None else pd.Timestamp.now(tz="UTC")
-    user_id = _id_column(raw, "user_id")
-    item_id = _id_column(raw, "item_id")
-    timestamp = pd.to_datetime(raw["timestamp"], utc=True, errors="coerce", format="ISO8601")
-    day_start = pd.Timestamp(day, tz="UTC")
-    event_type = raw["event_type"].astype("string").str.strip().str.lower()
+    user_id = _id_column(events, "user_id")
+    item_id = _id_column(events, "item_id")
+    timestamp = pd.to_datetime(events["timestamp"], utc=True, errors="coerce", format="ISO8601")
+    event_type = events["event_type"].astype("string").str.strip().str.lower()
     value = (
-        pd.to_numeric(raw["value"], errors="coerce") if "value" in raw else pd.Series(1.0, index=raw.index)
+        pd.to_numeric(events["value"], errors="coerce")
+        if "value" in events
+        else pd.Series(1.0, index=events.index)
     )
+    source_reason = (
+        events["source_reason"] if "source_reason" in events else pd.Series(pd.NA, index=events.index)
+    )
+    if day is None:
+        outside = pd.Series(False, index=events.index)
+    else:
+        day_start = day if isinstance(day, pd.Series) else pd.Timestamp(day, tz="UTC")
+        outside = (timestamp < day_start) | (timestamp >= day_start + pd.Timedelta(days=1))
 
     content = [c for c in raw.columns if c not in LINEAGE_COLUMNS]
     checks = {
+        **{name: source_reason == name for name in SOURCE_REASONS},
         "missing_user_id": user_id.isna(),
         "missing_item_id": item_id.isna(),
         "bad_timestamp": timestamp.isna(),
-        "timestamp_outside_partition": (timestamp < day_start)
-        | (timestamp >= day_start + pd.Timedelta(days=1)),
         "timestamp_in_future": timestamp > now,
+        "timestamp_outside_partition": outside,
         "unknown_event_type": ~event_type.isin(EVENT_TYPES).fillna(False),
         "bad_value": ~np.isfinite(value.astype("float64")).fillna(False),
         "duplicate": raw.duplicated(subset=content, keep="first"),
     }
-    reason = pd.Series(pd.NA, index=raw.index, dtype="string")
-    for name in REASONS:
-        reason = reason.mask(reason.isna() & checks[name].fillna(False).astype(bool), name)
-    rejected = reason.notna().to_numpy()
+    # one column per reason (a loop over reasons, not rows); a row's reason is its first true column
+    flags = np.column_stack([checks[name].fillna(False).to_numpy(dtype=bool) for name in REASONS])
+    rejected = flags.any(axis=1)
 
     quarantine = raw.loc[rejected].copy()
-    quarantine["reason"] = reason[rejected].astype(str)
+    quarantine["reason"] = np.asarray(REASONS, dtype=object)[flags[rejected].argmax(axis=1)]
 
     keep = ~rejected
     cleaned = pd.DataFrame(
@@ -76,14 +96,42 @@ def clean_events(
             "event_type": event_type[keep].astype(str).astype(EVENT_TYPE_DTYPE),
             "timestamp": timestamp[keep].astype("datetime64[us, UTC]"),
             "value": value[keep].astype("float64"),
-            "session_id": _id_column(raw, "session_id")[keep] if "session_id" in raw else pd.NA,
+            "session_id": _id_column(events, "session_id")[keep] if "session_id" in events else pd.NA,
         }
     )
     for column in LINEAGE_COLUMNS:
-        if column in raw:
-            cleaned[column] = raw.loc[keep, column]
+        if column in events:
+            cleaned[column] = events.loc[keep, column]
     cleaned = cleaned.sort_values(["timestamp", "_row"] if "_row" in cleaned else "timestamp", kind="stable")
     return cleaned.reset_index(drop=True), quarantine.reset_index(drop=True)
+
+
+def clean_partitions(
+    raw_by_day: Mapping[str, pd.DataFrame],
+    to_contract: Callable[[pd.DataFrame], pd.DataFrame],
+    now: pd.Timestamp | None = None,
+) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    """``clean_events`` for many daily partitions (keys YYYY-MM-DD) in one vectorised pass: the same result
+    as cleaning each day alone, without the fixed cost per call hundreds of days would add up to."""
+    keys = sorted(raw_by_day)
+    raw = pd.concat([raw_by_day[key] for key in keys], ignore_index=True)
+    partition = np.repeat(np.arange(len(keys)), [len(raw_by_day[key]) for key in keys])
+    starts = pd.DatetimeIndex(keys).tz_localize("UTC").as_unit("us")
+    day = pd.Series(starts[partition], index=raw.index)
+    # the partition number joins the raw columns so that rows are duplicates only within their own day
+    cleaned, quarantine = clean_events(to_contract(raw), day, now, raw=raw.assign(_partition=partition))
+    # both come out grouped by day: cleaned sorted by time, quarantine in raw order
+    times = cleaned["timestamp"].dt.tz_convert(None).to_numpy()
+    cleaned_bounds = [*np.searchsorted(times, starts.tz_localize(None).to_numpy()), len(cleaned)]
+    quarantine_bounds = [*np.searchsorted(quarantine["_partition"], np.arange(len(keys))), len(quarantine)]
+    quarantine = quarantine.drop(columns="_partition")
+    return {
+        key: (
+            cleaned.iloc[cleaned_bounds[i] : cleaned_bounds[i + 1]].reset_index(drop=True),
+            quarantine.iloc[quarantine_bounds[i] : quarantine_bounds[i + 1]].reset_index(drop=True),
+        )
+        for i, key in enumerate(keys)
+    }
 
 
 def reason_counts(quarantine: pd.DataFrame) -> dict[str, int]:

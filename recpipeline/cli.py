@@ -1,87 +1,179 @@
-"""The ``recpipeline`` command line: runs the same Dagster definitions in process."""
+"""The ``recpipeline`` command line: runs the same Dagster definitions in process, or starts the UI."""
 
 from __future__ import annotations
 
 import argparse
 import os
 import sys
-import time
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 
-from recpipeline.config import ConfigError, RunConfig, load_config
+from recpipeline.config import CONFIG_ENV_VAR, ConfigError, load_config
 
-PARTITION_RANGE_START = "dagster/asset_partition_range_start"
-PARTITION_RANGE_END = "dagster/asset_partition_range_end"
-
-
-def run_pipeline(config: RunConfig, log_level: str = "INFO") -> dict:
-    """Materialize everything for ``config``: all daily partitions (as one run), then training and evaluation.
-
-    Uses the Dagster instance of $DAGSTER_HOME when set (runs then show in the UI), else an ephemeral one.
-    Returns the metrics table and the wall time per job.
-    """
-    from dagster import DagsterInstance
-
-    from recpipeline.orchestration.definitions import build_definitions
-
-    defs = build_definitions(config)
-    instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else DagsterInstance.ephemeral()
-    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
-    keys = defs.resolve_job_def("daily_ingestion").partitions_def.get_partition_keys()
-    if not keys:
-        raise ConfigError(f"{config.config_file}: the source has no complete day to ingest yet")
-
-    timings = {}
-    started = time.perf_counter()
-    _print(f"[1/2] ingesting {len(keys)} days ({keys[0]} .. {keys[-1]}) as one run")
-    defs.resolve_job_def("daily_ingestion").execute_in_process(
-        instance=instance,
-        run_config=run_config,
-        tags={PARTITION_RANGE_START: keys[0], PARTITION_RANGE_END: keys[-1]},
-    )
-    timings["ingestion_s"] = time.perf_counter() - started
-
-    started = time.perf_counter()
-    _print(f"[2/2] encoding, splitting, training {', '.join(config.model_names)} and evaluating")
-    result = defs.resolve_job_def("train_and_evaluate").execute_in_process(
-        instance=instance, run_config=run_config
-    )
-    timings["train_and_evaluate_s"] = time.perf_counter() - started
-    return {"metrics": result.output_for_node("metrics"), "timings": timings}
+LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="recpipeline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
-    run = commands.add_parser("run", help="materialize every asset for a configuration and print the metrics")
-    run.add_argument("--config", help="run configuration YAML (default: the embedded synthetic shop)")
-    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
-    args = parser.parse_args(argv)
 
+    run = commands.add_parser("run", help="materialize every asset for a configuration and print the metrics")
+    _common(run)
+
+    backfill = commands.add_parser("backfill", help="(re-)ingest a date range as one run, then retrain")
+    _common(backfill)
+    backfill.add_argument("--start", required=True, help="first day, YYYY-MM-DD")
+    backfill.add_argument("--end", required=True, help="last day (inclusive), YYYY-MM-DD")
+    backfill.add_argument("--no-train", action="store_true", help="only ingest and clean the days")
+
+    ui = commands.add_parser("ui", help="start the Dagster web UI and daemon (dagster dev) on loopback")
+    ui.add_argument("--config", help="run configuration YAML the code location loads")
+    ui.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
+    ui.add_argument("--port", default="3000")
+
+    bench = commands.add_parser("bench", help="time the pipeline's stages on generated data of a given size")
+    bench.add_argument("--events", type=float, default=1e6, help="raw events to generate (e.g. 2e6)")
+    bench.add_argument("--days", type=int, default=30, help="days the events spread over")
+    bench.add_argument("--storage", help="where to write (default: a new temporary folder)")
+
+    _add_evaluate(commands)
+
+    args = parser.parse_args(argv)
     try:
-        config = load_config(args.config)
-    except ConfigError as exc:
-        print(f"recpipeline: configuration error: {exc}", file=sys.stderr)
+        if args.command == "ui":
+            return _ui(args)
+        if args.command == "bench":
+            return _bench(args)
+        if args.command == "evaluate":
+            return _evaluate(args)
+        return _run(args)
+    except Exception as exc:
+        clear = _clear_error(exc)
+        if clear is None:
+            raise
+        print(f"recpipeline: {clear}", file=sys.stderr)
         return 2
 
+
+def _clear_error(exc: BaseException | None) -> Exception | None:
+    """The configuration or input problem behind ``exc``, also when a Dagster step wrapped it, or the
+    blocking asset check that stopped the run (its message names the asset and the check)."""
+    from dagster._core.errors import DagsterAssetCheckFailedError
+
+    from recpipeline.source_files import SourceError
+
+    while exc is not None:
+        if isinstance(exc, ConfigError | SourceError | DagsterAssetCheckFailedError):
+            return exc
+        exc = exc.__cause__ or exc.__context__ or getattr(exc, "user_exception", None)
+    return None
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", help="run configuration YAML (default: the embedded synthetic shop)")
+    parser.add_argument("--log-level", default="INFO", choices=LOG_LEVELS, help="messages shown from the steps")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def _run(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    from dagster import BetaWarning, DagsterInstance
+
+    from recpipeline.orchestration.instance import ensure_dagster_home
+    from recpipeline.orchestration.runner import run_pipeline
     from recpipeline.reports import markdown_table, metrics_summary
 
-    try:
-        outcome = run_pipeline(config, log_level=args.log_level)
-    except ConfigError as exc:
-        print(f"recpipeline: {exc}", file=sys.stderr)
-        return 2
-    _print("\n" + markdown_table(metrics_summary(outcome["metrics"])))
-    _print(
-        "\n"
-        + ", ".join(f"{name} {seconds:.1f}" for name, seconds in outcome["timings"].items())
-        + f"; outputs under {config.storage}"
-    )
+    warnings.filterwarnings("ignore", category=BetaWarning)  # backfill_policy is beta; nothing to act on
+    home = ensure_dagster_home()
+    with DagsterInstance.get() as instance:
+        outcome = run_pipeline(
+            config,
+            instance=instance,
+            start=getattr(args, "start", None),
+            end=getattr(args, "end", None),
+            train=not getattr(args, "no_train", False),
+            progress=not args.no_progress,
+            log_level=args.log_level,
+        )
+    if outcome.metrics is not None:
+        print("\n" + markdown_table(metrics_summary(outcome.metrics)))
+    timings = ", ".join(f"{name} {seconds:.1f}" for name, seconds in outcome.timings.items())
+    print(f"\n{timings}; outputs under {config.storage}; runs recorded in {home}", flush=True)
     return 0
 
 
-def _print(message: str) -> None:
-    print(message, flush=True)
+def _bench(args: argparse.Namespace) -> int:
+    from recpipeline.orchestration.bench import format_report, run_benchmark
+
+    warnings.filterwarnings("ignore")
+    print(format_report(run_benchmark(args.events, storage=args.storage, days=args.days)), flush=True)
+    return 0
+
+
+def _ui(args: argparse.Namespace) -> int:
+    from recpipeline.orchestration.instance import ensure_dagster_home
+
+    if args.config:
+        load_config(args.config)  # fail here, clearly, rather than inside the code server
+        os.environ[CONFIG_ENV_VAR] = os.path.abspath(args.config)
+    ensure_dagster_home()
+    command = ["dagster", "dev", "-m", "recpipeline.orchestration.definitions", "-h", args.host, "-p", args.port]
+    os.execvp(command[0], command)
+    return 0  # not reached
+
+
+def _add_evaluate(commands: argparse._SubParsersAction) -> None:
+    evaluate = commands.add_parser(
+        "evaluate", help="score top-K lists from a file with the pipeline's metric engine and segments"
+    )
+    files = "CSV or Parquet with user_id, item_id"
+    evaluate.add_argument("--train", required=True, type=Path, help=f"training interactions ({files})")
+    evaluate.add_argument(
+        "--validation", type=Path, help=f"interactions between train and test, not relevant ({files})"
+    )
+    evaluate.add_argument("--test", required=True, type=Path, help=f"test interactions ({files})")
+    evaluate.add_argument(
+        "--recommendations", required=True, type=Path, help=f"top-K lists ({files} and rank or score)"
+    )
+    evaluate.add_argument("--k", required=True, type=_positive_int, nargs="+", help="one or more cut-offs")
+    evaluate.add_argument("--item-features", type=Path, help="item_id, category: diversity, cross_category")
+    evaluate.add_argument("--cold-max-interactions", type=int, default=5, help="cold: at most this history")
+    evaluate.add_argument("--output", type=Path, help="write the metrics table here (.csv or .parquet)")
+
+
+def _positive_int(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return int(text)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from recpipeline.external import ExternalDataError, evaluate_files, write_table
+    from recpipeline.reports import markdown_table, metrics_summary
+
+    try:
+        metrics, issues = evaluate_files(
+            args.train,
+            args.test,
+            args.recommendations,
+            args.k,
+            item_features=args.item_features,
+            validation=args.validation,
+            cold_max_interactions=args.cold_max_interactions,
+        )
+        if args.output:
+            write_table(metrics, args.output)
+    except ExternalDataError as exc:
+        print(f"recpipeline: {exc}", file=sys.stderr)
+        return 2
+    for message in issues.messages(str(args.recommendations), max(args.k)):
+        print(f"recpipeline: warning: {message}", file=sys.stderr)
+    for segment in pd.unique(metrics["segment"]):
+        print(f"\n## {segment}\n\n{markdown_table(metrics_summary(metrics, segment))}")
+    return 0
 
 
 if __name__ == "__main__":

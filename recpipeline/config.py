@@ -7,6 +7,7 @@ Every problem is reported as a ``ConfigError`` naming the file, the key and what
 from __future__ import annotations
 
 import datetime as dt
+import glob
 import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
@@ -19,8 +20,23 @@ CONFIG_ENV_VAR = "RECPIPELINE_CONFIG"
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.yaml")
 
 EVENT_TYPES = ("view", "cart", "purchase", "rating")
-SOURCE_KINDS = ("synthetic",)
-SPLIT_KINDS = ("temporal",)
+SOURCE_KINDS = ("synthetic", "files", "movielens", "online_retail")
+SPLIT_KINDS = ("temporal", "predefined")
+#: the settings each source kind takes besides kind, start_date and end_date
+SOURCE_SETTINGS = {
+    "synthetic": {"synthetic"},
+    "files": {
+        "path", "format", "options", "columns", "event_type_default", "event_types", "timezone",
+        "timestamp_unit", "items", "users",
+    },
+    "movielens": {"path"},
+    "online_retail": {"path", "format", "options", "timezone"},
+}  # fmt: skip
+FILE_FORMATS = ("csv", "parquet", "jsonl")
+TIMESTAMP_UNITS = ("auto", "s", "ms", "iso")
+#: contract columns a `files` source maps; the first three are required
+MAPPED_COLUMNS = ("user_id", "item_id", "timestamp", "event_type", "value", "session_id")
+SIDE_TABLE_IDS = {"items": "item_id", "users": "user_id"}
 
 
 class ConfigError(ValueError):
@@ -28,13 +44,36 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class TableConfig:
+    """A side table (items or users) of a `files` source, read like the events, with its own mapping."""
+
+    path: str
+    format: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    #: contract name -> source column (items: item_id, title, category, brand, price; users: user_id);
+    #: unmapped source columns come along as attributes under their own names
+    columns: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class SourceConfig:
     kind: str = "synthetic"
+    #: file, glob or folder; a local path (made absolute, relative to the config file) or an fsspec URL
     path: str | None = None
     start_date: dt.date | None = None
-    end_date: dt.date | None = None  # inclusive; None = up to yesterday (a live feed)
+    #: inclusive; None = synthetic: up to yesterday (a live feed), file kinds: the data's last day
+    end_date: dt.date | None = None
     #: synthetic source: overrides of recpipeline.synthetic.SyntheticSpec fields
     synthetic: dict[str, Any] = field(default_factory=dict)
+    format: str | None = None  # csv | parquet | jsonl; None = from the file suffix
+    options: dict[str, Any] = field(default_factory=dict)  # passed to the reader (sep, encoding, ...)
+    columns: dict[str, str | None] = field(default_factory=dict)  # contract name -> source column
+    event_type_default: str | None = None  # every row's event type when no event_type column is mapped
+    event_types: dict[str, str] = field(default_factory=dict)  # source value -> contract event type
+    timezone: str | None = None  # of naive timestamps; None = UTC (online_retail: Europe/London)
+    timestamp_unit: str = "auto"  # auto | s | ms | iso
+    items: TableConfig | None = None
+    users: TableConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -47,12 +86,49 @@ class SplitConfig:
     kind: str = "temporal"
     validation_days: int = 7
     test_days: int = 7
+    #: predefined: files read with the source's settings; no validation file = carved from train
+    train: str | None = None
+    validation: str | None = None
+    test: str | None = None
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    #: users with 1..cold_max_interactions train + validation interactions are `cold`, more are `warm`
+    cold_max_interactions: int = 5
+    #: model every other is tested against; None = the best non-neural model by ndcg@max(k) on `all`
+    baseline: str | None = None
+    bootstrap_samples: int = 1000
+    #: family-wise error rate of the Holm-corrected significance tests
+    alpha: float = 0.05
+    #: the regression check fails when ndcg@max(k) drops more than this share below its recent median
+    regression_tolerance: float = 0.1
+    history_runs: int = 7
+    #: folder of <name>.csv / <name>.parquet top-K lists evaluated as extra models (absolute local path)
+    external_recommendations: str | None = None
 
 
 @dataclass(frozen=True)
 class ModelSpec:
     name: str
     params: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SimilarItemsConfig:
+    #: model whose item similarity feeds the similar_items asset; None = the first configured model that has
+    #: one (no asset when none has)
+    model: str | None = None
+    #: neighbours per item; 0 turns the asset off
+    n: int = 20
+
+
+@dataclass(frozen=True)
+class TuningConfig:
+    #: candidate parameter sets per tuned model (the first is the configured one); 0 = no tuning
+    trials: int = 0
+    #: models to tune (names from `models`)
+    models: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,7 +141,11 @@ class RunConfig:
         default_factory=lambda: {"view": 1.0, "cart": 3.0, "purchase": 5.0, "rating": 1.0}
     )
     models: tuple[ModelSpec, ...] = (ModelSpec("popularity"), ModelSpec("als"), ModelSpec("mult_vae"))
-    k: int = 10
+    similar_items: SimilarItemsConfig = field(default_factory=SimilarItemsConfig)
+    tuning: TuningConfig = field(default_factory=TuningConfig)
+    #: every cut-off metrics are reported at (ascending); models recommend max(ks) items
+    ks: tuple[int, ...] = (10,)
+    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     seed: int = 42
     storage: str = "data/warehouse"
     config_file: str = "<default>"
@@ -73,6 +153,11 @@ class RunConfig:
     @property
     def model_names(self) -> list[str]:
         return [m.name for m in self.models]
+
+    @property
+    def k(self) -> int:
+        """The list length models recommend: the largest configured K."""
+        return self.ks[-1]
 
 
 def load_config(path: str | os.PathLike[str] | None = None) -> RunConfig:
@@ -99,32 +184,17 @@ def load_config_from_env() -> RunConfig:
 def parse_config(raw: dict[str, Any], source_name: str = "<dict>", base_dir: Path | None = None) -> RunConfig:
     """Validate a configuration mapping into a ``RunConfig``."""
     where = source_name
-    known = {f.name for f in fields(RunConfig)} - {"config_file"}
+    known = {f.name for f in fields(RunConfig)} - {"config_file", "ks"} | {"k"}
     _reject_unknown(raw, known, where, "")
     base_dir = base_dir or Path.cwd()
 
-    source = _section(raw, "source", SourceConfig, where)
-    if source.kind not in SOURCE_KINDS:
-        raise ConfigError(
-            f"{where}: source.kind: unknown kind {source.kind!r}; expected one of {SOURCE_KINDS}"
-        )
-    source = replace(
-        source,
-        start_date=_date(source.start_date, where, "source.start_date"),
-        end_date=_date(source.end_date, where, "source.end_date"),
-    )
-    if source.start_date and source.end_date and source.end_date < source.start_date:
-        raise ConfigError(
-            f"{where}: source.end_date {source.end_date} is before start_date {source.start_date}"
-        )
+    source = _source(raw, where, base_dir)
 
     cleaning = _section(raw, "cleaning", CleaningConfig, where)
     if not 0.0 <= float(cleaning.max_quarantine_share) <= 1.0:
         raise ConfigError(f"{where}: cleaning.max_quarantine_share: expected a share in [0, 1]")
 
-    split = _section(raw, "split", SplitConfig, where)
-    if split.kind not in SPLIT_KINDS:
-        raise ConfigError(f"{where}: split.kind: unknown kind {split.kind!r}; expected one of {SPLIT_KINDS}")
+    split = _split(raw, where, base_dir, source.kind)
     for key in ("validation_days", "test_days"):
         value = getattr(split, key)
         if not isinstance(value, int) or value < 1:
@@ -139,20 +209,22 @@ def parse_config(raw: dict[str, Any], source_name: str = "<dict>", base_dir: Pat
         if not isinstance(weight, int | float) or weight < 0:
             raise ConfigError(f"{where}: event_weights.{event_type}: expected a non-negative number")
 
-    k = raw.get("k", RunConfig.k)
-    if not isinstance(k, int) or k < 1:
-        raise ConfigError(f"{where}: k: expected a positive integer, got {k!r}")
+    ks = _ks(raw.get("k", list(RunConfig.ks)), where)
     seed = raw.get("seed", RunConfig.seed)
     if not isinstance(seed, int):
         raise ConfigError(f"{where}: seed: expected an integer, got {seed!r}")
 
+    models = _models(raw.get("models"), where)
     return RunConfig(
         source=source,
         cleaning=cleaning,
         split=split,
         event_weights={key: float(value) for key, value in weights.items()},
-        models=_models(raw.get("models"), where),
-        k=k,
+        models=models,
+        similar_items=_similar_items(raw, where, models),
+        tuning=_tuning(raw, where, models),
+        ks=ks,
+        evaluation=_evaluation(raw, where, base_dir),
         seed=seed,
         storage=validate_storage(raw.get("storage", RunConfig.storage), where, base_dir),
         config_file=source_name,
@@ -164,18 +236,168 @@ def validate_storage(value: Any, where: str, base_dir: Path) -> str:
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{where}: storage: expected a local path or an fsspec URL, got {value!r}")
     if "://" in value:
-        import fsspec
-
-        protocol = value.split("://", 1)[0]
-        try:
-            fsspec.get_filesystem_class(protocol)
-        except (ValueError, ImportError) as exc:
-            raise ConfigError(f"{where}: storage: unsupported URL protocol {protocol!r} ({exc})") from None
+        _check_url_protocol(value, where, "storage")
         return value.rstrip("/")
     if "\x00" in value:
         raise ConfigError(f"{where}: storage: path contains a NUL byte")
     path = Path(value).expanduser()
     return str((path if path.is_absolute() else base_dir / path).resolve())
+
+
+def input_path(value: Any, where: str, key: str, base_dir: Path) -> str:
+    """An input file, glob or folder: an fsspec URL with a known protocol, or a local path that exists
+    (made absolute, relative to ``base_dir``); a glob must match at least one file."""
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError(f"{where}: {key}: expected a file, glob or folder path (or URL), got {value!r}")
+    if "://" in value:
+        _check_url_protocol(value, where, key)
+        return value
+    path = Path(value).expanduser()
+    path = path if path.is_absolute() else base_dir / path
+    if any(char in value for char in "*?["):
+        if not glob.glob(str(path), recursive=True):
+            raise ConfigError(f"{where}: {key}: no file matches {path}")
+        return str(path)
+    if not path.exists():
+        raise ConfigError(f"{where}: {key}: no such file or folder: {path.resolve()}")
+    return str(path.resolve())
+
+
+def _check_url_protocol(value: str, where: str, key: str) -> None:
+    import fsspec
+
+    protocol = value.split("://", 1)[0]
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except (ValueError, ImportError) as exc:
+        raise ConfigError(f"{where}: {key}: unsupported URL protocol {protocol!r} ({exc})") from None
+
+
+def _source(raw: dict[str, Any], where: str, base_dir: Path) -> SourceConfig:
+    source = _section(raw, "source", SourceConfig, where)
+    kind = source.kind
+    if kind not in SOURCE_KINDS:
+        raise ConfigError(f"{where}: source.kind: unknown kind {kind!r}; expected one of {SOURCE_KINDS}")
+    allowed = SOURCE_SETTINGS[kind]
+    extra = sorted(set(raw.get("source") or {}) - allowed - {"kind", "start_date", "end_date"})
+    if extra:
+        raise ConfigError(
+            f"{where}: source.{extra[0]}: not a setting of kind {kind!r}; it takes {sorted(allowed)}"
+        )
+    source = replace(
+        source,
+        start_date=_date(source.start_date, where, "source.start_date"),
+        end_date=_date(source.end_date, where, "source.end_date"),
+    )
+    if source.start_date and source.end_date and source.end_date < source.start_date:
+        raise ConfigError(
+            f"{where}: source.end_date {source.end_date} is before start_date {source.start_date}"
+        )
+    if kind == "synthetic":
+        return source
+    if source.path is None:
+        raise ConfigError(f"{where}: source.path: kind {kind!r} needs the path of its data")
+    source = replace(source, path=input_path(source.path, where, "source.path", base_dir))
+    _reader_settings(source.format, source.options, where, "source")
+    if source.timezone is not None:
+        _timezone(source.timezone, where)
+    if kind != "files":
+        return source
+    if source.timestamp_unit not in TIMESTAMP_UNITS:
+        raise ConfigError(f"{where}: source.timestamp_unit: expected one of {TIMESTAMP_UNITS}")
+    columns = _columns(source.columns, MAPPED_COLUMNS, MAPPED_COLUMNS[:3], where, "source.columns")
+    mapped_type = columns.get("event_type") is not None
+    if mapped_type == (source.event_type_default is not None):
+        raise ConfigError(
+            f"{where}: source: map the event type column (columns.event_type) or give event_type_default "
+            "for a log of a single kind -- exactly one of the two"
+        )
+    event_types = source.event_types or {}
+    if not isinstance(event_types, dict) or (event_types and not mapped_type):
+        raise ConfigError(f"{where}: source.event_types: expected a mapping, used with columns.event_type")
+    for name, target in [("event_type_default", source.event_type_default), *event_types.items()]:
+        if target is not None and target not in EVENT_TYPES:
+            raise ConfigError(f"{where}: source.event_types: {name}: {target!r} is not one of {EVENT_TYPES}")
+    return replace(
+        source,
+        columns={key: column for key, column in columns.items() if column is not None},
+        event_types={str(key): value for key, value in event_types.items()},
+        items=_side_table(source.items, "items", where, base_dir),
+        users=_side_table(source.users, "users", where, base_dir),
+    )
+
+
+def _side_table(values: Any, name: str, where: str, base_dir: Path) -> TableConfig | None:
+    if values is None:
+        return None
+    key = f"source.{name}"
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: {key}: expected a mapping with path, format, options, columns")
+    _reject_unknown(values, {f.name for f in fields(TableConfig)}, where, f"{key}.")
+    table = TableConfig(**{"path": None, **values})
+    _reader_settings(table.format, table.options, where, key)
+    columns = _columns(table.columns, None, (SIDE_TABLE_IDS[name],), where, f"{key}.columns")
+    return replace(table, path=input_path(table.path, where, f"{key}.path", base_dir), columns=columns)
+
+
+def _reader_settings(fmt: Any, options: Any, where: str, key: str) -> None:
+    if fmt is not None and fmt not in FILE_FORMATS:
+        raise ConfigError(f"{where}: {key}.format: expected one of {FILE_FORMATS}, got {fmt!r}")
+    if not isinstance(options, dict):
+        raise ConfigError(f"{where}: {key}.options: expected a mapping of reader options")
+
+
+def _columns(
+    values: Any, known: tuple[str, ...] | None, required: tuple[str, ...], where: str, key: str
+) -> dict[str, str | None]:
+    """A column mapping contract name -> source column name (None: not in the source)."""
+    if not isinstance(values, dict):
+        raise ConfigError(f"{where}: {key}: expected a mapping of contract name -> source column")
+    if known is not None:
+        _reject_unknown(values, set(known), where, f"{key}.")
+    for name in required:
+        if values.get(name) is None:
+            raise ConfigError(f"{where}: {key}.{name}: required; name the source column that holds it")
+    for name, column in values.items():
+        if column is not None and not isinstance(column, str | int):
+            raise ConfigError(f"{where}: {key}.{name}: expected a source column name, got {column!r}")
+    return {name: None if column is None else str(column) for name, column in values.items()}
+
+
+def _timezone(value: Any, where: str) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(str(value))
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"{where}: source.timezone: unknown time zone {value!r}; expected an IANA name like Europe/London"
+        ) from None
+
+
+def _split(raw: dict[str, Any], where: str, base_dir: Path, source_kind: str) -> SplitConfig:
+    split = _section(raw, "split", SplitConfig, where)
+    if split.kind not in SPLIT_KINDS:
+        raise ConfigError(f"{where}: split.kind: unknown kind {split.kind!r}; expected one of {SPLIT_KINDS}")
+    files = {"train": split.train, "validation": split.validation, "test": split.test}
+    if split.kind != "predefined":
+        given = [key for key, value in files.items() if value is not None]
+        if given:
+            raise ConfigError(f"{where}: split.{given[0]}: only for split.kind predefined")
+        return split
+    if source_kind == "synthetic":
+        raise ConfigError(f"{where}: split.kind: predefined split files need a file source, not synthetic")
+    for key in ("train", "test"):
+        if files[key] is None:
+            raise ConfigError(f"{where}: split.{key}: a predefined split needs its {key} file")
+    return replace(
+        split,
+        **{
+            key: input_path(value, where, f"split.{key}", base_dir)
+            for key, value in files.items()
+            if value is not None
+        },
+    )
 
 
 def _section(raw: dict[str, Any], key: str, cls: type, where: str) -> Any:
@@ -184,6 +406,35 @@ def _section(raw: dict[str, Any], key: str, cls: type, where: str) -> Any:
         raise ConfigError(f"{where}: {key}: expected a mapping, got {type(values).__name__}")
     _reject_unknown(values, {f.name for f in fields(cls)}, where, f"{key}.")
     return cls(**values)
+
+
+def _ks(value: Any, where: str) -> tuple[int, ...]:
+    values = value if isinstance(value, list) else [value]
+    if not values or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in values):
+        raise ConfigError(f"{where}: k: expected a positive integer or a list of them, got {value!r}")
+    return tuple(sorted(set(values)))
+
+
+def _evaluation(raw: dict[str, Any], where: str, base_dir: Path) -> EvaluationConfig:
+    section = _section(raw, "evaluation", EvaluationConfig, where)
+    for key, lowest in (("cold_max_interactions", 0), ("bootstrap_samples", 1), ("history_runs", 1)):
+        value = getattr(section, key)
+        if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
+            raise ConfigError(f"{where}: evaluation.{key}: expected an integer >= {lowest}, got {value!r}")
+    for key in ("alpha", "regression_tolerance"):
+        value = getattr(section, key)
+        if not isinstance(value, int | float) or not 0.0 < value < 1.0:
+            raise ConfigError(f"{where}: evaluation.{key}: expected a number in (0, 1), got {value!r}")
+    if section.baseline is not None and not isinstance(section.baseline, str):
+        raise ConfigError(f"{where}: evaluation.baseline: expected a model name, got {section.baseline!r}")
+    folder = section.external_recommendations
+    if folder is None:
+        return section
+    path = Path(str(folder)).expanduser()
+    path = (path if path.is_absolute() else base_dir / path).resolve()
+    if not path.is_dir():
+        raise ConfigError(f"{where}: evaluation.external_recommendations: {path} is not a folder")
+    return replace(section, external_recommendations=str(path))
 
 
 def _reject_unknown(values: dict[str, Any], known: set[str], where: str, prefix: str) -> None:
@@ -230,3 +481,34 @@ def _models(value: Any, where: str) -> tuple[ModelSpec, ...]:
     if len(set(names)) != len(names):
         raise ConfigError(f"{where}: models: a model is listed twice: {names}")
     return tuple(specs)
+
+
+def _similar_items(raw: dict[str, Any], where: str, models: tuple[ModelSpec, ...]) -> SimilarItemsConfig:
+    from recpipeline.models import has_item_similarity
+
+    section = _section(raw, "similar_items", SimilarItemsConfig, where)
+    if not isinstance(section.n, int) or section.n < 0:
+        raise ConfigError(f"{where}: similar_items.n: expected a non-negative integer, got {section.n!r}")
+    names = [m.name for m in models]
+    if section.model is None:
+        capable = [name for name in names if has_item_similarity(name)]
+        return replace(section, model=capable[0] if capable else None)
+    if section.model not in names:
+        raise ConfigError(f"{where}: similar_items.model: {section.model!r} is not among models {names}")
+    if not has_item_similarity(section.model):
+        raise ConfigError(f"{where}: similar_items.model: {section.model!r} has no item similarity")
+    return section
+
+
+def _tuning(raw: dict[str, Any], where: str, models: tuple[ModelSpec, ...]) -> TuningConfig:
+    section = _section(raw, "tuning", TuningConfig, where)
+    if not isinstance(section.trials, int) or section.trials < 0:
+        raise ConfigError(f"{where}: tuning.trials: expected a non-negative integer, got {section.trials!r}")
+    names = [m.name for m in models]
+    tuned = names if section.models == "all" else section.models
+    if not isinstance(tuned, list | tuple) or not all(isinstance(name, str) for name in tuned):
+        raise ConfigError(f"{where}: tuning.models: expected a list of model names or 'all'")
+    unknown = [name for name in tuned if name not in names]
+    if unknown:
+        raise ConfigError(f"{where}: tuning.models: {unknown[0]!r} is not among models {names}")
+    return replace(section, models=tuple(tuned))

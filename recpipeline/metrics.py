@@ -283,6 +283,15 @@ def _beyond_accuracy(prep: _Prepared, train: pd.DataFrame) -> dict[tuple[str, in
     return out
 
 
+def exposure_share(
+    recommendations: pd.DataFrame, test: pd.DataFrame, ks: Sequence[int], items: np.ndarray
+) -> dict[int, float]:
+    """Per K: the share of the evaluated users' filled top-K slots holding one of ``items`` (NaN if none)."""
+    prep = _prepare(recommendations, test, ks, users=None)
+    flagged = np.isin(prep.item, np.asarray(items, dtype=np.int64))
+    return {k: float(flagged[prep.pos < k].mean()) if (prep.pos < k).any() else float("nan") for k in prep.ks}
+
+
 def evaluate(
     recommendations: pd.DataFrame,
     test: pd.DataFrame,

@@ -7,6 +7,9 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+#: without a validation file, this share of each user's training interactions (the latest) is validation
+VALIDATION_SHARE = 0.1
+
 
 class Splits(NamedTuple):
     train: pd.DataFrame
@@ -36,6 +39,22 @@ def temporal_split(
         interactions[(ts >= validation_start) & (ts < test_start)].reset_index(drop=True),
         interactions[ts >= test_start].reset_index(drop=True),
     )
+
+
+def predefined_split(
+    train: pd.DataFrame, validation: pd.DataFrame | None, test: pd.DataFrame, share: float = VALIDATION_SHARE
+) -> Splits:
+    """A split given as files (e.g. MovieLens u1.base / u1.test). Without a validation file, each user's
+    latest ``share`` of training interactions by time (rounded down, so users with fewer than 1 / share
+    interactions keep all of theirs in train) becomes validation: deterministic, and like the temporal
+    split it holds out what the user did last."""
+    if validation is None:
+        ordered = train.sort_values(["user_idx", "timestamp"], kind="stable")
+        users = ordered.groupby("user_idx", sort=False)["user_idx"]
+        from_end = users.cumcount(ascending=False)
+        held_out = from_end < np.floor(users.transform("size") * share)
+        train, validation = ordered[~held_out], ordered[held_out]
+    return Splits(*(frame.reset_index(drop=True) for frame in (train, validation, test)))
 
 
 def unseen_relevant(target: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:

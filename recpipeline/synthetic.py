@@ -4,7 +4,7 @@ The shop is a persistent *world* (catalogue, users, tastes, latent vectors) deri
 plus one independent random stream per day (``np.random.default_rng([spec.seed, day.toordinal()])``), so any
 daily partition can be (re)generated on its own and always comes out identical.
 
-How a day is made (vectorised; the only Python loops run over categories):
+How a day is made (vectorised; Python loops run only over categories and bounded blocks of rows):
 
 * sessions: a Poisson number around ``sessions_per_day`` (weekday effect); each belongs to a user drawn by a
   heavy-tailed activity weight among the users that exist by then;
@@ -13,6 +13,10 @@ How a day is made (vectorised; the only Python loops run over categories):
 * within a category an item is drawn with probability ``popularity**a * exp(u.v / T) * novelty``: Zipf-like
   popularity, low-dimensional user/item latent vectors, and a short boost for newly arrived items; now and
   then a user revisits one of a few persistent favourites instead;
+* to scale to millions of users and items nothing is dense over users x items: an item choice is made by
+  sampling-importance-resampling (a few dozen candidates drawn by ``popularity**a * novelty`` through an
+  inverse-CDF guide table, one kept by Gumbel-max on ``u.v / T``), and favourites likewise (a Gumbel top-k
+  over a candidate set drawn systematically from the user's category taste and item popularity);
 * a view may lead to a cart (~30 %) and a cart to a purchase (~40 %), both likelier for items the user likes;
 * dirty rows (``dirty_share`` of the clean rows) are added: missing ids, unparseable timestamps, unknown
   event types and exact duplicates.
@@ -26,6 +30,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 EVENT_COLUMNS = ("user_id", "item_id", "event_type", "timestamp", "value", "session_id")
 AGE_BANDS = ("18-24", "25-34", "35-44", "45-54", "55+")
@@ -77,6 +83,10 @@ _MAX_VIEWS = 40
 _P_SWITCH = 0.12  # chance a further view switches (re-draws) the session's category
 _P_REVISIT = 0.12  # chance a view revisits one of the user's favourites in the current category
 _N_FAVOURITES = 8
+_N_VIEW_CANDIDATES = 32  # SIR candidates per view: enough for u.v to shape the choice, still fast
+_N_FAV_CANDIDATES = 32  # systematic candidates per user for the favourites' Gumbel top-k
+_GUIDE_PER_ITEM = 2  # guide-table buckets per item of the largest category (inverse-CDF steps ~1)
+_BLOCK_CELLS = 1 << 17  # candidates per block: cache-sized temporaries (faster), never changes results
 _NOVELTY_BOOST = 3.0  # popularity multiplier 1 + boost * exp(-age_days / tau) for new arrivals
 _NOVELTY_TAU = 4.0
 _P_CART = 0.30
@@ -109,21 +119,106 @@ class SyntheticSpec:
 
 
 @dataclass(frozen=True)
+class _ItemSampler:
+    """Draws an item of a given category with probability proportional to fixed weights (inverse CDF).
+
+    A guide table (Chen & Asau) maps equal slices of a category's [0, 1) to the first candidate position, so a
+    draw is a lookup plus a step or two instead of a binary search over the catalogue.
+    """
+
+    items: np.ndarray  # item indices grouped by category
+    cum: np.ndarray  # cumulative weight share within the category, aligned with items; exactly 1.0 at its end
+    guide: np.ndarray  # (n_categories * buckets,) first position whose cum exceeds the slice's lower edge
+    buckets: int
+
+    @classmethod
+    def build(cls, order: np.ndarray, bounds: np.ndarray, weights: np.ndarray) -> _ItemSampler:
+        """``order``: item indices grouped by category, category c at ``order[bounds[c]:bounds[c + 1]]``."""
+        n_cat = bounds.size - 1
+        buckets = max(1, _GUIDE_PER_ITEM * int(np.diff(bounds).max()))
+        w = weights[order]
+        cum = np.ones(order.size)  # a weightless category is never drawn from; ones keep walks bounded
+        guide = np.empty(n_cat * buckets, dtype=np.int64)
+        edges = np.arange(buckets) / buckets
+        for c in range(n_cat):
+            lo, hi = int(bounds[c]), int(bounds[c + 1])
+            seg = np.cumsum(w[lo:hi])
+            if hi > lo and seg[-1] > 0:
+                cum[lo:hi] = seg / seg[-1]  # exactly 1.0 at the end: a walk stops there at the latest, u < 1
+            guide[c * buckets : (c + 1) * buckets] = lo + np.searchsorted(cum[lo:hi], edges, side="right")
+        return cls(order, cum, guide, buckets)
+
+    def draw(self, cat: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """Item for each (category, uniform in [0, 1)); monotone in u within a category."""
+        slot = np.minimum((u * self.buckets).astype(np.int64), self.buckets - 1)
+        pos = self.guide[cat * self.buckets + slot]
+        todo = np.flatnonzero(self.cum[pos] <= u)
+        while todo.size:  # a few rounds: a guide slice spans ~1 item
+            pos[todo] += 1
+            todo = todo[self.cum[pos[todo]] <= u[todo]]
+        return self.items[pos]
+
+
+@dataclass(frozen=True)
+class _Affinity:
+    """``u.v`` for many sampled (user, item) pairs.
+
+    Item vectors are kept as 32-byte records (8 float32s), one array per 8 dimensions: numpy's ``take``
+    copies such records on a fast path, several times quicker than 64-byte rows or 2-D fancy indexing,
+    which would otherwise dominate a large day.
+    """
+
+    item_parts: tuple[np.ndarray, ...]
+    user_vec: np.ndarray  # (n_users, 8 * len(item_parts)) float32, zero-padded
+
+    @classmethod
+    def build(cls, item_vec: np.ndarray, user_vec: np.ndarray) -> _Affinity:
+        d = item_vec.shape[1]
+        width = -(-d // 8) * 8
+
+        def padded(vec: np.ndarray) -> np.ndarray:
+            return np.pad(vec.astype(np.float32), ((0, 0), (0, width - d)))
+
+        items = padded(item_vec)
+        record = np.dtype((np.void, 32))
+        parts = tuple(
+            np.ascontiguousarray(items[:, k : k + 8]).view(record).ravel() for k in range(0, width, 8)
+        )
+        for part in parts:
+            part.flags.writeable = False
+        user = padded(user_vec)
+        user.flags.writeable = False
+        return cls(parts, user)
+
+    def dots(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """(n, m) float32: ``u.v`` of user ``users[i]`` with each item of ``items[i]``."""
+        n, m = items.shape
+        flat = items.ravel()
+        u = self.user_vec[users]
+        out = np.zeros((n, m, 1), dtype=np.float32)
+        for k, part in enumerate(self.item_parts):
+            vecs = part.take(flat).view(np.float32).reshape(n, m, 8)
+            out += np.matmul(vecs, u[:, 8 * k : 8 * k + 8, None])
+        return out[:, :, 0]
+
+
+@dataclass(frozen=True)
 class _World:
     items: pd.DataFrame
     users: pd.DataFrame
-    item_ids: np.ndarray  # object array of str
-    user_ids: np.ndarray
+    item_ids: pa.Array  # large_string: a day's id columns are Arrow takes, no Python strings per row
+    user_ids: pa.Array
     item_category: np.ndarray  # int
+    item_order: np.ndarray  # item indices grouped by category
+    category_bounds: np.ndarray  # (n_categories + 1,) category c at item_order[bounds[c]:bounds[c + 1]]
     item_first_day: np.ndarray  # days after start_date
     item_log_pop: np.ndarray
     item_log_price_rel: np.ndarray  # log(price / category median)
-    item_vec: np.ndarray  # (n_items, d)
     user_first_day: np.ndarray
     user_taste: np.ndarray  # (n_users, n_categories), rows sum to 1
-    user_vec: np.ndarray  # (n_users, d)
+    affinity: _Affinity  # the unit user and item latent vectors (float32), laid out for fast u.v
     user_activity: np.ndarray
-    user_favourites: np.ndarray  # (n_users, k) item indices
+    user_favourites: np.ndarray  # (n_users, k) item indices (repeats only when a shop has too few items)
 
 
 def _rng(spec: SyntheticSpec, stream: int) -> np.random.Generator:
@@ -131,9 +226,59 @@ def _rng(spec: SyntheticSpec, stream: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(spec.seed, spawn_key=(7919, stream)))
 
 
-def _ids(prefix: str, n: int) -> np.ndarray:
-    width = max(6, len(str(max(n - 1, 0))))
-    return np.array([f"{prefix}{i:0{width}d}" for i in range(n)], dtype=object)
+def _ids(prefix: str, n: int) -> pa.Array:
+    return _numbered(prefix, n, max(6, len(str(max(n - 1, 0)))))
+
+
+def _text(block: np.ndarray) -> pa.Array:
+    """Rows of a (n, width) uint8 block of ASCII as an Arrow large_string array over the same bytes."""
+    n, width = block.shape
+    offsets = np.arange(n + 1, dtype=np.int64) * width
+    data = np.ascontiguousarray(block).ravel()
+    return pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
+
+
+def _numbered(prefix: str, n: int, width: int) -> pa.Array:
+    """``f"{prefix}{k:0{width}d}"`` for k in range(n), built as ASCII digit blocks."""
+    head = np.frombuffer(prefix.encode(), dtype=np.uint8)
+    parts = [pa.array([], type=pa.large_string())]
+    lo = 0
+    while lo < n:  # one block per digit count: numbers past 10**width simply grow wider
+        digits = max(width, len(str(lo)))
+        hi = min(n, 10**digits)
+        block = np.empty((hi - lo, head.size + digits), dtype=np.uint8)
+        block[:, : head.size] = head
+        rest = np.arange(lo, hi, dtype=np.int64)
+        for p in range(digits):  # right to left
+            block[:, -1 - p] = 48 + rest % 10
+            rest //= 10
+        parts.append(_text(block))
+        lo = hi
+    return pa.concat_arrays(parts)
+
+
+def _iso_stamps(day: dt.date, offsets_us: np.ndarray) -> pa.Array:
+    """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` for microseconds after midnight of ``day``, built from integer parts
+    (formatting datetimes one by one is the slowest step of a large day)."""
+    template = np.frombuffer(f"{day.isoformat()}T00:00:00.000000Z".encode(), dtype=np.uint8)
+    block = np.empty((offsets_us.size, template.size), dtype=np.uint8)
+    block[:] = template
+    fields = (
+        (11, 2, offsets_us // 3_600_000_000),
+        (14, 2, offsets_us // 60_000_000 % 60),
+        (17, 2, offsets_us // 1_000_000 % 60),
+        (20, 6, offsets_us % 1_000_000),
+    )
+    for start, width, value in fields:
+        for p in range(width):
+            block[:, start + width - 1 - p] = 48 + value // 10**p % 10
+    return _text(block)
+
+
+def _str_column(values: pa.Array) -> pd.api.extensions.ExtensionArray:
+    """The column pandas would build from these strings (None: missing) with its default string dtype; with
+    pandas 3 an Arrow-backed ``str`` array that shares the Arrow buffers, so no Python string per row."""
+    return values.to_pandas().array
 
 
 def _arrival_days(rng: np.random.Generator, n: int, initial_share: float, arrival_days: int) -> np.ndarray:
@@ -149,6 +294,11 @@ def _arrival_days(rng: np.random.Generator, n: int, initial_share: float, arriva
 def _midnights(spec: SyntheticSpec, offsets: np.ndarray) -> pd.DatetimeIndex:
     start = pd.Timestamp(spec.start_date, tz="UTC")
     return (start + pd.to_timedelta(offsets, unit="D")).as_unit("us")
+
+
+def _block_rows(width: int) -> int:
+    """Rows per block so that a block of ``width`` candidates per row stays under ``_BLOCK_CELLS``."""
+    return max(1, _BLOCK_CELLS // max(width, 1))
 
 
 def _softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -224,7 +374,7 @@ def _world(spec: SyntheticSpec) -> _World:
     item_ids = _ids("I", spec.n_items)
     items = pd.DataFrame(
         {
-            "item_id": item_ids,
+            "item_id": _str_column(item_ids),
             "title": np.array(titles, dtype=object),
             "category": np.array(cat_names, dtype=object)[item_cat],
             "brand": brand_arr[item_brand],
@@ -255,26 +405,24 @@ def _world(spec: SyntheticSpec) -> _World:
     activity = urng.lognormal(0.0, _ACTIVITY_SIGMA, spec.n_users)
     user_first_day = _arrival_days(urng, spec.n_users, spec.initial_user_share, spec.arrival_days)
     # favourites: a few items each user keeps coming back to (Gumbel top-k of their overall preference)
-    fav_logits = (user_vec.astype(np.float32) @ (item_vec.T / _TEMPERATURE).astype(np.float32)) + (
-        _POP_POWER * item_log_pop
-    ).astype(np.float32)
-    fav_logits += np.log(user_taste).astype(np.float32)[:, item_cat]
-    noise = urng.standard_exponential((spec.n_users, spec.n_items), dtype=np.float32)
-    fav_logits -= np.log(np.maximum(noise, np.float32(1e-30), out=noise), out=noise)
-    k = min(_N_FAVOURITES, spec.n_items)
-    favourites = np.argpartition(-fav_logits, k - 1, axis=1)[:, :k]
+    item_order = np.argsort(item_cat, kind="stable")
+    bounds = np.searchsorted(item_cat[item_order], np.arange(n_cat + 1))
+    affinity = _Affinity.build(item_vec, user_vec)
+    favourites = _favourites(
+        spec, urng.random(spec.n_users), user_taste, affinity, item_cat, item_log_pop, item_order, bounds
+    )
 
     user_ids = _ids("U", spec.n_users)
     users = pd.DataFrame(
         {
-            "user_id": user_ids,
+            "user_id": _str_column(user_ids),
             "age_band": np.array(AGE_BANDS, dtype=object)[age],
             "region": np.array(REGIONS, dtype=object)[region],
             "first_seen": _midnights(spec, user_first_day),
         }
     )
-    arrays = (item_cat, item_first_day, item_log_pop, item_vec, user_first_day, user_taste, user_vec)
-    for a in (*arrays, activity, favourites, item_ids, user_ids):
+    arrays = (item_cat, item_order, bounds, item_first_day, item_log_pop, user_first_day, user_taste)
+    for a in (*arrays, activity, favourites):
         a.flags.writeable = False
     return _World(
         items=items,
@@ -282,16 +430,72 @@ def _world(spec: SyntheticSpec) -> _World:
         item_ids=item_ids,
         user_ids=user_ids,
         item_category=item_cat,
+        item_order=item_order,
+        category_bounds=bounds,
         item_first_day=item_first_day,
         item_log_pop=item_log_pop,
         item_log_price_rel=np.log(price / cat_median_arr[item_cat]),
-        item_vec=item_vec,
         user_first_day=user_first_day,
         user_taste=user_taste,
-        user_vec=user_vec,
+        affinity=affinity,
         user_activity=activity,
         user_favourites=favourites,
     )
+
+
+def _favourites(
+    spec: SyntheticSpec,
+    offsets: np.ndarray,
+    taste: np.ndarray,
+    affinity: _Affinity,
+    item_cat: np.ndarray,
+    item_log_pop: np.ndarray,
+    item_order: np.ndarray,
+    bounds: np.ndarray,
+) -> np.ndarray:
+    """Gumbel top-k of ``taste[cat] * popularity**a * exp(u.v / T)`` per user, over sampled candidates.
+
+    Candidates are drawn systematically (evenly spaced uniforms ``(j + offset) / m``) by inverse CDF from
+    the proposal ``taste[cat] * popularity**a``, so repeats of an item sit next to each other; an item drawn
+    ``n`` times enters the top-k with log-weight ``log(n) + u.v / T``, the importance-weighted estimate.
+    """
+    n_users, n_cat = taste.shape
+    k = min(_N_FAVOURITES, spec.n_items)
+    m = max(_N_FAV_CANDIDATES, k)
+    pop = np.exp(_POP_POWER * item_log_pop)
+    sampler = _ItemSampler.build(item_order, bounds, pop)
+    # a category's share of the proposal: the user's taste times the category's total popularity weight
+    cat_mass = np.bincount(item_cat, weights=pop, minlength=n_cat)
+    noise_rng = _rng(spec, 4)  # its own stream, drawn block by block in order: blocks never change results
+    favourites = np.empty((n_users, k), dtype=np.int64)
+    step = _block_rows(m)
+    for lo in range(0, n_users, step):
+        hi = min(lo + step, n_users)
+        rows = hi - lo
+        cum = np.cumsum(taste[lo:hi] * cat_mass, axis=1)
+        cum /= cum[:, -1:]  # exactly 1.0 at the end; a category without items adds exactly nothing
+        below = np.hstack([np.zeros((rows, 1)), cum[:, :-1]])
+        # systematic sampling: category c gets the slots j with (j + offset) / m in [below[c], cum[c])
+        off = offsets[lo:hi]
+        ends = np.clip(np.ceil(m * cum - off[:, None]), 0, m).astype(np.int64)
+        cell = np.repeat(np.arange(rows * n_cat), np.diff(ends, prepend=0, axis=1).ravel())  # (user, cat)
+        u = (np.tile(np.arange(m), rows) + np.repeat(off, m)) / m
+        u = (u - below.ravel()[cell]) / (cum - below).ravel()[cell]  # where in the category's own CDF
+        items = sampler.draw(cell % n_cat, np.clip(u, 0.0, np.nextafter(1.0, 0.0))).reshape(rows, m)
+        # the first of a run of repeats enters with log-weight log(run length), the others not at all
+        first = np.ones((rows, m), dtype=bool)
+        first[:, 1:] = items[:, 1:] != items[:, :-1]
+        starts = np.flatnonzero(first)
+        weight = np.full(rows * m, -np.inf, dtype=np.float32)
+        weight[starts] = np.log(np.diff(np.append(starts, rows * m)))
+        logit = weight.reshape(rows, m) + affinity.dots(np.arange(lo, hi), items) / np.float32(_TEMPERATURE)
+        logit -= np.log(np.maximum(noise_rng.standard_exponential((rows, m), dtype=np.float32), 1e-30))
+        top = np.argpartition(-logit, k - 1, axis=1)[:, :k]
+        fav = np.take_along_axis(items, top, axis=1)
+        # fewer than k distinct candidates (tiny shops): repeat the best one
+        best = items[np.arange(rows), np.argmax(logit, axis=1)]
+        favourites[lo:hi] = np.where(np.isfinite(np.take_along_axis(logit, top, axis=1)), fav, best[:, None])
+    return favourites
 
 
 def generate_items(spec: SyntheticSpec) -> pd.DataFrame:
@@ -315,6 +519,31 @@ def _sample_rows(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
     cum = np.cumsum(probs, axis=1)
     u = rng.random(probs.shape[0]) * cum[:, -1]
     return np.minimum((cum < u[:, None]).sum(axis=1), probs.shape[1] - 1)
+
+
+def _resample(
+    sampler: _ItemSampler,
+    affinity: _Affinity,
+    users: np.ndarray,
+    cats: np.ndarray,
+    pick_rng: np.random.Generator,
+    noise_rng: np.random.Generator,
+) -> np.ndarray:
+    """One item per (user, category), with probability about ``weight * exp(u.v / T)`` within the category.
+
+    Sampling-importance-resampling: ``_N_VIEW_CANDIDATES`` candidates drawn by the sampler's weights, one
+    kept by Gumbel-max on ``u.v / T``; the cost does not grow with the catalogue.
+    """
+    m = _N_VIEW_CANDIDATES
+    out = np.empty(users.size, dtype=np.int64)
+    step = _block_rows(m)
+    for lo in range(0, users.size, step):
+        hi = min(lo + step, users.size)
+        cand = sampler.draw(np.repeat(cats[lo:hi], m), pick_rng.random((hi - lo) * m)).reshape(hi - lo, m)
+        logit = affinity.dots(users[lo:hi], cand) / np.float32(_TEMPERATURE)
+        logit -= np.log(np.maximum(noise_rng.standard_exponential((hi - lo, m), dtype=np.float32), 1e-30))
+        out[lo:hi] = cand[np.arange(hi - lo), np.argmax(logit, axis=1)]
+    return out
 
 
 def generate_events(spec: SyntheticSpec, day: dt.date) -> pd.DataFrame:
@@ -346,35 +575,35 @@ def generate_events(spec: SyntheticSpec, day: dt.date) -> pd.DataFrame:
     n_v = v_sess.size
 
     # category per view: drawn at the session start and at occasional switches, carried forward otherwise
-    taste = w.user_taste[v_user] * cat_open
-    candidate = _sample_rows(rng, taste / taste.sum(axis=1, keepdims=True))
     switch = (v_pos == 0) | (rng.random(n_v) < _P_SWITCH)
-    v_cat = candidate[np.maximum.accumulate(np.where(switch, np.arange(n_v), 0))]
+    taste = w.user_taste[v_user[switch]] * cat_open
+    v_cat = _sample_rows(rng, taste / taste.sum(axis=1, keepdims=True))[np.cumsum(switch) - 1]
 
-    # item per view: popularity^a * exp(u.v / T) * novelty within the category (Gumbel-max draws)
-    item_age = age - w.item_first_day
-    novelty = np.where(
-        (w.item_first_day > 0) & items_now, np.log1p(_NOVELTY_BOOST * np.exp(-item_age / _NOVELTY_TAU)), 0.0
-    )
-    base_logit = _POP_POWER * w.item_log_pop + novelty
-    v_item = np.empty(n_v, dtype=np.int64)
-    for c in np.flatnonzero(cat_open):
-        rows = np.flatnonzero(v_cat == c)
-        if rows.size == 0:
-            continue
-        cand = np.flatnonzero(items_now & (w.item_category == c))
-        logits = base_logit[cand][None, :] + (w.user_vec[v_user[rows]] @ w.item_vec[cand].T) / _TEMPERATURE
-        logits -= np.log(rng.exponential(1.0, logits.shape))
-        v_item[rows] = cand[np.argmax(logits, axis=1)]
-    # revisits of a favourite in the same category, when the user has one available
-    favs = w.user_favourites[v_user]
-    fav_ok = (w.item_category[favs] == v_cat[:, None]) & items_now[favs]
-    revisit = (rng.random(n_v) < _P_REVISIT) & fav_ok.any(axis=1)
+    # now and then a view revisits one of the user's favourites in its category, when one is available
+    v_item = np.full(n_v, -1, dtype=np.int64)
+    asked = np.flatnonzero(rng.random(n_v) < _P_REVISIT)
+    favs = w.user_favourites[v_user[asked]]
+    fav_ok = (w.item_category[favs] == v_cat[asked, None]) & items_now[favs]
     fav_pick = np.argmax(np.where(fav_ok, rng.random(fav_ok.shape), -1.0), axis=1)
-    v_item = np.where(revisit, favs[np.arange(n_v), fav_pick], v_item)
+    hit = fav_ok.any(axis=1)
+    v_item[asked[hit]] = favs[hit, fav_pick[hit]]
+
+    # any other view: an item drawn with popularity^a * exp(u.v / T) * novelty within the category, by
+    # sampling-importance-resampling: candidates drawn by popularity^a * novelty, one kept by Gumbel-max on
+    # u.v / T (approximates the dense softmax over the category, at a cost independent of its size)
+    item_age = age - w.item_first_day
+    novelty = np.where(w.item_first_day > 0, 1.0 + _NOVELTY_BOOST * np.exp(-item_age / _NOVELTY_TAU), 1.0)
+    base = np.where(items_now, np.exp(_POP_POWER * w.item_log_pop) * novelty, 0.0)
+    sampler = _ItemSampler.build(w.item_order, w.category_bounds, base)
+    # own sub-streams, drawn block by block in order, so the block size never changes the result
+    day_key = [spec.seed, day.toordinal()]
+    pick_rng = np.random.default_rng(np.random.SeedSequence(day_key, spawn_key=(1,)))
+    noise_rng = np.random.default_rng(np.random.SeedSequence(day_key, spawn_key=(2,)))
+    fresh = np.flatnonzero(v_item < 0)
+    v_item[fresh] = _resample(sampler, w.affinity, v_user[fresh], v_cat[fresh], pick_rng, noise_rng)
 
     # funnel: views -> carts -> purchases, likelier for items the user likes, purchases less for pricey ones
-    affinity = np.tanh(np.einsum("ij,ij->i", w.user_vec[v_user], w.item_vec[v_item]) / 0.3)
+    affinity = np.tanh(w.affinity.dots(v_user, v_item[:, None])[:, 0].astype(np.float64) / 0.3)
     lift = 1.0 + 0.5 * affinity
     carted = rng.random(n_v) < _P_CART * lift / lift.mean()
     c_idx = np.flatnonzero(carted)
@@ -407,44 +636,47 @@ def generate_events(spec: SyntheticSpec, day: dt.date) -> pd.DataFrame:
     src, kind, off = src[order], kind[order], off[order]
     value = np.ones(src.size)
     value[kind == 2] = quantity[order[kind == 2] - (n_v + c_idx.size)]
-    stamps = np.datetime64(day, "us") + off.astype("timedelta64[us]")
-    ts = np.char.add(np.datetime_as_string(stamps, unit="us"), "Z").astype(object)
-    day_tag = f"S{day:%Y%m%d}-"
-    session_ids = np.char.add(day_tag, np.char.zfill(np.arange(n_sessions).astype(str), 5)).astype(object)
-    cols: dict[str, np.ndarray] = {
-        "user_id": w.user_ids[v_user[src]].copy(),
-        "item_id": w.item_ids[v_item[src]].copy(),
-        "event_type": np.array(["view", "cart", "purchase"], dtype=object)[kind],
-        "timestamp": ts,
-        "value": value,
-        "session_id": session_ids[v_sess[src]],
+    session_ids = _numbered(f"S{day:%Y%m%d}-", n_sessions, 5)
+    cols: dict[str, pa.Array] = {
+        "user_id": w.user_ids.take(v_user[src]),
+        "item_id": w.item_ids.take(v_item[src]),
+        "event_type": pa.array(["view", "cart", "purchase"], type=pa.large_string()).take(kind),
+        "timestamp": _iso_stamps(day, off),
+        "value": pa.array(value),
+        "session_id": session_ids.take(v_sess[src]),
     }
     cols = _add_dirty_rows(rng, cols, spec.dirty_share, day)
-    return pd.DataFrame(cols)
+    return pd.DataFrame(
+        {c: cols[c].to_numpy() if c == "value" else _str_column(cols[c]) for c in EVENT_COLUMNS}
+    )
 
 
 def _add_dirty_rows(
-    rng: np.random.Generator, cols: dict[str, np.ndarray], dirty_share: float, day: dt.date
-) -> dict[str, np.ndarray]:
+    rng: np.random.Generator, cols: dict[str, pa.Array], dirty_share: float, day: dt.date
+) -> dict[str, pa.Array]:
     """Copies of random clean rows, each broken one way, inserted at random positions."""
-    n_clean = cols["value"].size
+    n_clean = len(cols["value"])
     if dirty_share <= 0 or n_clean == 0:
         return cols
     n_dirty = max(1, int(round(dirty_share * n_clean)))
     src = rng.integers(0, n_clean, n_dirty)
     kinds = rng.permutation(np.resize(np.arange(5), n_dirty))  # every kind present once n_dirty >= 5
-    dirty = {name: col[src].copy() for name, col in cols.items()}
+    dirty = {name: col.take(src) for name, col in cols.items()}
     blank = np.where(rng.random(n_dirty) < 0.5, None, "")
     pick = rng.integers(0, 1000, n_dirty)
     year = f"{day.year:04d}"
     bad_ts = np.array([t.format(y=year) for t in _BAD_TIMESTAMPS], dtype=object)
     bad_types = np.array(_BAD_EVENT_TYPES, dtype=object)
-    dirty["user_id"] = np.where(kinds == 0, blank, dirty["user_id"])
-    dirty["item_id"] = np.where(kinds == 1, blank, dirty["item_id"])
-    dirty["timestamp"] = np.where(kinds == 2, bad_ts[pick % bad_ts.size], dirty["timestamp"])
-    dirty["event_type"] = np.where(kinds == 3, bad_types[pick % bad_types.size], dirty["event_type"])
+
+    def broken(kind: int, values: np.ndarray, column: str) -> pa.Array:
+        return pc.if_else(pa.array(kinds == kind), pa.array(values, type=pa.large_string()), dirty[column])
+
+    dirty["user_id"] = broken(0, blank, "user_id")
+    dirty["item_id"] = broken(1, blank, "item_id")
+    dirty["timestamp"] = broken(2, bad_ts[pick % bad_ts.size], "timestamp")
+    dirty["event_type"] = broken(3, bad_types[pick % bad_types.size], "event_type")
     # kind 4: an exact duplicate, left as is
     position = rng.integers(0, n_clean + 1, n_dirty)
     key = np.concatenate([np.arange(n_clean, dtype=np.float64), position - 0.5])
     order = np.argsort(key, kind="stable")
-    return {name: np.concatenate([cols[name], dirty[name]])[order] for name in cols}
+    return {name: pa.concat_arrays([cols[name], dirty[name]]).take(order) for name in cols}

@@ -37,3 +37,26 @@ def tiny_config(storage: Path, **overrides) -> RunConfig:
 @pytest.fixture
 def tiny(tmp_path: Path) -> RunConfig:
     return tiny_config(tmp_path / "warehouse")
+
+
+#: a German shop's log, as tests write it (`;`-separated CSV), mapped onto the contract
+SHOP_COLUMNS = {
+    "user_id": "Kunde",
+    "item_id": "Artikel",
+    "timestamp": "Zeit",
+    "event_type": "Aktion",
+    "value": "Menge",
+}
+SHOP_EVENT_TYPES = {"ansicht": "view", "korb": "cart", "kauf": "purchase"}
+
+
+def shop_source(path: str | Path, **settings) -> dict:
+    """A `files` source section for such a log; ``settings`` add to or replace its keys."""
+    source = {
+        "kind": "files",
+        "path": str(path),
+        "options": {"sep": ";"},
+        "columns": SHOP_COLUMNS,
+        "event_types": SHOP_EVENT_TYPES,
+    }
+    return {**source, **settings}

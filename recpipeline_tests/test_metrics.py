@@ -359,3 +359,21 @@ def test_vectorised_matches_naive_reference(case) -> None:
 def test_negative_ids_rejected() -> None:
     with pytest.raises(ValueError, match="non-negative"):
         per_user_metrics(_recs({0: [-1, 2]}), _pairs([(0, 2)]), [2])
+
+
+def test_no_recommendations_at_all() -> None:
+    empty = pd.DataFrame({"user_idx": [], "item_idx": [], "rank": []}, dtype=np.int64)
+    got = evaluate(empty, HAND_TEST, HAND_TRAIN, [3])
+    assert (got["n_users"] == 4).all()
+    assert _value(got, "ndcg", 3) == 0.0 and _value(got, "hit_rate", 3) == 0.0
+    assert _value(got, "catalog_coverage", 3) == 0.0
+    assert math.isnan(_value(got, "novelty", 3)) and math.isnan(_value(got, "gini", 3))
+
+
+def test_several_ks_at_once_equal_one_k_at_a_time() -> None:
+    recs, test = _random_case(5)
+    train = _pairs([(99, i) for i in range(30)])
+    together = evaluate(recs, test, train, [10, 1, 5]).set_index(["metric", "k"])
+    for k in (1, 5, 10):
+        alone = evaluate(recs, test, train, [k]).set_index(["metric", "k"])
+        pd.testing.assert_frame_equal(together.xs(k, level="k", drop_level=False).loc[alone.index], alone)

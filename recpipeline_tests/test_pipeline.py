@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 from dagster import materialize
 
-from recpipeline.cli import run_pipeline
+from recpipeline.orchestration.runner import run_pipeline
 from recpipeline.metrics import METRIC_NAMES
 from recpipeline.models import load_model
 from recpipeline.orchestration.definitions import build_assets
@@ -56,7 +56,7 @@ def test_whole_graph_materializes_with_parquet_at_every_stage(tiny):
 
     metrics = pd.read_parquet(root / "metrics.parquet")
     assert set(metrics["model"]) == set(tiny.model_names)
-    assert set(metrics["metric"]) == set(METRIC_NAMES)
+    assert set(metrics["metric"]) == {*METRIC_NAMES, "exposure_share"}  # new items' share of the lists
     assert list(metrics.columns) == ["model", "segment", "metric", "k", "value", "n_users", "run_id", "as_of"]
     assert metrics.loc[metrics["metric"] == "ndcg", "value"].between(0, 1).all()
 
@@ -67,8 +67,8 @@ def test_whole_graph_materializes_with_parquet_at_every_stage(tiny):
 
 
 def test_same_config_gives_same_metrics(tmp_path):
-    first = run_pipeline(tiny_config(tmp_path / "a"), log_level="ERROR")["metrics"]
-    second = run_pipeline(tiny_config(tmp_path / "b"), log_level="ERROR")["metrics"]
+    first = run_pipeline(tiny_config(tmp_path / "a")).metrics
+    second = run_pipeline(tiny_config(tmp_path / "b")).metrics
     columns = ["model", "segment", "metric", "k", "value", "n_users"]
     pd.testing.assert_frame_equal(first[columns], second[columns])
 

@@ -9,12 +9,65 @@ from typing import Any
 
 from recpipeline.models.als import ALS
 from recpipeline.models.base import Recommender
+from recpipeline.models.bpr import BPR
+from recpipeline.models.content import Content
+from recpipeline.models.context import FitContext, ScoreContext
+from recpipeline.models.ease import EASE
+from recpipeline.models.gru4rec import GRU4Rec
+from recpipeline.models.hybrid import Hybrid
+from recpipeline.models.item_knn import ItemKNN
 from recpipeline.models.mult_vae import MultVAE
+from recpipeline.models.neumf import NeuMF
 from recpipeline.models.popularity import Popularity
+from recpipeline.models.random_baseline import Random
+from recpipeline.models.sasrec import SASRec
+from recpipeline.models.svd import SVD
+from recpipeline.models.user_knn import UserKNN
 
-MODEL_REGISTRY: dict[str, type[Recommender]] = {cls.name: cls for cls in (Popularity, ALS, MultVAE)}
+#: every model by config name, baselines first, then CF, content / hybrid and the neural models
+MODEL_REGISTRY: dict[str, type[Recommender]] = {
+    cls.name: cls
+    for cls in (
+        Popularity,
+        Random,
+        ItemKNN,
+        UserKNN,
+        ALS,
+        BPR,
+        EASE,
+        SVD,
+        Content,
+        Hybrid,
+        MultVAE,
+        NeuMF,
+        SASRec,
+        GRU4Rec,
+    )
+}
 
-__all__ = ["ALS", "MODEL_REGISTRY", "MultVAE", "Popularity", "Recommender", "create_model", "load_model"]
+__all__ = [
+    "ALS",
+    "BPR",
+    "EASE",
+    "MODEL_REGISTRY",
+    "SVD",
+    "Content",
+    "FitContext",
+    "GRU4Rec",
+    "Hybrid",
+    "ItemKNN",
+    "MultVAE",
+    "NeuMF",
+    "Popularity",
+    "Random",
+    "Recommender",
+    "SASRec",
+    "ScoreContext",
+    "UserKNN",
+    "create_model",
+    "has_item_similarity",
+    "load_model",
+]
 
 
 def _model_class(name: str) -> type[Recommender]:
@@ -42,3 +95,8 @@ def load_model(directory: Path | str) -> Recommender:
     directory = Path(directory)
     meta = json.loads((directory / "params.json").read_text())
     return _model_class(meta["model"]).load(directory)
+
+
+def has_item_similarity(name: str) -> bool:
+    """Whether model ``name`` implements ``similar_items`` (item embeddings or a similarity matrix)."""
+    return _model_class(name).similar_items is not Recommender.similar_items

@@ -14,7 +14,9 @@ import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares
 from threadpoolctl import threadpool_limits
 
-from recpipeline.models.base import Logger, Recommender, _silent, top_k_excluding
+from recpipeline.models.base import Logger, Recommender, _silent
+from recpipeline.models.context import FitContext, ScoreContext
+from recpipeline.models.similarity import cosine_neighbours
 
 
 class ALS(Recommender):
@@ -26,6 +28,12 @@ class ALS(Recommender):
     """
 
     name = "als"
+    search_space = {
+        "factors": [32, 64, 128, 200],
+        "regularization": [0.01, 0.05, 0.1, 0.5, 1.0, 5.0],
+        "alpha": [0.5, 1.0, 2.0, 5.0, 10.0, 20.0],
+        "iterations": [10, 15, 30],
+    }
 
     def __init__(
         self,
@@ -70,9 +78,10 @@ class ALS(Recommender):
         train: sp.csr_matrix,
         validation: sp.csr_matrix | None = None,
         *,
+        context: FitContext | None = None,
         log: Logger = _silent,
     ) -> ALS:
-        self.n_users_, self.n_items_ = train.shape
+        self._start_fit(train, context)
         conf = self._confidence(train)
         start = time.perf_counter()
         # implicit parallelises over users itself; a multi-threaded BLAS underneath oversubscribes the cores
@@ -95,7 +104,9 @@ class ALS(Recommender):
         with threadpool_limits(limits=1, user_api="blas"):
             return model.recalculate_user(np.arange(conf.shape[0]), conf).astype(np.float32, copy=False)
 
-    def score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+    def score(
+        self, users: np.ndarray, history: sp.csr_matrix, context: ScoreContext | None = None
+    ) -> np.ndarray:
         """Fold in ``history`` rows, then dot with the item factors."""
         return self.user_vectors(history) @ self.item_factors_.T
 
@@ -109,14 +120,3 @@ class ALS(Recommender):
     def _set_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         self.item_factors_ = arrays["item_factors"].astype(np.float32)
         self.user_factors_ = arrays["user_factors"].astype(np.float32)
-
-
-def cosine_neighbours(vectors: np.ndarray, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Top-``n`` cosine neighbours of ``items`` among the rows of ``vectors``, the item itself excluded."""
-    norms = np.linalg.norm(vectors, axis=1)
-    unit = vectors / np.where(norms > 0, norms, 1.0)[:, None]
-    sims = unit[items] @ unit.T
-    self_mask = sp.csr_matrix(
-        (np.ones(len(items), dtype=np.float32), (np.arange(len(items)), items)), shape=sims.shape
-    )
-    return top_k_excluding(sims, self_mask, n)

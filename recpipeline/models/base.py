@@ -2,7 +2,8 @@
 
 Models work on integer indices only: a user x item CSR matrix of interaction weights, with the shape fixed by
 the persisted id maps (items first seen after training are all-zero columns). Mapping back to string ids is
-the caller's job.
+the caller's job. Side information (item / user features, time-ordered events) comes in an optional
+``FitContext`` / ``ScoreContext`` (``recpipeline.models.context``); models that do not need it ignore it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
+
+from recpipeline.models.context import FitContext, ScoreContext
 
 Logger = Callable[[str], None]
 
@@ -35,9 +38,15 @@ class Recommender(ABC):
 
     #: registry name; set by each subclass
     name: ClassVar[str] = ""
+    #: True where ``score`` gives useful rankings for users without any history (segment popularity, hybrid);
+    #: callers serve such users from a popularity list for every other model
+    serves_cold_users: ClassVar[bool] = False
+    #: hyperparameter -> candidate values for the validation search (``recpipeline.models.tuning``)
+    search_space: ClassVar[dict[str, list[Any]]] = {}
 
     n_users_: int
     n_items_: int
+    id_map_version_: str | None = None
 
     def get_params(self) -> dict[str, Any]:
         """Hyperparameters as given to ``__init__`` (JSON-serialisable)."""
@@ -55,26 +64,40 @@ class Recommender(ABC):
         train: sp.csr_matrix,
         validation: sp.csr_matrix | None = None,
         *,
+        context: FitContext | None = None,
         log: Logger = _silent,
     ) -> Recommender:
-        """Learn from ``train`` (users x items weights). ``validation`` (same shape) is for early stopping."""
+        """Learn from ``train`` (users x items weights). ``validation`` (same shape) is for early stopping;
+        ``context`` carries side information (features, time-ordered events) for the models that use it.
+        """
 
     @abstractmethod
-    def score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+    def score(
+        self, users: np.ndarray, history: sp.csr_matrix, context: ScoreContext | None = None
+    ) -> np.ndarray:
         """Dense float32 scores, shape ``(len(users), n_items_)``.
 
         ``history`` holds the rows of ``users`` (same order): everything known about them at prediction time.
         Models that can fold in history (item-based, autoencoders, sequence models) use it; models with
-        learned user factors may ignore it.
+        learned user factors may ignore it. ``context`` may hold the events behind ``history`` (sequence
+        models read their time order from it) and user features.
         """
 
-    def recommend(self, users: np.ndarray, history: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def recommend(
+        self, users: np.ndarray, history: sp.csr_matrix, k: int, context: ScoreContext | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-``k`` item indices and scores per user, best first; items in the user's history are excluded.
 
-        ``history`` is the full users x items matrix (all users); rows are picked by ``users``.
+        ``history`` is the full users x items matrix (all users); rows are picked by ``users``. ``context``
+        is handed to ``score`` unchanged.
         Returns ``(items, scores)`` of shape ``(len(users), k')`` with ``k' = min(k, n_items_)``; where a user
         has fewer than ``k'`` unseen items the tail holds item ``-1`` with score ``-inf``.
         """
+        if history.shape[1] != self.n_items_:
+            raise ValueError(
+                f"{self.name}: history has {history.shape[1]} items but the model was fitted on "
+                f"{self.n_items_}; refit it on the current id map"
+            )
         users = np.asarray(users, dtype=np.int64)
         k = min(k, self.n_items_)
         out_items = np.empty((len(users), k), dtype=np.int32)
@@ -83,7 +106,7 @@ class Recommender(ABC):
         for start in range(0, len(users), SCORE_CHUNK_USERS):
             chunk = users[start : start + SCORE_CHUNK_USERS]
             rows = history[chunk]
-            scores = np.asarray(self.score(chunk, rows), dtype=np.float32)
+            scores = np.asarray(self.score(chunk, rows, context), dtype=np.float32)
             items, top = top_k_excluding(scores, rows, k)
             out_items[start : start + len(chunk)] = items
             out_scores[start : start + len(chunk)] = top
@@ -92,6 +115,11 @@ class Recommender(ABC):
     def similar_items(self, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``n`` most similar items per item (itself excluded). Models with item vectors override."""
         raise NotImplementedError(f"{self.name} has no notion of item similarity")
+
+    def _start_fit(self, train: sp.spmatrix, context: FitContext | None) -> None:
+        """Record the shape and id-map version every fitted model carries (call first in ``fit``)."""
+        self.n_users_, self.n_items_ = train.shape
+        self.id_map_version_ = context.id_map_version if context is not None else None
 
     # -- persistence: npz/safetensors + JSON, never pickle -------------------------------------------------
 
@@ -104,6 +132,7 @@ class Recommender(ABC):
             "params": self.get_params(),
             "n_users": self.n_users_,
             "n_items": self.n_items_,
+            "id_map_version": self.id_map_version_,
         }
         (directory / "params.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
         self._save_state(directory)
@@ -114,6 +143,7 @@ class Recommender(ABC):
         meta = json.loads((directory / "params.json").read_text())
         model = cls(**meta["params"])
         model.n_users_, model.n_items_ = meta["n_users"], meta["n_items"]
+        model.id_map_version_ = meta.get("id_map_version")
         model._load_state(directory)
         return model
 
@@ -131,6 +161,16 @@ class Recommender(ABC):
 
     def _set_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         raise NotImplementedError
+
+
+def prepare_matrix(matrix: sp.spmatrix, binarize: bool = False) -> sp.csr_matrix:
+    """Float32 CSR copy, duplicates summed, explicit zeros dropped; entries set to 1 if ``binarize``."""
+    matrix = sp.csr_matrix(matrix, dtype=np.float32, copy=True)
+    matrix.sum_duplicates()
+    matrix.eliminate_zeros()
+    if binarize:
+        matrix.data[:] = 1.0
+    return matrix
 
 
 def top_k_excluding(scores: np.ndarray, exclude: sp.csr_matrix, k: int) -> tuple[np.ndarray, np.ndarray]:

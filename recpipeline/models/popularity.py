@@ -1,55 +1,159 @@
-"""Most-popular baseline: one global ranking for everyone.
+"""Most-popular baseline: one global ranking, or one per user segment (e.g. age band x region).
 
 It is the floor every personalised model must clear; on e-commerce logs it is often a surprisingly hard one.
+With ``segment_by`` it also serves users without any history, by what their peers interact with.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import functools
+from typing import Any, Literal
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
-from recpipeline.models.base import Logger, Recommender, _silent
+from recpipeline.models.base import Logger, Recommender, _silent, prepare_matrix
+from recpipeline.models.context import FitContext, ScoreContext
+
+#: separator of attribute values inside a segment key (a control character no attribute value contains)
+_KEY_SEP = "\x1f"
 
 
 class Popularity(Recommender):
-    """Score each item by its training popularity; identical for every user.
+    """Score each item by its training popularity; per user segment where ``segment_by`` is set.
 
     ``by="users"`` counts distinct users with a positive weight on the item (robust to a few heavy users
     repeating events); ``by="weight"`` sums the interaction weights.
+
+    ``segment_by``: user attribute columns defining segments (``"auto"``: every text / categorical column of
+    the user features except ids). A segment's score for an item is its share among the segment's training
+    users, shrunk towards the global share by ``shrinkage`` pseudo-users so small segments stay sensible.
+    Segments come from ``FitContext.user_features`` at fit time and ``ScoreContext.user_features`` at score
+    time; users without features, or in a segment unseen in training, get the global ranking.
     """
 
     name = "popularity"
+    serves_cold_users = True
 
-    def __init__(self, by: Literal["users", "weight"] = "users") -> None:
+    def __init__(
+        self,
+        by: Literal["users", "weight"] = "users",
+        segment_by: list[str] | Literal["auto"] | None = None,
+        shrinkage: float = 20.0,
+    ) -> None:
         if by not in ("users", "weight"):
             raise ValueError(f"popularity: 'by' must be 'users' or 'weight', got {by!r}")
-        super().__init__(by=by)
+        if isinstance(segment_by, str) and segment_by != "auto":
+            raise ValueError(
+                f"popularity: 'segment_by' must be a list of columns or 'auto', got {segment_by!r}"
+            )
+        super().__init__(by=by, segment_by=segment_by, shrinkage=shrinkage)
 
     def fit(
         self,
         train: sp.csr_matrix,
         validation: sp.csr_matrix | None = None,
         *,
+        context: FitContext | None = None,
         log: Logger = _silent,
     ) -> Popularity:
-        train = sp.csr_matrix(train)
-        self.n_users_, self.n_items_ = train.shape
+        self._start_fit(train, context)
+        counts = prepare_matrix(train)
+        counts.data = np.maximum(counts.data, 0.0)  # negative weights are not popularity
+        counts.eliminate_zeros()
         if self.by == "users":
-            counts = np.bincount(train.indices[train.data > 0], minlength=self.n_items_)
-        else:
-            counts = np.asarray(train.sum(axis=0)).ravel()
-        self.item_scores_ = counts.astype(np.float32)
-        log(f"popularity[{self.by}]: {np.count_nonzero(self.item_scores_)} of {self.n_items_} items scored")
+            counts.data[:] = 1.0
+        self.item_scores_ = np.asarray(counts.sum(axis=0)).ravel().astype(np.float32)
+        self.segment_columns_ = np.array([], dtype=str)
+        self.segment_keys_ = np.array([], dtype=str)
+        self.segment_scores_ = np.zeros((0, self.n_items_), dtype=np.float32)
+        user_features = context.user_features if context is not None else None
+        if self.segment_by is not None and user_features is not None:
+            self._fit_segments(counts, user_features, log)
+        log(
+            f"popularity[{self.by}]: {np.count_nonzero(self.item_scores_)} of {self.n_items_} items scored, "
+            f"{len(self.segment_keys_)} segments"
+        )
         return self
 
-    def score(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
-        """The global popularity vector repeated per user (``history`` is ignored)."""
-        return np.tile(self.item_scores_, (len(users), 1))
+    def _fit_segments(self, counts: sp.csr_matrix, user_features: pd.DataFrame, log: Logger) -> None:
+        columns = _segment_columns(self.segment_by, user_features)
+        if not columns:
+            log("popularity: no categorical user attributes to segment by; global ranking only")
+            return
+        self.segment_columns_ = np.array(columns, dtype=str)
+        keys = segment_keys(user_features, columns)[: counts.shape[0]]
+        active = np.diff(counts.indptr) > 0
+        self.segment_keys_, segment_of = np.unique(keys[active], return_inverse=True)
+        # segments x users indicator times users x items counts = per-segment item counts
+        indicator = sp.csr_matrix(
+            (np.ones(active.sum(), dtype=np.float32), (segment_of, np.flatnonzero(active))),
+            shape=(len(self.segment_keys_), counts.shape[0]),
+        )
+        segment_counts = (indicator @ counts).toarray()
+        segment_sizes = np.asarray(indicator.sum(axis=1))  # active users per segment, column vector
+        global_share = self.item_scores_ / max(int(active.sum()), 1)
+        self.segment_scores_ = (
+            (segment_counts + self.shrinkage * global_share) / (segment_sizes + self.shrinkage)
+        ).astype(np.float32)
+
+    def score(
+        self, users: np.ndarray, history: sp.csr_matrix, context: ScoreContext | None = None
+    ) -> np.ndarray:
+        """Each user's segment ranking (``history`` is ignored), the global one where no segment applies."""
+        scores = np.tile(self.item_scores_, (len(users), 1))
+        user_features = context.user_features if context is not None else None
+        if len(self.segment_keys_) == 0 or user_features is None:
+            return scores
+        users = np.asarray(users, dtype=np.int64)
+        known = users < len(user_features)
+        keys = segment_keys(user_features, list(self.segment_columns_))[users[known]]
+        position = np.searchsorted(self.segment_keys_, keys)
+        position = np.minimum(position, len(self.segment_keys_) - 1)
+        found = self.segment_keys_[position] == keys
+        rows = np.flatnonzero(known)[found]
+        scores[rows] = self.segment_scores_[position[found]]
+        return scores
 
     def _state_arrays(self) -> dict[str, np.ndarray]:
-        return {"item_scores": self.item_scores_}
+        return {
+            "item_scores": self.item_scores_,
+            "segment_columns": self.segment_columns_,
+            "segment_keys": self.segment_keys_,
+            "segment_scores": self.segment_scores_,
+        }
 
     def _set_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         self.item_scores_ = arrays["item_scores"].astype(np.float32)
+        self.segment_columns_ = arrays["segment_columns"].astype(str)
+        self.segment_keys_ = arrays["segment_keys"].astype(str)
+        self.segment_scores_ = arrays["segment_scores"].astype(np.float32)
+
+
+def _segment_columns(segment_by: list[str] | str, user_features: pd.DataFrame) -> list[str]:
+    if segment_by == "auto":
+        return [
+            c
+            for c in user_features.columns
+            if not str(c).endswith(("_id", "_idx"))
+            and (
+                pd.api.types.is_string_dtype(user_features[c])
+                or isinstance(user_features[c].dtype, pd.CategoricalDtype)
+            )
+        ]
+    missing = [c for c in segment_by if c not in user_features.columns]
+    if missing:
+        raise ValueError(
+            f"popularity: segment_by column {missing[0]!r} is not among the user features "
+            f"{list(user_features.columns)}"
+        )
+    return list(segment_by)
+
+
+def segment_keys(user_features: pd.DataFrame, columns: list[Any]) -> np.ndarray:
+    """One string key per user row: the attribute values joined (missing values become ``<NA>``)."""
+    parts = [
+        user_features[c].astype(object).where(user_features[c].notna(), "<NA>").astype(str) for c in columns
+    ]
+    return functools.reduce(lambda a, b: a + _KEY_SEP + b, parts).to_numpy(dtype=str)

@@ -1,9 +1,18 @@
 """Asset checks, kept apart from the assets they guard (the cleaning check lives with its multi-asset)."""
 
 import pandas as pd
-from dagster import AssetCheckResult, AssetCheckSpec, AssetIn, asset_check
+from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetCheckSpec,
+    AssetIn,
+    MetadataValue,
+    asset_check,
+)
 
 from recpipeline.config import RunConfig
+from recpipeline.history import regression_report
+from recpipeline.reports import markdown_table
 
 QUARANTINE_CHECK = AssetCheckSpec(
     "quarantine_share_below_ceiling",
@@ -11,6 +20,63 @@ QUARANTINE_CHECK = AssetCheckSpec(
     blocking=True,
     description="Each day's quarantined share of raw rows stays under cleaning.max_quarantine_share.",
 )
+
+
+CLEANED_CHECKS = [
+    AssetCheckSpec(
+        "partitions_not_empty",
+        asset="cleaned_events",
+        blocking=True,
+        description="Every day of the run has cleaned events. Empty days (a shop closed on Sundays) only "
+        "warn; a run with no events at all fails, since models would be fitted on nothing.",
+    ),
+    AssetCheckSpec(
+        "contract_columns_not_null",
+        asset="cleaned_events",
+        blocking=True,
+        description="No cleaned event lacks user_id, item_id, event_type, timestamp or value.",
+    ),
+    AssetCheckSpec(
+        "timestamps_inside_partition",
+        asset="cleaned_events",
+        blocking=True,
+        description="Every cleaned event's timestamp lies in its partition's UTC day.",
+    ),
+]
+NOT_NULL_COLUMNS = ("user_id", "item_id", "event_type", "timestamp", "value")
+
+
+def cleaned_check_results(cleaned: dict[str, pd.DataFrame]) -> list[AssetCheckResult]:
+    """The CLEANED_CHECKS over one run's cleaned partitions (a loop over days, not rows)."""
+    empty = sorted(key for key, frame in cleaned.items() if frame.empty)
+    nulls = {c: sum(int(f[c].isna().sum()) for f in cleaned.values()) for c in NOT_NULL_COLUMNS}
+    outside = {}
+    for key, frame in cleaned.items():
+        start = pd.Timestamp(key, tz="UTC")
+        stamps = frame["timestamp"]
+        outside[key] = int(((stamps < start) | (stamps >= start + pd.Timedelta(days=1))).sum())
+    wrong_days = sorted(key for key, n in outside.items() if n)
+    return [
+        AssetCheckResult(
+            check_name="partitions_not_empty",
+            asset_key="cleaned_events",
+            passed=not empty,
+            severity=AssetCheckSeverity.ERROR if len(empty) == len(cleaned) else AssetCheckSeverity.WARN,
+            metadata={"empty_days": len(empty), "first_empty_days": ", ".join(empty[:20]) or "none"},
+        ),
+        AssetCheckResult(
+            check_name="contract_columns_not_null",
+            asset_key="cleaned_events",
+            passed=not any(nulls.values()),
+            metadata={f"null/{column}": n for column, n in nulls.items()},
+        ),
+        AssetCheckResult(
+            check_name="timestamps_inside_partition",
+            asset_key="cleaned_events",
+            passed=not wrong_days,
+            metadata={"rows_outside": sum(outside.values()), "days": ", ".join(wrong_days[:20]) or "none"},
+        ),
+    ]
 
 
 def quarantine_check_result(config: RunConfig, counts: pd.DataFrame) -> AssetCheckResult:
@@ -47,14 +113,60 @@ def build_checks(config: RunConfig) -> list:
         )
 
     @asset_check(
-        asset="metrics", description="Every configured model has metric rows with finite accuracy values."
+        asset="test",
+        blocking=True,
+        additional_ins={"train": AssetIn("train"), "validation": AssetIn("validation")},
+        description="Predefined split: test is not empty and none of its events (user, item, timestamp) is "
+        "also in train or validation.",
+    )
+    def predefined_splits_do_not_overlap(
+        test: pd.DataFrame, train: pd.DataFrame, validation: pd.DataFrame
+    ) -> AssetCheckResult:
+        keys = ["user_idx", "item_idx", "timestamp"]
+        known = pd.concat([train[keys], validation[keys]]).drop_duplicates()
+        overlap = len(test[keys].drop_duplicates().merge(known, on=keys))
+        return AssetCheckResult(
+            passed=len(test) > 0 and overlap == 0,
+            metadata={"overlapping_events": overlap, "test_rows": len(test)},
+        )
+
+    @asset_check(
+        asset="metrics",
+        description="Every configured model has metric rows with finite accuracy values on segment all.",
     )
     def metrics_cover_every_model(metrics: pd.DataFrame) -> AssetCheckResult:
         missing = sorted(set(config.model_names) - set(metrics["model"]))
-        accuracy = metrics[metrics["metric"].isin(["precision", "recall", "ndcg"])]
+        # smaller segments (e.g. new_users) may legitimately be empty, with NaN values
+        accuracy = metrics[
+            metrics["metric"].isin(["precision", "recall", "ndcg"]) & (metrics["segment"] == "all")
+        ]
         finite = bool(pd.Series(accuracy["value"]).notna().all())
         return AssetCheckResult(
             passed=not missing and finite, metadata={"missing_models": ", ".join(missing) or "none"}
         )
 
-    return [splits_are_ordered_in_time, metrics_cover_every_model]
+    settings = config.evaluation
+
+    @asset_check(
+        asset="metrics_history",
+        description=f"No model's ndcg@{config.k} (segment all) falls more than "
+        f"{settings.regression_tolerance:.0%} below its median of the last {settings.history_runs} runs.",
+    )
+    def ndcg_within_regression_tolerance(metrics_history: pd.DataFrame) -> AssetCheckResult:
+        report = regression_report(
+            metrics_history, "ndcg", config.k, settings.regression_tolerance, settings.history_runs
+        )
+        regressed = report[report["regressed"]]
+        return AssetCheckResult(
+            passed=regressed.empty,
+            metadata={
+                "regressed_models": ", ".join(regressed["model"]) or "none",
+                "comparison": MetadataValue.md(markdown_table(report)),
+            },
+        )
+
+    # a predefined split (e.g. MovieLens u1.base / u1.test) is not ordered in time by design
+    split_check = (
+        splits_are_ordered_in_time if config.split.kind == "temporal" else predefined_splits_do_not_overlap
+    )
+    return [split_check, metrics_cover_every_model, ndcg_within_regression_tolerance]

@@ -30,11 +30,12 @@ def build_assets(config: RunConfig) -> list:
 
 
 def build_definitions(config: RunConfig) -> Definitions:
-    jobs, schedules = build_jobs(daily_partitions(config))
+    jobs, schedules, sensors = build_jobs()
     return Definitions(
         assets=build_assets(config),
         jobs=jobs,
         schedules=schedules,
+        sensors=sensors,
         resources=build_resources(config),
     )
 

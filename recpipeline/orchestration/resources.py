@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
+from pathlib import PurePosixPath
+
 import pandas as pd
 import pyarrow.parquet as pq
 from dagster import ConfigurableResource
@@ -22,6 +25,18 @@ class Warehouse(ConfigurableResource):
         if not path.exists():
             return None
         return pq.read_table(path.path, filesystem=path.fs).to_pandas()
+
+    def write_text(self, relative_path: str, text: str) -> str:
+        """Write a file under the root atomically (temporary sibling, then a move); returns its location."""
+        parts = PurePosixPath(relative_path).parts
+        if not parts or PurePosixPath(relative_path).is_absolute() or ".." in parts:
+            raise ValueError(f"{relative_path!r}: expected a relative path inside the storage root")
+        path = UPath(self.root).joinpath(*parts)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        tmp.write_text(text, encoding="utf-8")
+        path.fs.mv(tmp.path, path.path)
+        return str(path)
 
 
 def build_resources(config: RunConfig) -> dict[str, object]:

@@ -1,6 +1,7 @@
 """Ingestion: catalogue, user profiles, raw events per day, and cleaning into events + quarantine."""
 
 import datetime as dt
+from functools import partial
 
 import pandas as pd
 from dagster import (
@@ -14,11 +15,23 @@ from dagster import (
     multi_asset,
 )
 
-from recpipeline.cleaning import REASONS, clean_events, reason_counts
+from recpipeline.cleaning import REASONS, clean_partitions, reason_counts
 from recpipeline.config import RunConfig
-from recpipeline.orchestration.checks import QUARANTINE_CHECK, quarantine_check_result
+from recpipeline.orchestration.checks import (
+    CLEANED_CHECKS,
+    QUARANTINE_CHECK,
+    cleaned_check_results,
+    quarantine_check_result,
+)
 from recpipeline.reports import markdown_table
-from recpipeline.sources import partition_window, read_items, read_raw_events, read_users
+from recpipeline.sources import (
+    partition_window,
+    read_items,
+    read_raw_events,
+    read_users,
+    source_row_counts,
+    to_contract,
+)
 
 GROUP = "ingestion"
 
@@ -50,15 +63,17 @@ def build_ingestion_assets(config: RunConfig, partitions: DailyPartitionsDefinit
         partitions_def=partitions,
         backfill_policy=BackfillPolicy.single_run(),
     )
-    def raw_events(context: AssetExecutionContext) -> dict[str, pd.DataFrame]:
+    def raw_events(context: AssetExecutionContext) -> Output[dict[str, pd.DataFrame]]:
         """The source's rows for each day, as ingested, with `_source_file` / `_row` lineage columns."""
-        return {key: read_raw_events(config, dt.date.fromisoformat(key)) for key in context.partition_keys}
+        days = {key: read_raw_events(config, dt.date.fromisoformat(key)) for key in context.partition_keys}
+        # whole-source totals: source_rows = all raw partitions' rows + outside_window_rows
+        return Output(days, metadata=source_row_counts(config))
 
     @multi_asset(
         group_name=GROUP,
         partitions_def=partitions,
         backfill_policy=BackfillPolicy.single_run(),
-        check_specs=[QUARANTINE_CHECK],
+        check_specs=[QUARANTINE_CHECK, *CLEANED_CHECKS],
         outs={
             "cleaned_events": AssetOut(
                 kinds={"pandas", "parquet"},
@@ -74,8 +89,9 @@ def build_ingestion_assets(config: RunConfig, partitions: DailyPartitionsDefinit
     )
     def clean(context: AssetExecutionContext, raw_events: dict[str, pd.DataFrame]):
         cleaned, quarantined, counts = {}, {}, []
+        results = clean_partitions(raw_events, partial(to_contract, config=config))
         for key, raw in raw_events.items():
-            cleaned[key], quarantined[key] = clean_events(raw, dt.date.fromisoformat(key))
+            cleaned[key], quarantined[key] = results[key]
             if len(raw) != len(cleaned[key]) + len(quarantined[key]):  # the invariant every run relies on
                 raise RuntimeError(f"row accounting broken for partition {key}")
             counts.append(
@@ -106,5 +122,6 @@ def build_ingestion_assets(config: RunConfig, partitions: DailyPartitionsDefinit
             metadata={f"reason/{name}": int(totals[name]) for name in REASONS},
         )
         yield quarantine_check_result(config, table)
+        yield from cleaned_check_results(cleaned)
 
     return [item_catalog, user_profiles, raw_events, clean]

@@ -1,0 +1,116 @@
+"""Bayesian Personalised Ranking (Rendle et al. 2009) via ``implicit``'s CPU BPR-MF.
+
+Learns user and item factors so that a user's interacted items outrank sampled others. Unlike ALS there is no
+closed-form fold-in, so training users are scored with their learned vectors (validation-window events do not
+move them); users without training interactions get the mean of their history items' factors.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import scipy.sparse as sp
+from implicit.cpu.bpr import BayesianPersonalizedRanking
+from threadpoolctl import threadpool_limits
+
+from recpipeline.models.base import Logger, Recommender, _silent, prepare_matrix
+from recpipeline.models.context import FitContext, ScoreContext
+from recpipeline.models.similarity import cosine_neighbours
+
+
+class BPR(Recommender):
+    """BPR matrix factorisation; implicit appends an item-bias column (user side fixed at 1).
+
+    ``num_threads`` defaults to 1 because implicit's parallel SGD updates race (Hogwild), so results with
+    more threads differ from run to run; 0 uses every core.
+    """
+
+    name = "bpr"
+    search_space = {
+        "factors": [32, 64, 128],
+        "learning_rate": [0.005, 0.01, 0.05],
+        "regularization": [0.0001, 0.001, 0.01, 0.1],
+        "iterations": [50, 100, 200],
+    }
+
+    def __init__(
+        self,
+        factors: int = 64,
+        learning_rate: float = 0.01,
+        regularization: float = 0.01,
+        iterations: int = 100,
+        seed: int = 42,
+        num_threads: int = 1,
+    ) -> None:
+        super().__init__(
+            factors=factors,
+            learning_rate=learning_rate,
+            regularization=regularization,
+            iterations=iterations,
+            seed=seed,
+            num_threads=num_threads,
+        )
+
+    def fit(
+        self,
+        train: sp.csr_matrix,
+        validation: sp.csr_matrix | None = None,
+        *,
+        context: FitContext | None = None,
+        log: Logger = _silent,
+    ) -> BPR:
+        self._start_fit(train, context)
+        matrix = prepare_matrix(train, binarize=True)  # BPR only sees which items a user touched
+        start = time.perf_counter()
+        model = BayesianPersonalizedRanking(
+            factors=self.factors,
+            learning_rate=self.learning_rate,
+            regularization=self.regularization,
+            iterations=self.iterations,
+            num_threads=self.num_threads,
+            random_state=self.seed,
+        )
+        with threadpool_limits(limits=1, user_api="blas"):
+            model.fit(matrix, show_progress=False)
+        self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
+        self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
+        self.trained_users_ = np.diff(matrix.indptr) > 0
+        log(
+            f"bpr: {self.iterations} iterations, {self.factors} factors, {matrix.nnz} interactions, "
+            f"{time.perf_counter() - start:.1f}s"
+        )
+        return self
+
+    def user_vectors(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
+        """Learned vectors for training users; for the rest the mean of their history items' factors."""
+        users = np.asarray(users, dtype=np.int64)
+        rows = prepare_matrix(history, binarize=True)
+        counts = np.maximum(np.diff(rows.indptr), 1)[:, None]
+        vectors = (rows @ self.item_factors_) / counts
+        vectors[:, -1] = 1.0  # the bias column: every user takes the item bias in full
+        trained = users < len(self.trained_users_)
+        trained[trained] = self.trained_users_[users[trained]]
+        vectors[trained] = self.user_factors_[users[trained]]
+        return vectors.astype(np.float32, copy=False)
+
+    def score(
+        self, users: np.ndarray, history: sp.csr_matrix, context: ScoreContext | None = None
+    ) -> np.ndarray:
+        return self.user_vectors(users, history) @ self.item_factors_.T
+
+    def similar_items(self, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Cosine over the item factors without the bias column (bias is popularity, not similarity)."""
+        return cosine_neighbours(self.item_factors_[:, :-1], np.asarray(items, dtype=np.int64), n)
+
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        return {
+            "user_factors": self.user_factors_,
+            "item_factors": self.item_factors_,
+            "trained_users": self.trained_users_,
+        }
+
+    def _set_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        self.user_factors_ = arrays["user_factors"].astype(np.float32)
+        self.item_factors_ = arrays["item_factors"].astype(np.float32)
+        self.trained_users_ = arrays["trained_users"].astype(bool)

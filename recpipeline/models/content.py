@@ -1,0 +1,167 @@
+"""Content-based recommender: items as feature vectors, users as the weighted mean of their items' vectors.
+
+Item vector = [TF-IDF of the text columns (or a pretrained sentence encoder's embedding) | one-hot of each
+categorical column | scaled numeric columns], each block L2-normalised and weighted, the whole row
+L2-normalised. A user's profile is the interaction-weighted mean of their history items' vectors; scores are
+cosine similarities. It needs no interactions for an item, so it is where brand-new items get recommended.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Literal, Protocol
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler, normalize
+
+from recpipeline.models.base import Logger, Recommender, _silent, prepare_matrix
+from recpipeline.models.context import FitContext, ScoreContext
+from recpipeline.models.similarity import cosine_neighbours, sparse_arrays, sparse_from_arrays
+
+SCALERS = {"minmax": MinMaxScaler, "standard": StandardScaler}
+
+
+class TextEncoder(Protocol):
+    """What the content model needs from a sentence encoder (sentence-transformers' SentenceTransformer)."""
+
+    def encode(self, sentences: list[str], **kwargs: Any) -> np.ndarray: ...
+
+
+def load_text_encoder(name: str) -> TextEncoder:
+    """A sentence-transformers model by hub id or local path; the optional ``[text]`` extra provides it."""
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError:
+        raise ImportError(
+            f"content: text_encoder={name!r} needs the sentence-transformers package; "
+            "install it with `pip install -e '.[text]'`, or set text_encoder: null to use TF-IDF"
+        ) from None
+    return SentenceTransformer(name)
+
+
+class Content(Recommender):
+    """Cosine between a user's profile and item feature vectors built from ``FitContext.item_features``."""
+
+    name = "content"
+
+    def __init__(
+        self,
+        text_columns: list[str] | None = None,
+        categorical_columns: list[str] | None = None,
+        numeric_columns: list[str] | None = None,
+        text_weight: float = 1.0,
+        categorical_weight: float = 1.0,
+        numeric_weight: float = 0.3,
+        scaler: Literal["minmax", "standard"] = "minmax",
+        min_df: int = 2,
+        text_encoder: str | None = None,
+    ) -> None:
+        if scaler not in SCALERS:
+            raise ValueError(f"content: 'scaler' must be one of {sorted(SCALERS)}, got {scaler!r}")
+        super().__init__(
+            text_columns=["title"] if text_columns is None else text_columns,
+            categorical_columns=["category", "brand"] if categorical_columns is None else categorical_columns,
+            numeric_columns=["price"] if numeric_columns is None else numeric_columns,
+            text_weight=text_weight,
+            categorical_weight=categorical_weight,
+            numeric_weight=numeric_weight,
+            scaler=scaler,
+            min_df=min_df,
+            text_encoder=text_encoder,
+        )
+
+    def fit(
+        self,
+        train: sp.csr_matrix,
+        validation: sp.csr_matrix | None = None,
+        *,
+        context: FitContext | None = None,
+        log: Logger = _silent,
+    ) -> Content:
+        self._start_fit(train, context)
+        if context is None or context.item_features is None:
+            raise ValueError("content: needs item features (FitContext.item_features, one row per item_idx)")
+        self.item_vectors_ = item_feature_matrix(
+            context.item_features, self.n_items_, **self.get_params(), log=log
+        )
+        log(f"content: {self.n_items_} items x {self.item_vectors_.shape[1]} features")
+        return self
+
+    def score(
+        self, users: np.ndarray, history: sp.csr_matrix, context: ScoreContext | None = None
+    ) -> np.ndarray:
+        """Cosine of each history's weighted mean item vector with every item (0 for an empty history)."""
+        profiles = normalize(prepare_matrix(history) @ self.item_vectors_)
+        return (profiles @ self.item_vectors_.T).toarray()
+
+    def similar_items(self, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        return cosine_neighbours(self.item_vectors_.toarray(), np.asarray(items, dtype=np.int64), n)
+
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        return sparse_arrays(self.item_vectors_, "item_vectors")
+
+    def _set_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        self.item_vectors_ = sparse_from_arrays(arrays, "item_vectors")
+
+
+def item_feature_matrix(
+    item_features: pd.DataFrame,
+    n_items: int,
+    *,
+    text_columns: list[str],
+    categorical_columns: list[str],
+    numeric_columns: list[str],
+    text_weight: float,
+    categorical_weight: float,
+    numeric_weight: float,
+    scaler: str,
+    min_df: int,
+    text_encoder: str | None,
+    log: Logger = _silent,
+) -> sp.csr_matrix:
+    """Row-normalised ``n_items x features`` CSR matrix of the configured feature blocks (see module doc)."""
+    if len(item_features) != n_items:
+        raise ValueError(
+            f"content: item_features has {len(item_features)} rows, expected one per item ({n_items})"
+        )
+    missing = [c for c in (*text_columns, *categorical_columns, *numeric_columns) if c not in item_features]
+    if missing:
+        raise ValueError(
+            f"content: item feature column {missing[0]!r} not found; have {list(item_features.columns)}"
+        )
+    blocks = []
+    if text_columns:
+        columns = [item_features[c].fillna("").astype(str) for c in text_columns]
+        text = functools.reduce(lambda a, b: a + " " + b, columns).tolist()
+        blocks.append(text_weight * _text_block(text, min_df, text_encoder, log))
+    if categorical_columns:
+        values = (
+            item_features[categorical_columns]
+            .astype(object)
+            .where(item_features[categorical_columns].notna())
+        )
+        one_hot = OneHotEncoder(handle_unknown="ignore").fit_transform(values.fillna("<missing>").astype(str))
+        blocks.append(categorical_weight * normalize(sp.csr_matrix(one_hot, dtype=np.float32)))
+    if numeric_columns:
+        numbers = item_features[numeric_columns].astype(np.float64)
+        numbers = numbers.fillna(numbers.median()).fillna(0.0).to_numpy()
+        blocks.append(numeric_weight * sp.csr_matrix(SCALERS[scaler]().fit_transform(numbers)))
+    if not blocks:
+        raise ValueError("content: no feature columns configured")
+    return normalize(sp.hstack(blocks, format="csr", dtype=np.float32))
+
+
+def _text_block(text: list[str], min_df: int, text_encoder: str | None, log: Logger) -> sp.csr_matrix:
+    if text_encoder is not None:
+        embeddings = np.asarray(load_text_encoder(text_encoder).encode(text), dtype=np.float32)
+        return sp.csr_matrix(normalize(embeddings))
+    try:
+        return sp.csr_matrix(
+            TfidfVectorizer(min_df=min_df, sublinear_tf=True).fit_transform(text), dtype=np.float32
+        )
+    except ValueError:  # every term rarer than min_df: no vocabulary
+        log(f"content: no text term occurs in {min_df}+ items; text ignored")
+        return sp.csr_matrix((len(text), 0), dtype=np.float32)

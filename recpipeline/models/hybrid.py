@@ -1,0 +1,132 @@
+"""Hybrid: a weighted blend of a collaborative model and the content model, with cold-start fallbacks.
+
+Per user, each model's scores are normalised (``zscore``: standardised over the items; ``rank``: percentile
+ranks) and blended as ``alpha * cf + (1 - alpha) * content``. The CF part is only trusted for items it has
+seen in training; for cold items (no training interactions) the CF evidence is missing and imputed as the
+user's average (z = 0 / rank 0.5), so they compete on content alone. Users without any history get segment
+popularity (``segment_by`` over user attributes, global popularity without them).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.stats import rankdata
+
+from recpipeline.models.base import Logger, Recommender, _silent, prepare_matrix
+from recpipeline.models.content import Content
+from recpipeline.models.context import FitContext, ScoreContext
+from recpipeline.models.popularity import Popularity
+
+_PARTS = ("cf", "content", "popularity")
+
+
+class Hybrid(Recommender):
+    """``alpha`` weights the CF model ``cf`` (any registry name, with ``cf_params``) against content."""
+
+    name = "hybrid"
+    serves_cold_users = True
+    search_space = {"alpha": [0.3, 0.5, 0.7, 0.8, 0.9, 0.95], "normalise": ["zscore", "rank"]}
+
+    def __init__(
+        self,
+        cf: str = "als",
+        alpha: float = 0.8,
+        normalise: Literal["zscore", "rank"] = "zscore",
+        cf_params: dict[str, Any] | None = None,
+        content_params: dict[str, Any] | None = None,
+        segment_by: list[str] | Literal["auto"] | None = "auto",
+    ) -> None:
+        if normalise not in ("zscore", "rank"):
+            raise ValueError(f"hybrid: 'normalise' must be 'zscore' or 'rank', got {normalise!r}")
+        if not 0.0 <= alpha <= 1.0:
+            raise ValueError(f"hybrid: 'alpha' must be in [0, 1], got {alpha!r}")
+        super().__init__(
+            cf=cf,
+            alpha=alpha,
+            normalise=normalise,
+            cf_params=dict(cf_params or {}),
+            content_params=dict(content_params or {}),
+            segment_by=segment_by,
+        )
+
+    def fit(
+        self,
+        train: sp.csr_matrix,
+        validation: sp.csr_matrix | None = None,
+        *,
+        context: FitContext | None = None,
+        log: Logger = _silent,
+    ) -> Hybrid:
+        from recpipeline.models import create_model  # the registry imports this module
+
+        if self.cf in ("hybrid", "content"):
+            raise ValueError(f"hybrid: cf must be a collaborative model, got {self.cf!r}")
+        self._start_fit(train, context)
+        self.cf_model_ = create_model(self.cf, self.cf_params).fit(
+            train, validation, context=context, log=log
+        )
+        self.content_model_ = Content(**self.content_params).fit(train, validation, context=context, log=log)
+        self.popularity_model_ = Popularity(segment_by=self.segment_by).fit(train, context=context, log=log)
+        self.cold_items_ = np.diff(prepare_matrix(train).tocsc().indptr) == 0
+        log(f"hybrid: {self.cf} x content, alpha {self.alpha}, {int(self.cold_items_.sum())} cold items")
+        return self
+
+    def _normalised(self, scores: np.ndarray, trusted: np.ndarray) -> np.ndarray:
+        """Per-row z-scores or percentile ranks, computed over ``trusted`` columns; the rest get 0 / 0.5."""
+        scores = np.asarray(scores, dtype=np.float64)
+        part = scores[:, trusted]
+        if self.normalise == "rank":
+            normalised = (rankdata(part, axis=1) - 0.5) / max(part.shape[1], 1)
+            missing = 0.5
+        else:
+            normalised = (part - part.mean(axis=1, keepdims=True)) / (part.std(axis=1, keepdims=True) + 1e-12)
+            missing = 0.0
+        out = np.full(scores.shape, missing)
+        out[:, trusted] = normalised
+        return out
+
+    def score(
+        self, users: np.ndarray, history: sp.csr_matrix, context: ScoreContext | None = None
+    ) -> np.ndarray:
+        everything = np.ones(self.n_items_, dtype=bool)
+        cf = self._normalised(self.cf_model_.score(users, history, context), ~self.cold_items_)
+        content = self._normalised(self.content_model_.score(users, history, context), everything)
+        blended = (self.alpha * cf + (1.0 - self.alpha) * content).astype(np.float32)
+        cold_users = np.diff(sp.csr_matrix(history).indptr) == 0
+        if cold_users.any():
+            users = np.asarray(users)
+            blended[cold_users] = self.popularity_model_.score(
+                users[cold_users], history[cold_users], context
+            )
+        return blended
+
+    def similar_items(self, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """The CF model's neighbours for items it was trained on, the content model's for cold items."""
+        items = np.asarray(items, dtype=np.int64)
+        neighbours, sims = self.content_model_.similar_items(items, n)
+        warm = ~self.cold_items_[items]
+        # a CF model without item similarity leaves the content neighbours for every item
+        with contextlib.suppress(NotImplementedError):
+            neighbours[warm], sims[warm] = self.cf_model_.similar_items(items[warm], n)
+        return neighbours, sims
+
+    # -- persistence: each part in its own sub-folder, plus the cold-item mask ---------------------------
+
+    def _save_state(self, directory: Path) -> None:
+        for part in _PARTS:
+            getattr(self, f"{part}_model_").save(Path(directory) / part)
+        np.savez(Path(directory) / "state.npz", cold_items=self.cold_items_)
+
+    def _load_state(self, directory: Path) -> None:
+        from recpipeline.models import load_model  # the registry imports this module
+
+        self.cf_model_ = load_model(Path(directory) / "cf")
+        self.content_model_ = Content.load(Path(directory) / "content")
+        self.popularity_model_ = Popularity.load(Path(directory) / "popularity")
+        with np.load(Path(directory) / "state.npz", allow_pickle=False) as data:
+            self.cold_items_ = data["cold_items"].astype(bool)

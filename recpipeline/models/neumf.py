@@ -1,0 +1,263 @@
+"""NeuMF (He et al. 2017, "Neural Collaborative Filtering"): GMF and MLP towers fused by a linear output.
+
+GMF: the elementwise product of user and item embeddings. MLP: the concatenated user and item embeddings
+through ReLU layers. The two towers' last layers are concatenated into one logit, trained with binary
+cross-entropy on each observed (user, item) pair against ``negatives`` uniformly sampled unobserved items.
+With ``item_features`` the item side also gets the content model's feature vectors (reduced to
+``feature_dim`` by truncated SVD) through a learned projection, which gives items without interactions a
+representation.
+
+Fold-in: training users are scored with their learned embeddings. NeuMF has no closed-form inference for
+users without training interactions, so their embeddings are learned at score time: ``FOLD_IN_STEPS`` Adam
+steps on the same loss over their history rows, with the item side and the towers frozen (seeded, so the
+same history always gives the same scores).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from sklearn.decomposition import TruncatedSVD
+from torch import nn
+
+from recpipeline.models.base import Logger, _silent, prepare_matrix
+from recpipeline.models.content import Content, item_feature_matrix
+from recpipeline.models.context import FitContext, ScoreContext
+from recpipeline.models.neural import TorchRecommender, resolve_device
+from recpipeline.models.similarity import cosine_neighbours
+
+#: (user, item) pairs per forward pass when scoring (bounds memory at pairs x embedding width)
+SCORE_BATCH_PAIRS = 1 << 18
+#: optimiser steps and learning rate of the fold-in of users unseen in training
+FOLD_IN_STEPS, FOLD_IN_LR = 100, 0.05
+
+
+class _NeuMF(nn.Module):
+    def __init__(self, n_users: int, n_items: int, factors: int, layers: list[int], feature_dim: int) -> None:
+        super().__init__()
+        mlp_dim = layers[0] // 2
+        self.gmf_user = nn.Embedding(n_users, factors)
+        self.gmf_item = nn.Embedding(n_items, factors)
+        self.mlp_user = nn.Embedding(n_users, mlp_dim)
+        self.mlp_item = nn.Embedding(n_items, mlp_dim)
+        for table in (self.gmf_user, self.gmf_item, self.mlp_user, self.mlp_item):
+            nn.init.normal_(table.weight, std=0.01)
+        # users with training interactions have learned embeddings; the rest are folded in at score time
+        self.register_buffer("trained_users", torch.zeros(n_users, dtype=torch.bool))
+        self.feature_dim = feature_dim
+        if feature_dim:
+            self.register_buffer("item_features", torch.zeros(n_items, feature_dim))
+            self.feature_projection = nn.Linear(feature_dim, factors + mlp_dim, bias=False)
+        tower = []
+        for width_in, width_out in zip(layers[:-1], layers[1:], strict=False):
+            tower += [nn.Linear(width_in, width_out), nn.ReLU()]
+        self.mlp = nn.Sequential(*tower)
+        self.output = nn.Linear(factors + layers[-1], 1)
+
+    def item_vectors(self, items: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(GMF, MLP) item embeddings, content projection added where item features are used."""
+        gmf = self.gmf_item.weight if items is None else self.gmf_item(items)
+        mlp = self.mlp_item.weight if items is None else self.mlp_item(items)
+        if self.feature_dim:
+            features = self.item_features if items is None else self.item_features[items]
+            side = self.feature_projection(features)
+            gmf, mlp = gmf + side[:, : gmf.shape[1]], mlp + side[:, gmf.shape[1] :]
+        return gmf, mlp
+
+    def logits(
+        self, gmf_user: torch.Tensor, mlp_user: torch.Tensor, gmf_item: torch.Tensor, mlp_item: torch.Tensor
+    ) -> torch.Tensor:
+        hidden = self.mlp(torch.cat([mlp_user, mlp_item], dim=-1))
+        return self.output(torch.cat([gmf_user * gmf_item, hidden], dim=-1)).squeeze(-1)
+
+    def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        gmf_item, mlp_item = self.item_vectors(items)
+        return self.logits(self.gmf_user(users), self.mlp_user(users), gmf_item, mlp_item)
+
+
+class NeuMF(TorchRecommender):
+    """Neural matrix factorisation with sampled negatives, early-stopped on validation NDCG@k."""
+
+    name = "neumf"
+    search_space = {
+        "factors": [16, 32, 64],
+        "negatives": [2, 4, 8],
+        "lr": [1e-3, 3e-3],
+        "weight_decay": [0.0, 1e-6, 1e-5],
+    }
+
+    def __init__(
+        self,
+        factors: int = 32,
+        layers: list[int] | None = None,
+        negatives: int = 4,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        epochs: int = 30,
+        batch_size: int = 1024,
+        patience: int = 3,
+        item_features: bool = False,
+        feature_dim: int = 32,
+        k: int = 10,
+        seed: int = 42,
+        device: str = "auto",
+        num_threads: int = 0,
+    ) -> None:
+        super().__init__(
+            factors=factors,
+            layers=[64, 32, 16] if layers is None else layers,
+            negatives=negatives,
+            lr=lr,
+            weight_decay=weight_decay,
+            epochs=epochs,
+            batch_size=batch_size,
+            patience=patience,
+            item_features=item_features,
+            feature_dim=feature_dim,
+            k=k,
+            seed=seed,
+            device=device,
+            num_threads=num_threads,
+        )
+
+    def _build_module(self) -> nn.Module:
+        feature_dim = self.feature_dim if self.item_features else 0
+        return _NeuMF(self.n_users_, self.n_items_, self.factors, self.layers, feature_dim)
+
+    def fit(
+        self,
+        train: sp.csr_matrix,
+        validation: sp.csr_matrix | None = None,
+        *,
+        context: FitContext | None = None,
+        log: Logger = _silent,
+    ) -> NeuMF:
+        self._start_fit(train, context)
+        self.device_ = resolve_device(self.device)
+        binary = prepare_matrix(train, binarize=True)
+        positives = binary.tocoo()
+        pos_users, pos_items = positives.row.astype(np.int64), positives.col.astype(np.int64)
+        # sorted pair keys answer "is (u, j) observed?" for a whole batch of negatives at once
+        observed = np.sort(pos_users * self.n_items_ + pos_items)
+        rng = np.random.default_rng(self.seed)
+
+        def run_epoch(epoch: int) -> str:
+            users, items, labels = self._epoch_samples(pos_users, pos_items, observed, rng)
+            order = rng.permutation(len(users))
+            total = 0.0
+            for begin in range(0, len(order), self.batch_size):
+                idx = order[begin : begin + self.batch_size]
+                logits = self.module_(users[idx], items[idx])
+                loss = F.binary_cross_entropy_with_logits(logits, labels[idx])
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                total += float(loss.detach()) * len(idx)
+            return f"loss {total / len(order):.4f}"
+
+        with self._seeded():
+            self.module_ = self._build_module().to(self.device_)
+            self.module_.trained_users.copy_(torch.from_numpy(np.diff(binary.indptr) > 0))
+            if self.item_features:
+                self.module_.item_features.copy_(self._item_features(context, log))
+            optimiser = torch.optim.Adam(
+                self.module_.parameters(), lr=self.lr, weight_decay=self.weight_decay
+            )
+            self._train_epochs(run_epoch, self._validator(train, validation), log)
+        return self
+
+    def _item_features(self, context: FitContext | None, log: Logger) -> torch.Tensor:
+        """The content model's item vectors reduced to ``feature_dim`` columns (zero-padded if fewer)."""
+        if context is None or context.item_features is None:
+            raise ValueError("neumf: item_features=True needs FitContext.item_features")
+        vectors = item_feature_matrix(context.item_features, self.n_items_, **Content().get_params(), log=log)
+        out = np.zeros((self.n_items_, self.feature_dim), dtype=np.float32)
+        dims = min(self.feature_dim, min(vectors.shape) - 1)
+        if dims > 0:
+            out[:, :dims] = TruncatedSVD(dims, random_state=self.seed).fit_transform(vectors)
+        return torch.from_numpy(out).to(self.device_)
+
+    def _epoch_samples(
+        self, pos_users: np.ndarray, pos_items: np.ndarray, observed: np.ndarray, rng: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Every positive pair plus ``negatives`` unobserved items per pair (one redraw of observed ones)."""
+        neg_users = np.repeat(pos_users, self.negatives)
+        neg_items = rng.integers(0, self.n_items_, len(neg_users))
+        clash = np.isin(neg_users * self.n_items_ + neg_items, observed, assume_unique=False)
+        neg_items[clash] = rng.integers(0, self.n_items_, int(clash.sum()))
+        users = np.concatenate([pos_users, neg_users])
+        items = np.concatenate([pos_items, neg_items])
+        labels = np.concatenate([np.ones(len(pos_users)), np.zeros(len(neg_users))]).astype(np.float32)
+        return tuple(torch.from_numpy(a).to(self.device_) for a in (users, items, labels))
+
+    def _score(self, users: np.ndarray, history: sp.csr_matrix, context: ScoreContext | None) -> np.ndarray:
+        """Logits for every item; users without training interactions are folded in (module docstring)."""
+        users = np.asarray(users, dtype=np.int64)
+        module = self.module_
+        gmf_items, mlp_items = module.item_vectors()
+        trained_users = module.trained_users.cpu().numpy()
+        trained = users < len(trained_users)
+        trained[trained] = trained_users[users[trained]]
+        known = torch.from_numpy(np.where(trained, users, 0)).to(self.device_)
+        gmf_users, mlp_users = module.gmf_user(known), module.mlp_user(known)
+        if not trained.all():
+            cold = torch.from_numpy(np.flatnonzero(~trained)).to(self.device_)
+            gmf_users[cold], mlp_users[cold] = self._fold_in(history[~trained], gmf_items, mlp_items)
+        out = np.empty((len(users), self.n_items_), dtype=np.float32)
+        step = max(1, SCORE_BATCH_PAIRS // self.n_items_)
+        n_items = self.n_items_
+        for begin in range(0, len(users), step):
+            end = min(begin + step, len(users))
+            shape = (end - begin, n_items, -1)
+            out[begin:end] = (
+                module.logits(
+                    gmf_users[begin:end, None].expand(shape),
+                    mlp_users[begin:end, None].expand(shape),
+                    gmf_items[None].expand(shape),
+                    mlp_items[None].expand(shape),
+                )
+                .float()
+                .cpu()
+                .numpy()
+            )
+        return out
+
+    def _fold_in(
+        self, rows: sp.csr_matrix, gmf_items: torch.Tensor, mlp_items: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(GMF, MLP) user embeddings fitted to ``rows`` (positives vs sampled negatives), all else frozen."""
+        positives = prepare_matrix(rows, binarize=True).tocoo()
+        generator = torch.Generator(device=self.device_).manual_seed(self.seed)
+        users = torch.from_numpy(positives.row.astype(np.int64)).to(self.device_)
+        items = torch.from_numpy(positives.col.astype(np.int64)).to(self.device_)
+        users = torch.cat([users, users.repeat_interleave(self.negatives)])
+        labels = torch.cat([torch.ones(len(items)), torch.zeros(len(users) - len(items))]).to(self.device_)
+        gmf = 0.01 * torch.randn(rows.shape[0], gmf_items.shape[1], generator=generator, device=self.device_)
+        mlp = 0.01 * torch.randn(rows.shape[0], mlp_items.shape[1], generator=generator, device=self.device_)
+        gmf.requires_grad_(True)
+        mlp.requires_grad_(True)
+        optimiser = torch.optim.Adam([gmf, mlp], lr=FOLD_IN_LR)
+        gmf_items, mlp_items = gmf_items.detach(), mlp_items.detach()
+        with torch.enable_grad():
+            for _ in range(FOLD_IN_STEPS):
+                negatives = torch.randint(
+                    0, self.n_items_, (len(users) - len(items),), generator=generator, device=self.device_
+                )
+                batch_items = torch.cat([items, negatives])
+                logits = self.module_.logits(
+                    gmf[users], mlp[users], gmf_items[batch_items], mlp_items[batch_items]
+                )
+                loss = F.binary_cross_entropy_with_logits(logits, labels)
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+        self.module_.zero_grad(set_to_none=True)  # the frozen towers got gradients too; drop them
+        return gmf.detach(), mlp.detach()
+
+    def similar_items(self, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Cosine over the concatenated GMF and MLP item vectors."""
+        gmf, mlp = self.module_.item_vectors()
+        vectors = torch.cat([gmf, mlp], dim=1).detach().float().cpu().numpy()
+        return cosine_neighbours(vectors, np.asarray(items, dtype=np.int64), n)

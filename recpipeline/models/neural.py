@@ -1,0 +1,143 @@
+"""Shared PyTorch plumbing for the neural models: device choice, seeding, early stopping, safetensors.
+
+Subclasses build their ``nn.Module`` from hyperparameters and the matrix shape alone (``_build_module``), so
+a saved model reloads from ``params.json`` + ``model.safetensors`` without pickle.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+from abc import abstractmethod
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from recpipeline.models.base import Logger, Recommender
+from recpipeline.models.context import ScoreContext
+from recpipeline.models.holdout import holdout_ndcg, holdout_targets
+
+STATE_FILE = "model.safetensors"
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto``: CUDA when available, else CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def sparse_to_dense(rows: sp.csr_matrix, device: torch.device) -> torch.Tensor:
+    """A CSR block densified on ``device`` (the sparse form is what crosses to a GPU)."""
+    rows = rows.tocoo()
+    indices = torch.from_numpy(np.vstack([rows.row, rows.col]).astype(np.int64))
+    values = torch.from_numpy(rows.data.astype(np.float32, copy=False))
+    sparse = torch.sparse_coo_tensor(indices, values, rows.shape, check_invariants=False)
+    return sparse.to(device).to_dense()
+
+
+class TorchRecommender(Recommender):
+    """Base for PyTorch models; subclasses take ``epochs``, ``patience``, ``k``, ``seed``, ``device`` and
+    ``num_threads``."""
+
+    module_: nn.Module
+    device_: torch.device
+
+    @abstractmethod
+    def _build_module(self) -> nn.Module:
+        """A freshly initialised module for ``n_users_`` / ``n_items_`` and the hyperparameters."""
+
+    @abstractmethod
+    def _score(self, users: np.ndarray, history: sp.csr_matrix, context: ScoreContext | None) -> np.ndarray:
+        """``score`` proper; runs without autograd and with the configured threads."""
+
+    def score(
+        self, users: np.ndarray, history: sp.csr_matrix, context: ScoreContext | None = None
+    ) -> np.ndarray:
+        with torch.no_grad(), self._threads():
+            return self._score(users, history, context)
+
+    @contextlib.contextmanager
+    def _seeded(self) -> Iterator[None]:
+        """Seed torch for the block (initialisation, dropout, sampling); the global RNG is restored after."""
+        devices = [self.device_] if self.device_.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices), self._threads():
+            torch.manual_seed(self.seed)
+            yield
+
+    @contextlib.contextmanager
+    def _threads(self) -> Iterator[None]:
+        """CPU threads for the block: ``num_threads`` (0 = torch's default); restored after.
+
+        On a shared or small machine one thread is often much faster: idle threads spin-wait for busy cores.
+        """
+        previous = torch.get_num_threads()
+        if self.num_threads > 0:
+            torch.set_num_threads(self.num_threads)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(previous)
+
+    def _validator(
+        self, train: sp.spmatrix, validation: sp.spmatrix | None, context: ScoreContext | None = None
+    ) -> Callable[[], float] | None:
+        """Validation NDCG@k of the current weights (train as history); None with nothing to validate."""
+        if validation is None or len(holdout_targets(train, validation)[0]) == 0:
+            return None
+        return lambda: holdout_ndcg(self, train, validation, self.k, context)
+
+    def _train_epochs(
+        self, run_epoch: Callable[[int], str], validate: Callable[[], float] | None, log: Logger
+    ) -> None:
+        """Run up to ``epochs`` epochs; with ``validate`` keep the best epoch by validation NDCG@k.
+
+        ``run_epoch(epoch)`` trains one epoch and returns a short summary for the log line (e.g. the loss).
+        Training stops after ``patience`` epochs without improvement. Sets ``best_epoch_`` (1-based).
+        """
+        best_ndcg, best_state, best_epoch, stale = -np.inf, None, 0, 0
+        for epoch in range(1, self.epochs + 1):
+            start = time.perf_counter()
+            self.module_.train()
+            summary = run_epoch(epoch)
+            self.module_.eval()
+            if validate is None:
+                best_epoch = epoch  # without validation the last epoch's weights are kept
+                log(f"{self.name} epoch {epoch}: {summary} {time.perf_counter() - start:.1f}s")
+                continue
+            ndcg = validate()
+            log(
+                f"{self.name} epoch {epoch}: {summary} val ndcg@{self.k} {ndcg:.4f} "
+                f"{time.perf_counter() - start:.1f}s"
+            )
+            if ndcg > best_ndcg:
+                best_ndcg, best_epoch, stale = ndcg, epoch, 0
+                best_state = copy.deepcopy(self.module_.state_dict())
+            else:
+                stale += 1
+                if stale >= self.patience:
+                    log(f"{self.name}: early stop after epoch {epoch} (no gain for {self.patience} epochs)")
+                    break
+        if best_state is not None:
+            self.module_.load_state_dict(best_state)
+            log(f"{self.name}: kept epoch {best_epoch} (val ndcg@{self.k} {best_ndcg:.4f})")
+        self.best_epoch_ = best_epoch
+        self.module_.eval()
+
+    # -- persistence: safetensors, never pickle ---------------------------------------------------------
+
+    def _save_state(self, directory: Path) -> None:
+        state = {key: value.detach().cpu().contiguous() for key, value in self.module_.state_dict().items()}
+        save_file(state, str(Path(directory) / STATE_FILE))
+
+    def _load_state(self, directory: Path) -> None:
+        self.device_ = resolve_device(self.device)
+        self.module_ = self._build_module()
+        self.module_.load_state_dict(load_file(str(Path(directory) / STATE_FILE), device="cpu"))
+        self.module_.to(self.device_).eval()

@@ -1,0 +1,115 @@
+"""SASRec (Kang & McAuley 2018, "Self-Attentive Sequential Recommendation").
+
+Causal self-attention over the user's latest ``max_len`` items (learned positions, pre-norm transformer
+blocks); the state at the last position scores the next item against the shared item embeddings. Training
+and scoring details are in ``recpipeline.models.sequential``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recpipeline.models.sequential import SequenceRecommender
+
+#: additive attention mask value: finite, so a row with every key masked (padding) stays finite
+_MASKED = -1e9
+
+
+class _Block(nn.Module):
+    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.attention_norm = nn.LayerNorm(dim)
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.out = nn.Linear(dim, dim)
+        self.ff_norm = nn.LayerNorm(dim)
+        self.ff = nn.Sequential(nn.Linear(dim, dim), nn.GELU(), nn.Dropout(dropout), nn.Linear(dim, dim))
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        batch, length, dim = x.shape
+        q, k, v = (
+            self.qkv(self.attention_norm(x)).view(batch, length, 3, self.heads, -1).permute(2, 0, 3, 1, 4)
+        )
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        x = x + self.dropout(self.out(attended.transpose(1, 2).reshape(batch, length, dim)))
+        return x + self.dropout(self.ff(self.ff_norm(x)))
+
+
+class _SASRecModule(nn.Module):
+    def __init__(self, n_items: int, dim: int, max_len: int, blocks: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.item_embedding = nn.Embedding(n_items + 1, dim, padding_idx=0)
+        self.position_embedding = nn.Embedding(max_len, dim)
+        self.blocks = nn.ModuleList(_Block(dim, heads, dropout) for _ in range(blocks))
+        self.norm = nn.LayerNorm(dim)
+        self.dropout = nn.Dropout(dropout)
+        self.register_buffer(
+            "causal", torch.triu(torch.full((max_len, max_len), _MASKED), diagonal=1), persistent=False
+        )
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        length = tokens.shape[1]
+        real = (tokens > 0).unsqueeze(-1)
+        x = self.item_embedding(tokens) * math.sqrt(self.item_embedding.embedding_dim)
+        x = self.dropout(x + self.position_embedding.weight[:length]) * real
+        # (batch, 1, query, key): causal, and no attention to padding keys
+        mask = self.causal[:length, :length] + torch.where(real.transpose(1, 2), 0.0, _MASKED).unsqueeze(1)
+        for block in self.blocks:
+            x = block(x, mask) * real
+        return self.norm(x)
+
+
+class SASRec(SequenceRecommender):
+    """Self-attentive next-item model; early-stopped on validation NDCG@k."""
+
+    name = "sasrec"
+    search_space = {
+        "factors": [32, 64, 128],
+        "blocks": [1, 2],
+        "dropout": [0.1, 0.2, 0.5],
+        "max_len": [50, 100, 200],
+    }
+
+    def __init__(
+        self,
+        factors: int = 64,
+        blocks: int = 2,
+        heads: int = 1,
+        max_len: int = 50,
+        dropout: float = 0.2,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        epochs: int = 50,
+        batch_size: int = 128,
+        patience: int = 5,
+        k: int = 10,
+        seed: int = 42,
+        device: str = "auto",
+        num_threads: int = 0,
+    ) -> None:
+        if factors % heads:
+            raise ValueError(f"sasrec: factors ({factors}) must be divisible by heads ({heads})")
+        super().__init__(
+            factors=factors,
+            blocks=blocks,
+            heads=heads,
+            max_len=max_len,
+            dropout=dropout,
+            lr=lr,
+            weight_decay=weight_decay,
+            epochs=epochs,
+            batch_size=batch_size,
+            patience=patience,
+            k=k,
+            seed=seed,
+            device=device,
+            num_threads=num_threads,
+        )
+
+    def _build_module(self) -> nn.Module:
+        return _SASRecModule(self.n_items_, self.factors, self.max_len, self.blocks, self.heads, self.dropout)

@@ -1,0 +1,104 @@
+"""User-based k-nearest-neighbours (Herlocker et al. 1999), with history fold-in.
+
+A scored user's history row is compared (cosine, optionally TF-IDF / BM25 weighted) with every training
+user's row; the ``neighbours`` most similar training users vote for their items, weighted by similarity.
+New users fold in through their history; a training user never counts as their own neighbour.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from recpipeline.models.base import Logger, Recommender, _silent, prepare_matrix, top_k_excluding
+from recpipeline.models.context import FitContext, ScoreContext
+from recpipeline.models.similarity import (
+    Weighting,
+    apply_weighting,
+    sparse_arrays,
+    sparse_from_arrays,
+    weighting_stats,
+)
+
+
+class UserKNN(Recommender):
+    """Cosine user-user neighbourhoods computed at score time against the stored training matrix."""
+
+    name = "user_knn"
+    search_space = {
+        "neighbours": [20, 50, 100, 200],
+        "weighting": ["none", "tfidf", "bm25"],
+        "shrinkage": [0.0, 10.0],
+        "binarize": [True, False],
+    }
+
+    def __init__(
+        self,
+        neighbours: int = 50,
+        weighting: Weighting = "tfidf",
+        shrinkage: float = 0.0,
+        binarize: bool = True,
+    ) -> None:
+        super().__init__(neighbours=neighbours, weighting=weighting, shrinkage=shrinkage, binarize=binarize)
+
+    def fit(
+        self,
+        train: sp.csr_matrix,
+        validation: sp.csr_matrix | None = None,
+        *,
+        context: FitContext | None = None,
+        log: Logger = _silent,
+    ) -> UserKNN:
+        self._start_fit(train, context)
+        self.train_ = prepare_matrix(train, self.binarize)
+        # the weighting statistics are the training users' (documents) and items' (terms)
+        self.idf_, self.mean_length_ = weighting_stats(self.train_)
+        self._weigh_train()
+        log(
+            f"user_knn: {self.train_.shape[0]} training users, {self.neighbours} neighbours, {self.weighting}"
+        )
+        return self
+
+    def _weigh_train(self) -> None:
+        """The weighted training rows and their norms (derived from the stored state, never saved)."""
+        self.weighted_train_ = apply_weighting(self.train_, self.weighting, self.idf_, self.mean_length_)
+        self.train_norms_ = _row_norms(self.weighted_train_)
+
+    def score(
+        self, users: np.ndarray, history: sp.csr_matrix, context: ScoreContext | None = None
+    ) -> np.ndarray:
+        rows = apply_weighting(
+            prepare_matrix(history, self.binarize), self.weighting, self.idf_, self.mean_length_
+        )
+        dots = (rows @ self.weighted_train_.T).toarray()
+        sims = dots / (np.outer(_row_norms(rows), self.train_norms_) + self.shrinkage + 1e-12)
+        users = np.asarray(users, dtype=np.int64)
+        own = users < self.train_.shape[0]
+        not_self = sp.csr_matrix(
+            (np.ones(own.sum(), dtype=np.float32), (np.flatnonzero(own), users[own])), shape=sims.shape
+        )
+        neighbours, neighbour_sims = top_k_excluding(sims, not_self, self.neighbours)
+        keep = (neighbours >= 0) & (neighbour_sims > 0)
+        votes = sp.csr_matrix(
+            (neighbour_sims[keep], (np.nonzero(keep)[0], neighbours[keep])),
+            shape=sims.shape,
+            dtype=np.float32,
+        )
+        return (votes @ self.train_).toarray()
+
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        return {
+            **sparse_arrays(self.train_, "train"),
+            "idf": self.idf_,
+            "mean_length": np.array(self.mean_length_),
+        }
+
+    def _set_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        self.train_ = sparse_from_arrays(arrays, "train")
+        self.idf_ = arrays["idf"]
+        self.mean_length_ = float(arrays["mean_length"])
+        self._weigh_train()
+
+
+def _row_norms(matrix: sp.csr_matrix) -> np.ndarray:
+    return np.sqrt(np.asarray(matrix.multiply(matrix).sum(axis=1)).ravel())
