@@ -1,4 +1,4 @@
-"""Every registered model on MovieLens-100K under the Microsoft Recommenders benchmark protocol..
+"""Every registered model on MovieLens-100K under the Microsoft Recommenders benchmark protocol.
 
 Protocol (Recommenders' ``examples/06_benchmarks``): a per-item stratified random split, 75 % of each
 item's ratings to train and 25 % to test (seed 42; the same rule as ``python_stratified_split(ratio=0.75,
@@ -7,14 +7,15 @@ user's training items removed, and every test rating relevant whatever its value
 ``recpipeline.metrics.evaluate``. Interactions carry the rating as their weight, as the pipeline's
 ``rating`` events do.
 
-Hyperparameters: each model is tuned (``--trials`` seeded random candidates, defaults first) on an inner
-split of the training set (again per item, 90 / 10), then refitted on the whole training set with the chosen
-values; neural models are refitted for the epoch count early stopping chose. The fit time reported is the
+Hyperparameters: each model is tuned (``--trials`` seeded random candidates, defaults first; neural models
+``--neural-trials``, they are slow on a CPU) on an inner split of the training set (again per item,
+90 / 10), then refitted on the whole training set with the chosen values; neural models are refitted for
+the epoch count early stopping chose. The fit time reported is the
 final refit's. The test split is never looked at before the final lists.
 
-    python benchmarks/movielens_models.py                       # every model, 8 trials each
+    python benchmarks/movielens_models.py                       # every model, 40 / 2 trials
     python benchmarks/movielens_models.py --models als ease --trials 20
-    python benchmarks/movielens_models.py --trials 1            # defaults only
+    python benchmarks/movielens_models.py --trials 1 --neural-trials 1     # defaults only
 
 Torch runs on one thread by default (``--torch-threads``): on a small shared machine that is the fastest.
 """
@@ -115,7 +116,7 @@ def refit_params(model: Any, params: dict[str, Any], n_train_users: int) -> dict
     return refit
 
 
-def run(names: list[str], trials: int, torch_threads: int) -> pd.DataFrame:
+def run(names: list[str], trials: int, neural_trials: int, torch_threads: int) -> pd.DataFrame:
     torch.set_num_threads(torch_threads)
     ratings = load_ratings(DATA)
     shape = (int(ratings["user_idx"].max()) + 1, int(ratings["item_idx"].max()) + 1)
@@ -143,7 +144,7 @@ def run(names: list[str], trials: int, torch_threads: int) -> pd.DataFrame:
             fixed,
             matrix(inner, shape),
             matrix(validation, shape),
-            trials=trials,
+            trials=neural_trials if issubclass(MODEL_REGISTRY[name], TorchRecommender) else trials,
             k=K,
             seed=SEED,
             context=fit_context(inner, validation),
@@ -190,10 +191,11 @@ def run(names: list[str], trials: int, torch_threads: int) -> pd.DataFrame:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=list(MODEL_REGISTRY), choices=list(MODEL_REGISTRY))
-    parser.add_argument("--trials", type=int, default=8, help="candidates per model (1 = defaults only)")
+    parser.add_argument("--trials", type=int, default=40, help="candidates per model (1 = defaults only)")
+    parser.add_argument("--neural-trials", type=int, default=2, help="candidates per neural model")
     parser.add_argument("--torch-threads", type=int, default=1)
     args = parser.parse_args()
-    table = run(args.models, args.trials, args.torch_threads)
+    table = run(args.models, args.trials, args.neural_trials, args.torch_threads)
     print()
     print(markdown_table(table.drop(columns="params").sort_values("ndcg@10", ascending=False)))
 

@@ -72,7 +72,9 @@ def _clear_error(exc: BaseException | None) -> Exception | None:
 
 def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", help="run configuration YAML (default: the embedded synthetic shop)")
-    parser.add_argument("--log-level", default="INFO", choices=LOG_LEVELS, help="messages shown from the steps")
+    parser.add_argument(
+        "--log-level", default="INFO", choices=LOG_LEVELS, help="messages shown from the steps"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
@@ -118,7 +120,16 @@ def _ui(args: argparse.Namespace) -> int:
         load_config(args.config)  # fail here, clearly, rather than inside the code server
         os.environ[CONFIG_ENV_VAR] = os.path.abspath(args.config)
     ensure_dagster_home()
-    command = ["dagster", "dev", "-m", "recpipeline.orchestration.definitions", "-h", args.host, "-p", args.port]
+    command = [
+        "dagster",
+        "dev",
+        "-m",
+        "recpipeline.orchestration.definitions",
+        "-h",
+        args.host,
+        "-p",
+        args.port,
+    ]
     os.execvp(command[0], command)
     return 0  # not reached
 

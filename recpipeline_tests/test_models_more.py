@@ -30,6 +30,7 @@ from recpipeline.models import (
     has_item_similarity,
     load_model,
 )
+from recpipeline.models.context import align_rows, id_map_version
 from recpipeline.models.holdout import holdout_ndcg
 from recpipeline.models.sequential import last_items, training_windows
 from recpipeline.models.tuning import candidate_params, tune
@@ -392,14 +393,15 @@ def test_holdout_ndcg_by_hand() -> None:
 
 
 def test_candidate_params_are_seeded_and_keep_fixed_values() -> None:
-    first = candidate_params(EASE, {"binarize": True}, 4, seed=3)
-    assert first == candidate_params(EASE, {"binarize": True}, 4, seed=3)
-    assert first[0] == {"binarize": True} and len(first) == 4
-    assert all(c["binarize"] is True for c in first)
-    assert len({c.get("regularization") for c in first[1:]}) == 3
-    assert len(candidate_params(EASE, {"binarize": True}, 50, seed=3)) == len(
-        EASE.search_space["regularization"]
-    )
+    fixed = {"binarize": True, "popularity_exponent": 0.0}  # only the regularization is left to search
+    first = candidate_params(EASE, fixed, 4, seed=3)
+    assert first == candidate_params(EASE, fixed, 4, seed=3)
+    assert first[0] == fixed and len(first) == 4
+    assert all(c["binarize"] is True and c["popularity_exponent"] == 0.0 for c in first)
+    searched = [c["regularization"] for c in first[1:]]
+    assert len(set(searched)) == 3 and 500.0 not in searched  # distinct, and never the default again
+    # a budget beyond the space: every other value once, after the configured one
+    assert len(candidate_params(EASE, fixed, 50, seed=3)) == len(EASE.search_space["regularization"])
 
 
 def test_tune_keeps_the_best_validation_trial(blocks) -> None:
@@ -475,3 +477,14 @@ def test_mult_vae_anneals_over_the_whole_run_by_default(blocks) -> None:
     create_model("mult_vae", params).fit(blocks[0], log=lines.append)
     betas = [float(line.split("beta ")[1].split()[0]) for line in lines]
     assert 0.05 < betas[0] < 0.1 and betas[2:] == [0.2] * 8
+
+
+def test_align_rows_follows_the_id_map() -> None:
+    id_map = pd.DataFrame({"id": ["b", "a", "c"], "idx": np.array([1, 0, 2], dtype=np.int32)})
+    table = pd.DataFrame({"item_id": ["a", "b", "b", "z"], "category": ["x", "old", "y", "w"]})
+    aligned = align_rows(table, id_map, "item_id")
+    # row i describes idx i: a, b (its last row), c (not in the table: missing); z is not in the map
+    assert aligned["category"].tolist()[:2] == ["x", "y"] and aligned["category"].isna().tolist()[2]
+    other = pd.DataFrame({"id": ["a"], "idx": np.array([0], dtype=np.int32)})
+    assert id_map_version(id_map, other) == id_map_version(id_map.iloc[::-1], other)
+    assert id_map_version(id_map, other) != id_map_version(other, id_map)

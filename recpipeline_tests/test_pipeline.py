@@ -7,11 +7,11 @@ from pathlib import Path
 import pandas as pd
 from dagster import materialize
 
-from recpipeline.orchestration.runner import run_pipeline
 from recpipeline.metrics import METRIC_NAMES
 from recpipeline.models import load_model
 from recpipeline.orchestration.definitions import build_assets
 from recpipeline.orchestration.resources import build_resources
+from recpipeline.orchestration.runner import run_pipeline
 from recpipeline_tests.conftest import REPO_ROOT, tiny_config
 
 RANGE = {

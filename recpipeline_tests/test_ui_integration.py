@@ -81,9 +81,23 @@ def dagster_dev(tmp_path_factory):
     url = f"http://127.0.0.1:{port}"
     log = open(root / "dagster_dev.log", "w")  # noqa: SIM115 - closed in the finalizer below
     process = subprocess.Popen(
-        [sys.executable, "-m", "dagster", "dev", "-m", "recpipeline.orchestration.definitions",
-         "-h", "127.0.0.1", "-p", str(port)],
-        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            sys.executable,
+            "-m",
+            "dagster",
+            "dev",
+            "-m",
+            "recpipeline.orchestration.definitions",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(port),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         _wait_for(lambda: _server_up(url), 180, "the webserver to answer")
@@ -111,9 +125,14 @@ def test_backfill_through_graphql_then_sensor_retrains(dagster_dev):
         url,
         """mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
              __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }""",
-        {"params": {"partitionNames": DAYS,
-                    "assetSelection": [{"path": [name]} for name in
-                                       ("raw_events", "cleaned_events", "quarantined_events")]}},
+        {
+            "params": {
+                "partitionNames": DAYS,
+                "assetSelection": [
+                    {"path": [name]} for name in ("raw_events", "cleaned_events", "quarantined_events")
+                ],
+            }
+        },
     )["launchPartitionBackfill"]
     assert launched["__typename"] == "LaunchBackfillSuccess", launched
 
@@ -124,7 +143,9 @@ def test_backfill_through_graphql_then_sensor_retrains(dagster_dev):
                  ... on PartitionBackfill { status } } }""",
             {"id": launched["backfillId"]},
         )["partitionBackfillOrError"]["status"]
-        assert status not in ("FAILED", "CANCELED", "COMPLETED_FAILED"), dagster_dev["log"].read_text()[-4000:]
+        assert status not in ("FAILED", "CANCELED", "COMPLETED_FAILED"), dagster_dev["log"].read_text()[
+            -4000:
+        ]
         return status in ("COMPLETED", "COMPLETED_SUCCESS")
 
     _wait_for(backfill_done, 300, "the backfill")
@@ -153,17 +174,26 @@ def test_ui_shows_the_asset_graph_and_the_metrics(dagster_dev):
     url = dagster_dev["url"]
     _wait_for(lambda: (dagster_dev["storage"] / "metrics.parquet").exists(), 600, "metrics (previous test)")
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
-    flags = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    flags = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=flags)
         page = browser.new_page(viewport={"width": 1600, "height": 1000})
-        page.goto(f"{url}/asset-groups/", wait_until="domcontentloaded")
+        page.goto(f"{url}/assets", wait_until="networkidle")
+        page.screenshot(path=str(ARTEFACTS / "asset_catalog.png"), full_page=True)
         for name in ("raw_events", "interactions", "als_model", "metrics"):
-            page.get_by_text(name, exact=True).first.wait_for(timeout=60_000)
-        page.screenshot(path=str(ARTEFACTS / "asset_graph.png"))
+            page.get_by_text(name).first.wait_for(timeout=60_000)
+        page.screenshot(path=str(ARTEFACTS / "asset_catalog.png"), full_page=True)
 
-        page.goto(f"{url}/assets/metrics", wait_until="domcontentloaded")
+        page.goto(f"{url}/assets/metrics", wait_until="networkidle")
+        page.screenshot(path=str(ARTEFACTS / "metrics_asset.png"), full_page=True)
         page.get_by_text("als/ndcg@5").first.wait_for(timeout=60_000)
         page.screenshot(path=str(ARTEFACTS / "metrics_asset.png"), full_page=True)
         assert page.get_by_text("popularity/ndcg@5").count() >= 1

@@ -52,12 +52,13 @@ class ScoreContext:
 def align_rows(table: pd.DataFrame, id_map: pd.DataFrame, id_column: str) -> pd.DataFrame:
     """``table`` (keyed by ``id_column``) reordered to one row per index of ``id_map`` (``id``, ``idx``).
 
-    Ids of the map missing from the table give all-missing rows; table rows not in the map are dropped.
-    The id column itself is kept (handy for debugging), the index is ``0..len(id_map)-1``.
+    Ids of the map missing from the table give all-missing rows; table rows not in the map are dropped; of
+    repeated ids the last row wins. The id column is kept, the index is ``0..len(id_map)-1``.
     """
     ids = np.empty(len(id_map), dtype=object)
     ids[id_map["idx"].to_numpy()] = id_map["id"].to_numpy()
-    keyed = table.drop_duplicates(id_column, keep="last").set_index(table[id_column].astype(str).rename(None))
+    latest = table.drop_duplicates(id_column, keep="last")
+    keyed = latest.set_index(latest[id_column].astype(str).rename(None))
     return keyed.reindex(pd.Index(ids.astype(str))).reset_index(drop=True)
 
 

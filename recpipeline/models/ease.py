@@ -3,6 +3,10 @@
 A closed-form item x item weight matrix ``B`` with zero diagonal: ``P = (X^T X + lambda I)^-1``,
 ``B = I - P diag(1 / diag(P))``. Scores are ``history @ B``, so any history row folds in. The dense
 ``n_items x n_items`` inverse bounds the catalogue it can afford: ``max_items`` guards it.
+
+``popularity_exponent`` (beta, default 0 = plain EASE) divides each item's score by
+``(training count + 1) ** beta``, a mild penalty on blockbusters as in RP3beta (Paudel et al. 2017); on
+MovieLens-100K validation picks beta = 0.1.
 """
 
 from __future__ import annotations
@@ -22,12 +26,24 @@ class EASE(Recommender):
 
     name = "ease"
     search_space = {
-        "regularization": [50.0, 100.0, 200.0, 300.0, 500.0, 1000.0, 2000.0],
+        "regularization": [100.0, 200.0, 300.0, 500.0, 1000.0, 2000.0],
         "binarize": [True, False],
+        "popularity_exponent": [0.0, 0.1, 0.2],
     }
 
-    def __init__(self, regularization: float = 300.0, binarize: bool = True, max_items: int = 20_000) -> None:
-        super().__init__(regularization=regularization, binarize=binarize, max_items=max_items)
+    def __init__(
+        self,
+        regularization: float = 500.0,
+        binarize: bool = True,
+        popularity_exponent: float = 0.0,
+        max_items: int = 20_000,
+    ) -> None:
+        super().__init__(
+            regularization=regularization,
+            binarize=binarize,
+            popularity_exponent=popularity_exponent,
+            max_items=max_items,
+        )
 
     def fit(
         self,
@@ -53,13 +69,15 @@ class EASE(Recommender):
         weights = -precision / np.diag(precision)[None, :]
         weights[np.diag_indices(n_items)] = 0.0
         self.weights_ = weights.astype(np.float32)
+        counts = np.bincount(x.indices, minlength=n_items).astype(np.float64)
+        self.item_penalty_ = ((counts + 1.0) ** -self.popularity_exponent).astype(np.float32)
         log(f"ease: {n_items} items, lambda {self.regularization}, {time.perf_counter() - start:.1f}s")
         return self
 
     def score(
         self, users: np.ndarray, history: sp.csr_matrix, context: ScoreContext | None = None
     ) -> np.ndarray:
-        return np.asarray(prepare_matrix(history, self.binarize) @ self.weights_)
+        return np.asarray(prepare_matrix(history, self.binarize) @ self.weights_) * self.item_penalty_
 
     def similar_items(self, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Row ``i`` of ``B``: how strongly having item ``i`` predicts each other item."""
@@ -67,7 +85,8 @@ class EASE(Recommender):
         return top_neighbours(self.weights_[items], items, n)
 
     def _state_arrays(self) -> dict[str, np.ndarray]:
-        return {"weights": self.weights_}
+        return {"weights": self.weights_, "item_penalty": self.item_penalty_}
 
     def _set_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
         self.weights_ = arrays["weights"].astype(np.float32)
+        self.item_penalty_ = arrays["item_penalty"].astype(np.float32)

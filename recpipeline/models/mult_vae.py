@@ -57,11 +57,10 @@ class MultVAE(TorchRecommender):
 
     name = "mult_vae"
     search_space = {
-        "hidden": [200, 600],
-        "latent": [64, 200],
-        "dropout": [0.3, 0.5],
-        "beta_max": [0.1, 0.2, 0.5],
-        "lr": [1e-3, 3e-3],
+        "dropout": [0.5, 0.7],
+        "beta_max": [0.2, 0.5],
+        "weight_decay": [0.0, 1e-5],
+        "latent": [100, 200],
     }
 
     def __init__(
@@ -71,11 +70,11 @@ class MultVAE(TorchRecommender):
         dropout: float = 0.5,
         lr: float = 1e-3,
         weight_decay: float = 0.0,
-        epochs: int = 50,
-        batch_size: int = 500,
+        epochs: int = 200,
+        batch_size: int = 100,
         beta_max: float = 0.2,
         total_anneal_steps: int | None = None,
-        patience: int = 5,
+        patience: int = 20,
         k: int = 10,
         binarize: bool = True,
         seed: int = 42,

@@ -13,6 +13,7 @@ Two bounds are measured in the same run, on the same data:
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -49,8 +50,12 @@ def bench_config(events: float, storage: Path, days: int = 30, seed: int = 42) -
                 "kind": "synthetic",
                 "start_date": start.isoformat(),
                 "end_date": (start + dt.timedelta(days=days - 1)).isoformat(),
-                "synthetic": {"n_users": n_users, "n_items": n_items, "sessions_per_day": sessions,
-                              "arrival_days": days},
+                "synthetic": {
+                    "n_users": n_users,
+                    "n_items": n_items,
+                    "sessions_per_day": sessions,
+                    "arrival_days": days,
+                },
             },
             "split": {"validation_days": max(1, days // 10), "test_days": max(1, days // 10)},
             "models": BENCH_MODELS,
@@ -73,6 +78,7 @@ class StepStats:
 class _Recorder:
     steps: dict[str, StepStats] = field(default_factory=dict)
     _started: dict[str, float] = field(default_factory=dict)
+    _rows: dict[tuple, int] = field(default_factory=dict)
 
     def on_event(self, event) -> None:
         key = event.step_key
@@ -84,9 +90,14 @@ class _Recorder:
             stats.seconds = time.perf_counter() - self._started.pop(key)
             stats.peak_rss_mb = _peak_rss_mb()
         elif event.event_type_value == "ASSET_MATERIALIZATION":
-            rows = event.event_specific_data.materialization.metadata.get("dagster/row_count")
+            materialization = event.event_specific_data.materialization
+            rows = materialization.metadata.get("dagster/row_count")
             if rows is not None and key is not None:
-                self.steps.setdefault(key, StepStats()).rows += int(rows.value)
+                # a range run reports the output's total once per partition: count each asset once
+                self._rows[(key, materialization.asset_key)] = int(rows.value)
+                self.steps.setdefault(key, StepStats()).rows = sum(
+                    n for (step, _), n in self._rows.items() if step == key
+                )
 
 
 def run_benchmark(events: float, storage: Path | None = None, days: int = 30) -> dict:
@@ -125,9 +136,16 @@ def run_benchmark(events: float, storage: Path | None = None, days: int = 30) ->
         "bare_matmul_argpartition_s": round(bound, 2),
     }
     table = pd.DataFrame(
-        [{"stage": k, "seconds": round(v.seconds, 2), "rows": v.rows,
-          "rows_per_s": round(v.rows / v.seconds) if v.rows and v.seconds else None,
-          "peak_rss_mb": round(v.peak_rss_mb)} for k, v in steps.items()]
+        [
+            {
+                "stage": k,
+                "seconds": round(v.seconds, 2),
+                "rows": v.rows,
+                "rows_per_s": round(v.rows / v.seconds) if v.rows and v.seconds else None,
+                "peak_rss_mb": round(v.peak_rss_mb),
+            }
+            for k, v in steps.items()
+        ]
     )
     return {"table": table, "summary": summary, "storage": str(root)}
 
@@ -140,11 +158,17 @@ def _bare_als_seconds(root: Path) -> float:
 
     model = ALS()  # the pipeline's defaults: the same hyperparameters as its ALS step
     train = pd.read_parquet(root / "train.parquet", columns=["user_idx", "item_idx", "weight"])
-    shape = (len(pd.read_parquet(root / "user_id_map.parquet")), len(pd.read_parquet(root / "item_id_map.parquet")))
+    shape = (
+        len(pd.read_parquet(root / "user_id_map.parquet")),
+        len(pd.read_parquet(root / "item_id_map.parquet")),
+    )
     confidence = model._confidence(interaction_matrix(train, *shape))
     bare = AlternatingLeastSquares(
-        factors=model.factors, regularization=model.regularization, iterations=model.iterations,
-        random_state=model.seed, alpha=1.0,
+        factors=model.factors,
+        regularization=model.regularization,
+        iterations=model.iterations,
+        random_state=model.seed,
+        alpha=1.0,
     )
     with threadpool_limits(1, "blas"):
         started = time.perf_counter()
@@ -184,10 +208,8 @@ def _recording_logger(recorder: _Recorder):
 
 
 def _reset_peak_rss() -> None:
-    try:
+    with contextlib.suppress(OSError):  # not Linux, or not permitted: peaks then only grow
         Path("/proc/self/clear_refs").write_text("5")
-    except OSError:  # not Linux, or not permitted: peaks then only grow
-        pass
 
 
 def _peak_rss_mb() -> float:

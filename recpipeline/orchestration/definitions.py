@@ -6,7 +6,7 @@ the embedded default otherwise; the CLI builds the same definitions for the file
 
 from __future__ import annotations
 
-from dagster import Definitions
+from dagster import Definitions, in_process_executor
 
 from recpipeline.config import RunConfig, load_config_from_env
 from recpipeline.orchestration.assets.evaluation import build_evaluation_assets
@@ -37,6 +37,9 @@ def build_definitions(config: RunConfig) -> Definitions:
         schedules=schedules,
         sensors=sensors,
         resources=build_resources(config),
+        # steps share one process: torch/implicit are imported once, and the heavy steps already use every
+        # core (a multiprocess, dagster-celery or dagster-k8s executor is a config switch away)
+        executor=in_process_executor,
     )
 
 

@@ -54,8 +54,13 @@ def run_pipeline(
     _execute(ingestion, instance, tags, label, outcome, progress, log_level)
     if train:
         result = _execute(
-            defs.resolve_job_def("train_and_evaluate"), instance, {}, "train and evaluate",
-            outcome, progress, log_level,
+            defs.resolve_job_def("train_and_evaluate"),
+            instance,
+            {},
+            "train and evaluate",
+            outcome,
+            progress,
+            log_level,
         )
         outcome.metrics = result.output_for_node("metrics")
     return outcome

@@ -8,9 +8,11 @@ from dagster import (
     AssetExecutionContext,
     AssetOut,
     BackfillPolicy,
+    Backoff,
     DailyPartitionsDefinition,
     MetadataValue,
     Output,
+    RetryPolicy,
     asset,
     multi_asset,
 )
@@ -34,6 +36,8 @@ from recpipeline.sources import (
 )
 
 GROUP = "ingestion"
+#: reading a source (object stores, network shares) can fail transiently
+SOURCE_RETRY = RetryPolicy(max_retries=2, delay=5, backoff=Backoff.EXPONENTIAL)
 
 
 def daily_partitions(config: RunConfig) -> DailyPartitionsDefinition:
@@ -47,12 +51,12 @@ def daily_partitions(config: RunConfig) -> DailyPartitionsDefinition:
 
 
 def build_ingestion_assets(config: RunConfig, partitions: DailyPartitionsDefinition) -> list:
-    @asset(group_name=GROUP, kinds={"pandas", "parquet"})
+    @asset(group_name=GROUP, kinds={"pandas", "parquet"}, retry_policy=SOURCE_RETRY)
     def item_catalog() -> pd.DataFrame:
         """Items: item_id, title, category, brand, price, first_seen."""
         return read_items(config)
 
-    @asset(group_name=GROUP, kinds={"pandas", "parquet"})
+    @asset(group_name=GROUP, kinds={"pandas", "parquet"}, retry_policy=SOURCE_RETRY)
     def user_profiles() -> pd.DataFrame:
         """Users: user_id, attributes (age band, region), first_seen."""
         return read_users(config)
@@ -62,6 +66,7 @@ def build_ingestion_assets(config: RunConfig, partitions: DailyPartitionsDefinit
         kinds={"pandas", "parquet"},
         partitions_def=partitions,
         backfill_policy=BackfillPolicy.single_run(),
+        retry_policy=SOURCE_RETRY,
     )
     def raw_events(context: AssetExecutionContext) -> Output[dict[str, pd.DataFrame]]:
         """The source's rows for each day, as ingested, with `_source_file` / `_row` lineage columns."""

@@ -15,6 +15,7 @@ from recpipeline.models import MODEL_REGISTRY, Recommender, create_model
 from recpipeline.models.context import FitContext, ScoreContext, align_rows, id_map_version
 from recpipeline.models.neural import TorchRecommender
 from recpipeline.models.tuning import tune
+from recpipeline.orchestration.instance import TRAINING_POOL
 from recpipeline.recommending import recommend_table, similar_items_table
 from recpipeline.splitting import unseen_relevant
 
@@ -59,6 +60,7 @@ def _model_asset(config: RunConfig, spec: ModelSpec):
         name=model_asset_name(spec.name),
         group_name=MODELS_GROUP,
         io_manager_key="model_io_manager",
+        pool=TRAINING_POOL,
         kinds={"pytorch" if neural else "python"},
         description=f"The fitted `{spec.name}` model (params.json + npz / safetensors artefacts, no pickle)"
         + (f"; hyperparameters chosen from {config.tuning.trials} trials on validation." if tuned else "."),
