@@ -67,6 +67,7 @@ __all__ = [
     "create_model",
     "has_item_similarity",
     "load_model",
+    "with_run_settings",
 ]
 
 
@@ -88,6 +89,13 @@ def create_model(name: str, params: dict[str, Any] | None = None) -> Recommender
         names = ", ".join(map(repr, unknown))
         raise ValueError(f"model {name!r} has no parameter{plural} {names}; known: {', '.join(known)}")
     return cls(**params)
+
+
+def with_run_settings(name: str, params: dict[str, Any] | None, **settings: Any) -> dict[str, Any]:
+    """``params`` plus each run-level setting (e.g. ``seed``, ``k``) that model ``name`` accepts and
+    ``params`` does not set already."""
+    accepted = inspect.signature(_model_class(name).__init__).parameters
+    return {**{key: value for key, value in settings.items() if key in accepted}, **(params or {})}
 
 
 def load_model(directory: Path | str) -> Recommender:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from recpipeline.models.sequential import SequenceRecommender
+from recpipeline.models.sequential import SequenceRecommender, init_embeddings
 
 
 class _GRU4RecModule(nn.Module):
@@ -23,6 +23,7 @@ class _GRU4RecModule(nn.Module):
             dim, dim, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0
         )
         self.project = nn.Linear(dim, dim)
+        init_embeddings(self.item_embedding)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         states, _ = self.gru(self.dropout(self.item_embedding(tokens)))

@@ -26,7 +26,8 @@ _PARTS = ("cf", "content", "popularity")
 
 
 class Hybrid(Recommender):
-    """``alpha`` weights the CF model ``cf`` (any registry name, with ``cf_params``) against content."""
+    """``alpha`` weights the CF model ``cf`` (any registry name, with ``cf_params``; ``seed`` is passed on
+    unless ``cf_params`` sets one) against content."""
 
     name = "hybrid"
     serves_cold_users = True
@@ -40,6 +41,7 @@ class Hybrid(Recommender):
         cf_params: dict[str, Any] | None = None,
         content_params: dict[str, Any] | None = None,
         segment_by: list[str] | Literal["auto"] | None = "auto",
+        seed: int = 42,
     ) -> None:
         if normalise not in ("zscore", "rank"):
             raise ValueError(f"hybrid: 'normalise' must be 'zscore' or 'rank', got {normalise!r}")
@@ -52,6 +54,7 @@ class Hybrid(Recommender):
             cf_params=dict(cf_params or {}),
             content_params=dict(content_params or {}),
             segment_by=segment_by,
+            seed=seed,
         )
 
     def fit(
@@ -62,14 +65,13 @@ class Hybrid(Recommender):
         context: FitContext | None = None,
         log: Logger = _silent,
     ) -> Hybrid:
-        from recpipeline.models import create_model  # the registry imports this module
+        from recpipeline.models import create_model, with_run_settings  # the registry imports this module
 
         if self.cf in ("hybrid", "content"):
             raise ValueError(f"hybrid: cf must be a collaborative model, got {self.cf!r}")
         self._start_fit(train, context)
-        self.cf_model_ = create_model(self.cf, self.cf_params).fit(
-            train, validation, context=context, log=log
-        )
+        cf_params = with_run_settings(self.cf, self.cf_params, seed=self.seed)
+        self.cf_model_ = create_model(self.cf, cf_params).fit(train, validation, context=context, log=log)
         self.content_model_ = Content(**self.content_params).fit(train, validation, context=context, log=log)
         self.popularity_model_ = Popularity(segment_by=self.segment_by).fit(train, context=context, log=log)
         self.cold_items_ = np.diff(prepare_matrix(train).tocsc().indptr) == 0

@@ -57,10 +57,10 @@ class MultVAE(TorchRecommender):
 
     name = "mult_vae"
     search_space = {
+        "hidden": [600, 1000],
+        "latent": [50, 100, 200],  # small data sets prefer a narrow latent space
         "dropout": [0.5, 0.7],
         "beta_max": [0.2, 0.5],
-        "weight_decay": [0.0, 1e-5],
-        "latent": [100, 200],
     }
 
     def __init__(

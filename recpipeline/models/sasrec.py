@@ -7,13 +7,11 @@ and scoring details are in ``recpipeline.models.sequential``.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recpipeline.models.sequential import SequenceRecommender
+from recpipeline.models.sequential import SequenceRecommender, init_embeddings
 
 #: additive attention mask value: finite, so a row with every key masked (padding) stays finite
 _MASKED = -1e9
@@ -51,12 +49,12 @@ class _SASRecModule(nn.Module):
         self.register_buffer(
             "causal", torch.triu(torch.full((max_len, max_len), _MASKED), diagonal=1), persistent=False
         )
+        init_embeddings(self.item_embedding, self.position_embedding)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         length = tokens.shape[1]
         real = (tokens > 0).unsqueeze(-1)
-        x = self.item_embedding(tokens) * math.sqrt(self.item_embedding.embedding_dim)
-        x = self.dropout(x + self.position_embedding.weight[:length]) * real
+        x = self.dropout(self.item_embedding(tokens) + self.position_embedding.weight[:length]) * real
         # (batch, 1, query, key): causal, and no attention to padding keys
         mask = self.causal[:length, :length] + torch.where(real.transpose(1, 2), 0.0, _MASKED).unsqueeze(1)
         for block in self.blocks:

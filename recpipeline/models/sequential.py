@@ -79,6 +79,15 @@ def training_windows(events: pd.DataFrame, max_len: int) -> np.ndarray:
     return out
 
 
+def init_embeddings(*tables: nn.Embedding) -> None:
+    """Small initial embeddings: the item table is also the output layer, and N(0, 1) rows would start the
+    softmax with logits of standard deviation ~sqrt(d), peaked and slow to train."""
+    for table in tables:
+        nn.init.normal_(table.weight, std=0.02)
+        if table.padding_idx is not None:
+            nn.init.zeros_(table.weight[table.padding_idx])
+
+
 class SequenceRecommender(TorchRecommender):
     """Base of the sequence models: the module maps ``(batch, max_len)`` tokens to ``(batch, max_len, d)``
     states and has an ``item_embedding`` table (token 0 = padding) tied to the output layer.

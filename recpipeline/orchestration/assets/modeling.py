@@ -1,7 +1,6 @@
 """One model asset and one recommendations asset per configured model (an asset factory), plus the
 similar-items table of the configured model."""
 
-import inspect
 import json
 import time
 
@@ -11,7 +10,7 @@ from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, asset
 
 from recpipeline.config import ModelSpec, RunConfig
 from recpipeline.encoding import interaction_matrix
-from recpipeline.models import MODEL_REGISTRY, Recommender, create_model
+from recpipeline.models import MODEL_REGISTRY, Recommender, create_model, with_run_settings
 from recpipeline.models.context import FitContext, ScoreContext, align_rows, id_map_version
 from recpipeline.models.neural import TorchRecommender
 from recpipeline.models.tuning import tune
@@ -34,13 +33,7 @@ def recommendations_asset_name(model: str) -> str:
 
 def model_params(config: RunConfig, spec: ModelSpec) -> dict:
     """The spec's hyperparameters, with the run's seed and K where the model takes them."""
-    accepted = inspect.signature(MODEL_REGISTRY[spec.name].__init__).parameters
-    params = dict(spec.params)
-    if "seed" in accepted:
-        params.setdefault("seed", config.seed)
-    if "k" in accepted:
-        params.setdefault("k", config.k)
-    return params
+    return with_run_settings(spec.name, spec.params, seed=config.seed, k=config.k)
 
 
 def build_model_assets(config: RunConfig) -> list:
