@@ -165,6 +165,24 @@ def test_top_k_ties_break_to_lower_index_at_the_boundary() -> None:
     np.testing.assert_array_equal(items[0], [1, 3, 2])
 
 
+@pytest.mark.parametrize("k", [0, 1, 3, 7, 12, 20])
+def test_top_k_matches_a_full_sort_on_random_tied_scores(k) -> None:
+    """Against a full lexsort: few distinct values (many ties), NaN, excluded items, k >= catalogue."""
+    rng = np.random.default_rng(k)
+    scores = rng.integers(0, 4, size=(50, 12)).astype(np.float64)
+    scores[rng.random(scores.shape) < 0.1] = np.nan
+    scores[7] = np.nan  # a row with nothing rankable
+    exclude = sp.random(50, 12, density=0.2, format="csr", random_state=k)
+    items, top = top_k_excluding(scores, exclude, k)
+    masked = np.where(np.isnan(scores) | (exclude.toarray() != 0), -np.inf, scores)
+    order = np.lexsort((np.broadcast_to(np.arange(12), masked.shape), -masked), axis=1)[:, : min(k, 12)]
+    expected_scores = np.take_along_axis(masked, order, axis=1)
+    expected_items = np.where(np.isfinite(expected_scores), order, -1)
+    np.testing.assert_array_equal(items, expected_items)
+    np.testing.assert_array_equal(top, expected_scores.astype(np.float32))
+    assert items.dtype == np.int32 and top.dtype == np.float32
+
+
 # -- fold-in, similarity ----------------------------------------------------------------------------------
 
 

@@ -177,27 +177,26 @@ def top_k_excluding(scores: np.ndarray, exclude: sp.csr_matrix, k: int) -> tuple
     """Row-wise top-``k`` of a dense score block after setting the ``exclude`` entries to ``-inf``.
 
     Ties are broken by the lower item index so results are deterministic. Excluded or missing slots come back
-    as item ``-1`` with score ``-inf``.
+    as item ``-1`` with score ``-inf``. NaN scores count as ``-inf`` (they carry no ranking information).
     """
-    scores = np.array(scores, dtype=np.float32, copy=True)
-    scores[np.isnan(scores)] = -np.inf  # a NaN score carries no ranking information; treat as missing
+    # fmax copies to float32 and maps NaN to -inf in one pass (fmax ignores a NaN operand)
+    scores = np.fmax(np.asarray(scores), np.float32(-np.inf), dtype=np.float32)
     exclude = exclude.tocoo()
     scores[exclude.row, exclude.col] = -np.inf
-    n_items = scores.shape[1]
-    k = min(k, n_items)
-    if 0 < k < n_items:
-        # argpartition picks an arbitrary subset of the items tied at the k-th score; take every item strictly
-        # above that score plus the lowest-indexed tied ones, so the boundary also honours the tie-break rule
-        kth = -np.partition(-scores, k - 1, axis=1)[:, k - 1 : k]
-        above = scores > kth
-        tied = scores == kth
-        need = k - above.sum(axis=1, keepdims=True)
-        keep = above | (tied & (np.cumsum(tied, axis=1) <= need))
-        part = np.nonzero(keep)[1].reshape(len(scores), k)
-    elif k <= 0:
-        part = np.empty((len(scores), 0), dtype=np.int64)
-    else:
+    n_rows, n_items = scores.shape
+    k = max(0, min(k, n_items))
+    if k == 0:
+        part = np.empty((n_rows, 0), dtype=np.int64)
+    elif k == n_items:
         part = np.broadcast_to(np.arange(n_items), scores.shape).copy()
+    else:
+        part = np.argpartition(scores, n_items - k, axis=1)[:, n_items - k :]
+        # argpartition keeps an arbitrary subset of the items tied at the k-th score; only rows with more
+        # items at or above that score than k slots are ambiguous, and only those are redone by the rule
+        kth = np.take_along_axis(scores, part, axis=1).min(axis=1, keepdims=True)
+        ambiguous = np.flatnonzero(np.count_nonzero(scores >= kth, axis=1) > k)
+        if len(ambiguous):
+            part[ambiguous] = _top_k_lowest_index_ties(scores[ambiguous], kth[ambiguous], k)
     part_scores = np.take_along_axis(scores, part, axis=1)
     # lexsort: primary key score (descending), secondary item index (ascending)
     order = np.lexsort((part, -part_scores), axis=1)
@@ -205,3 +204,12 @@ def top_k_excluding(scores: np.ndarray, exclude: sp.csr_matrix, k: int) -> tuple
     top = np.take_along_axis(part_scores, order, axis=1)
     items[~np.isfinite(top)] = -1
     return items, top
+
+
+def _top_k_lowest_index_ties(scores: np.ndarray, kth: np.ndarray, k: int) -> np.ndarray:
+    """Every item strictly above the ``kth`` score plus the lowest-indexed items tied at it, ``k`` per row."""
+    above = scores > kth
+    tied = scores == kth
+    need = k - above.sum(axis=1, keepdims=True)
+    keep = above | (tied & (np.cumsum(tied, axis=1) <= need))
+    return np.nonzero(keep)[1].reshape(len(scores), k)
