@@ -106,13 +106,34 @@ def clean_events(
     return cleaned.reset_index(drop=True), quarantine.reset_index(drop=True)
 
 
+#: raw rows cleaned in one vectorised pass; bounds the step's working memory (a few times the batch's size)
+CLEAN_BATCH_ROWS = 1_000_000
+
+
 def clean_partitions(
     raw_by_day: Mapping[str, pd.DataFrame],
     to_contract: Callable[[pd.DataFrame], pd.DataFrame],
     now: pd.Timestamp | None = None,
+    batch_rows: int = CLEAN_BATCH_ROWS,
 ) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
-    """``clean_events`` for many daily partitions (keys YYYY-MM-DD) in one vectorised pass: the same result
-    as cleaning each day alone, without the fixed cost per call hundreds of days would add up to."""
+    """``clean_events`` for many daily partitions (keys YYYY-MM-DD): the same result as cleaning each day
+    alone, without the fixed cost per call hundreds of days would add up to. Consecutive days are cleaned
+    together in batches of about ``batch_rows`` raw rows (at least one day each)."""
+    keys = sorted(raw_by_day)
+    sizes = np.array([len(raw_by_day[key]) for key in keys])
+    batch_of_day = (np.cumsum(sizes) - sizes) // max(1, batch_rows)  # a day joins the batch it starts in
+    results: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
+    for batch in np.unique(batch_of_day):
+        days = [key for key, b in zip(keys, batch_of_day, strict=True) if b == batch]
+        results.update(_clean_days({key: raw_by_day[key] for key in days}, to_contract, now))
+    return results
+
+
+def _clean_days(
+    raw_by_day: Mapping[str, pd.DataFrame],
+    to_contract: Callable[[pd.DataFrame], pd.DataFrame],
+    now: pd.Timestamp | None,
+) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
     keys = sorted(raw_by_day)
     raw = pd.concat([raw_by_day[key] for key in keys], ignore_index=True)
     partition = np.repeat(np.arange(len(keys)), [len(raw_by_day[key]) for key in keys])

@@ -38,20 +38,25 @@ def encode_interactions(
 ) -> pd.DataFrame:
     """Cleaned events -> ``user_idx``, ``item_idx`` (int32), ``weight`` (float32), timestamp, event_type.
 
-    The weight is the event type's configured weight; ratings are multiplied by their value.
+    The weight is the event type's configured weight; ratings are multiplied by their value. ``event_type``
+    stays categorical; every string operation runs once per distinct value, not once per event.
     """
     user_idx = _lookup(events["user_id"], user_map, "user_id")
     item_idx = _lookup(events["item_id"], item_map, "item_id")
-    event_type = events["event_type"].astype(str)
-    weight = event_type.map(dict(event_weights)).astype("float64").fillna(0.0)
-    weight = weight.where(event_type != "rating", weight * events["value"].astype("float64"))
+    event_type = events["event_type"].astype("category")
+    types = event_type.cat.categories.astype(str)
+    codes = event_type.cat.codes.to_numpy()
+    type_weight = np.append(np.asarray(types.map(lambda t: event_weights.get(t, 0.0)), dtype=np.float64), 0.0)
+    weight = type_weight[codes]  # code -1 (missing type) picks the appended 0
+    rated = np.isin(codes, np.flatnonzero(types == "rating"))
+    weight[rated] *= events["value"].to_numpy(dtype=np.float64)[rated]
     return pd.DataFrame(
         {
             "user_idx": user_idx,
             "item_idx": item_idx,
-            "weight": weight.to_numpy(dtype=np.float32),
-            "timestamp": events["timestamp"].to_numpy(),
-            "event_type": events["event_type"].to_numpy(),
+            "weight": weight.astype(np.float32),
+            "timestamp": events["timestamp"].array,  # to_numpy() would box tz-aware stamps as objects
+            "event_type": event_type.array,
         }
     )
 
@@ -71,9 +76,10 @@ def interaction_matrix(interactions: pd.DataFrame, n_users: int, n_items: int) -
 
 
 def _lookup(ids: pd.Series, id_map: pd.DataFrame, column: str) -> np.ndarray:
-    index = pd.Index(id_map["id"])
-    positions = index.get_indexer(ids.astype(str))
+    # factorize first: the string hash lookup then runs over the distinct ids only
+    codes, uniques = pd.factorize(ids, use_na_sentinel=False)
+    positions = pd.Index(id_map["id"]).get_indexer(pd.Index(uniques).astype(str))
     if (positions < 0).any():
-        missing = ids[positions < 0].iloc[0]
+        missing = uniques[np.flatnonzero(positions < 0)[0]]
         raise ValueError(f"{column} {missing!r} is not in the id map; extend the map before encoding")
-    return id_map["idx"].to_numpy(dtype=np.int32)[positions]
+    return id_map["idx"].to_numpy(dtype=np.int32)[positions][codes]

@@ -25,6 +25,7 @@ from recpipeline.models import (
     Hybrid,
     Popularity,
     Random,
+    Recommender,
     ScoreContext,
     create_model,
     has_item_similarity,
@@ -492,3 +493,22 @@ def test_align_rows_follows_the_id_map() -> None:
     other = pd.DataFrame({"id": ["a"], "idx": np.array([0], dtype=np.int32)})
     assert id_map_version(id_map, other) == id_map_version(id_map.iloc[::-1], other)
     assert id_map_version(id_map, other) != id_map_version(other, id_map)
+
+
+@pytest.mark.parametrize("segment_by", [None, ["region"]])
+def test_popularity_shortcut_lists_equal_the_full_ranking(blocks, segment_by) -> None:
+    """Popularity ranks only each ranking's best k + seen items; the lists must equal full scoring's."""
+    train, *_ = blocks
+    features = user_attributes()
+    model = Popularity(segment_by=segment_by).fit(train, context=FitContext(user_features=features))
+    context = ScoreContext(user_features=features)
+    history = train.tolil()
+    history[0, :] = 1.0  # a user who has seen everything: an empty list
+    history = history.tocsr()
+    users = np.arange(history.shape[0])
+    for k in (1, 5, history.shape[1] + 3):
+        items, scores = model.recommend(users, history, k, context)
+        full_items, full_scores = Recommender.recommend(model, users, history, k, context)
+        np.testing.assert_array_equal(items, full_items)
+        np.testing.assert_array_equal(scores, full_scores)
+    assert (items[0] == -1).all()

@@ -37,11 +37,11 @@ def source_config(**source) -> RunConfig:
     return parse_config({"source": source}, source_name="<test>")
 
 
-def ingest(config: RunConfig) -> dict[str, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
+def ingest(config: RunConfig, **cleaning) -> dict[str, tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
     """Every partition as the ingestion assets make it: {day: (raw, cleaned, quarantine)}."""
     first, last = partition_window(config)
     raws = {day.isoformat(): read_raw_events(config, day) for day in pd.date_range(first, last).date}
-    results = clean_partitions(raws, partial(to_contract, config=config))
+    results = clean_partitions(raws, partial(to_contract, config=config), **cleaning)
     return {key: (raws[key], *results[key]) for key in raws}
 
 
@@ -193,6 +193,17 @@ def test_online_retail_accounts_for_every_line_with_its_reason():
     assert not items["title"].str.contains("Â£", na=False).any()
     users = read_users(config).set_index("user_id")
     assert users.loc["12347", "country"] == "Iceland" and len(users) == 4_372
+
+
+def test_cleaning_in_batches_of_days_gives_the_same_partitions():
+    """The clean step bounds its memory by cleaning ~1M raw rows at a time: batches must not change a row."""
+    config = source_config(kind="online_retail", path=str(RETAIL))
+    whole = ingest(config)
+    batched = ingest(config, batch_rows=40_000)  # about 25 batches of whole days
+    assert whole.keys() == batched.keys()
+    for key, (_, cleaned, quarantine) in whole.items():
+        pd.testing.assert_frame_equal(batched[key][1], cleaned)
+        pd.testing.assert_frame_equal(batched[key][2], quarantine)
 
 
 # --- files ----------------------------------------------------------------------------------------------

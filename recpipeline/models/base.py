@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -93,24 +94,38 @@ class Recommender(ABC):
         Returns ``(items, scores)`` of shape ``(len(users), k')`` with ``k' = min(k, n_items_)``; where a user
         has fewer than ``k'`` unseen items the tail holds item ``-1`` with score ``-inf``.
         """
-        if history.shape[1] != self.n_items_:
-            raise ValueError(
-                f"{self.name}: history has {history.shape[1]} items but the model was fitted on "
-                f"{self.n_items_}; refit it on the current id map"
-            )
+        self._check_history(history)
         users = np.asarray(users, dtype=np.int64)
         k = min(k, self.n_items_)
         out_items = np.empty((len(users), k), dtype=np.int32)
         out_scores = np.empty((len(users), k), dtype=np.float32)
         history = history.tocsr()
-        for start in range(0, len(users), SCORE_CHUNK_USERS):
-            chunk = users[start : start + SCORE_CHUNK_USERS]
-            rows = history[chunk]
-            scores = np.asarray(self.score(chunk, rows, context), dtype=np.float32)
-            items, top = top_k_excluding(scores, rows, k)
-            out_items[start : start + len(chunk)] = items
-            out_scores[start : start + len(chunk)] = top
+
+        def store_top_k(start: int, scores: np.ndarray, rows: sp.csr_matrix) -> None:
+            out_items[start : start + len(scores)], out_scores[start : start + len(scores)] = top_k_excluding(
+                scores, rows, k
+            )
+
+        # the top-K of one chunk runs in a worker while the next chunk is scored (numpy releases the GIL)
+        with ThreadPoolExecutor(max_workers=1) as worker:
+            pending: Future | None = None
+            for start in range(0, len(users), SCORE_CHUNK_USERS):
+                chunk = users[start : start + SCORE_CHUNK_USERS]
+                rows = history[chunk]
+                scores = np.asarray(self.score(chunk, rows, context), dtype=np.float32)
+                if pending is not None:
+                    pending.result()  # at most two score blocks in memory
+                pending = worker.submit(store_top_k, start, scores, rows)
+            if pending is not None:
+                pending.result()
         return out_items, out_scores
+
+    def _check_history(self, history: sp.spmatrix) -> None:
+        if history.shape[1] != self.n_items_:
+            raise ValueError(
+                f"{self.name}: history has {history.shape[1]} items but the model was fitted on "
+                f"{self.n_items_}; refit it on the current id map"
+            )
 
     def similar_items(self, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``n`` most similar items per item (itself excluded). Models with item vectors override."""

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recpipeline.models.base import Logger, Recommender, _silent, prepare_matrix
+from recpipeline.models.base import SCORE_CHUNK_USERS, Logger, Recommender, _silent, prepare_matrix
 from recpipeline.models.context import FitContext, ScoreContext
 
 #: separator of attribute values inside a segment key (a control character no attribute value contains)
@@ -102,19 +102,57 @@ class Popularity(Recommender):
         self, users: np.ndarray, history: sp.csr_matrix, context: ScoreContext | None = None
     ) -> np.ndarray:
         """Each user's segment ranking (``history`` is ignored), the global one where no segment applies."""
-        scores = np.tile(self.item_scores_, (len(users), 1))
+        return self._rankings()[self._ranking_of(users, context)]
+
+    def recommend(
+        self, users: np.ndarray, history: sp.csr_matrix, k: int, context: ScoreContext | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``Recommender.recommend``'s result without scoring every item for every user: all users share a
+        few rankings, so only a ranking's best ``k + (items the user has seen)`` items can make a list."""
+        self._check_history(history)
+        users = np.asarray(users, dtype=np.int64)
+        k = max(0, min(k, self.n_items_))
+        rankings = self._rankings()
+        order = np.lexsort((np.broadcast_to(np.arange(self.n_items_), rankings.shape), -rankings), axis=1)
+        ranking_of = self._ranking_of(users, context)
+        history = history.tocsr()
+        out_items = np.full((len(users), k), -1, dtype=np.int32)
+        out_scores = np.full((len(users), k), -np.inf, dtype=np.float32)
+        for start in range(0, len(users), SCORE_CHUNK_USERS):
+            rows = history[users[start : start + SCORE_CHUNK_USERS]]
+            seen_per_row = np.diff(rows.indptr)
+            width = min(self.n_items_, k + int(seen_per_row.max(initial=0)))
+            candidates = order[ranking_of[start : start + len(seen_per_row)], :width]
+            row_of = np.arange(len(seen_per_row), dtype=np.int64)[:, None]
+            seen_keys = np.repeat(row_of.ravel(), seen_per_row) * self.n_items_ + rows.indices
+            seen = pd.Series((row_of * self.n_items_ + candidates).ravel()).isin(seen_keys).to_numpy()
+            # candidates are in ranking order: the first k unseen ones are the list (a stable sort keeps it)
+            first_unseen = np.argsort(seen.reshape(candidates.shape), axis=1, kind="stable")[:, :k]
+            items = np.take_along_axis(candidates, first_unseen, axis=1)
+            unseen = ~np.take_along_axis(seen.reshape(candidates.shape), first_unseen, axis=1)
+            chunk = slice(start, start + len(seen_per_row))
+            out_items[chunk, : items.shape[1]] = np.where(unseen, items, -1)
+            top = rankings[ranking_of[chunk][:, None], items]
+            out_scores[chunk, : items.shape[1]] = np.where(unseen, top, -np.inf)
+        return out_items, out_scores
+
+    def _rankings(self) -> np.ndarray:
+        """Row 0: the global item scores; row 1 + s: segment s's."""
+        return np.vstack([self.item_scores_[None, :], self.segment_scores_])
+
+    def _ranking_of(self, users: np.ndarray, context: ScoreContext | None) -> np.ndarray:
+        """Each user's row of ``_rankings()``: their segment's where it is known, else 0 (global)."""
+        users = np.asarray(users, dtype=np.int64)
+        ranking = np.zeros(len(users), dtype=np.int64)
         user_features = context.user_features if context is not None else None
         if len(self.segment_keys_) == 0 or user_features is None:
-            return scores
-        users = np.asarray(users, dtype=np.int64)
+            return ranking
         known = users < len(user_features)
         keys = segment_keys(user_features, list(self.segment_columns_))[users[known]]
-        position = np.searchsorted(self.segment_keys_, keys)
-        position = np.minimum(position, len(self.segment_keys_) - 1)
+        position = np.minimum(np.searchsorted(self.segment_keys_, keys), len(self.segment_keys_) - 1)
         found = self.segment_keys_[position] == keys
-        rows = np.flatnonzero(known)[found]
-        scores[rows] = self.segment_scores_[position[found]]
-        return scores
+        ranking[np.flatnonzero(known)[found]] = 1 + position[found]
+        return ranking
 
     def _state_arrays(self) -> dict[str, np.ndarray]:
         return {

@@ -129,7 +129,8 @@ def run_benchmark(events: float, storage: Path | None = None, days: int = 30) ->
     summary = {
         "events": raw_rows,
         "wall_s": round(wall, 1),
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        # resetting VmHWM per step also resets getrusage's maximum: the run's peak is the steps' largest
+        "peak_rss_mb": round(max([_peak_rss_mb(), *(v.peak_rss_mb for v in recorder.steps.values())])),
         "als_overhead_ratio": round(steps["als_model"].seconds / als, 3),
         "eval_bound_ratio": round(als_eval / bound, 3),
         "bare_als_fit_s": round(als, 2),
