@@ -221,6 +221,21 @@ def test_als_same_seed_same_factors(data, als) -> None:
     assert not np.array_equal(other.item_factors_, als.item_factors_)
 
 
+def test_als_device_choice(data) -> None:
+    """``auto`` trains where implicit can (CPU here); an explicit ``cuda`` without CUDA is a clear error."""
+    import implicit.gpu
+
+    with pytest.raises(ValueError, match="'device' must be"):
+        ALS(device="tpu")
+    if not implicit.gpu.HAS_CUDA:
+        with pytest.raises(ValueError, match="built without CUDA"):
+            ALS(**ALS_PARAMS, device="cuda").fit(data[0])
+        cpu = ALS(**ALS_PARAMS, device="cpu").fit(data[0])
+        np.testing.assert_array_equal(cpu.item_factors_, ALS(**ALS_PARAMS).fit(data[0]).item_factors_)
+    else:
+        assert recall_at(ALS(**ALS_PARAMS, device="cuda").fit(data[0]), *data, k=5) >= 0.8
+
+
 def test_mult_vae_same_seed_same_scores(data) -> None:
     params = {**VAE_PARAMS, "epochs": 3}
     first = MultVAE(**params).fit(data[0], data[1]).score(np.arange(N_USERS), data[0])

@@ -1,14 +1,18 @@
-"""Implicit-feedback matrix factorisation (Hu, Koren & Volinsky 2008) via ``implicit``'s CPU ALS.
+"""Implicit-feedback matrix factorisation (Hu, Koren & Volinsky 2008) via ``implicit``'s ALS.
 
 This is the strong classical baseline the neural models have to beat. Confidence follows the paper,
 ``c_ui = 1 + alpha * w_ui``; we build that matrix ourselves and hand it to implicit with its own ``alpha``
 left at 1.0, because implicit's ``alpha`` only multiplies (``c_ui = alpha * w_ui``, no ``1 +``).
+
+Training runs on implicit's CUDA solver when ``device`` is ``cuda`` (or ``auto`` and implicit was built with
+CUDA); the learned factors come back to the CPU, where fold-in and scoring run.
 """
 
 from __future__ import annotations
 
 import time
 
+import implicit.gpu.als
 import numpy as np
 import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares
@@ -43,7 +47,10 @@ class ALS(Recommender):
         iterations: int = 15,
         seed: int = 42,
         num_threads: int = 0,
+        device: str = "auto",
     ) -> None:
+        if device not in ("auto", "cpu", "cuda"):
+            raise ValueError(f"als: 'device' must be 'auto', 'cpu' or 'cuda', got {device!r}")
         super().__init__(
             factors=factors,
             regularization=regularization,
@@ -51,6 +58,7 @@ class ALS(Recommender):
             iterations=iterations,
             seed=seed,
             num_threads=num_threads,
+            device=device,
         )
 
     def _confidence(self, weights: sp.csr_matrix) -> sp.csr_matrix:
@@ -83,18 +91,36 @@ class ALS(Recommender):
     ) -> ALS:
         self._start_fit(train, context)
         conf = self._confidence(train)
+        on_gpu = self._uses_gpu()
         start = time.perf_counter()
-        # implicit parallelises over users itself; a multi-threaded BLAS underneath oversubscribes the cores
-        with threadpool_limits(limits=1, user_api="blas"):
-            model = self._implicit_model()
+        if on_gpu:
+            model = implicit.gpu.als.AlternatingLeastSquares(
+                factors=self.factors,
+                regularization=self.regularization,
+                alpha=1.0,
+                iterations=self.iterations,
+                random_state=self.seed,
+            )
             model.fit(conf, show_progress=False)
+            model = model.to_cpu()
+        else:
+            # implicit parallelises over users itself; a multi-threaded BLAS underneath oversubscribes cores
+            with threadpool_limits(limits=1, user_api="blas"):
+                model = self._implicit_model()
+                model.fit(conf, show_progress=False)
         self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
         self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
         log(
-            f"als: {self.iterations} iterations, {self.factors} factors, {conf.nnz} interactions, "
+            f"als: {self.iterations} iterations, {self.factors} factors, {conf.nnz} interactions on "
+            f"{'cuda' if on_gpu else 'cpu'}, "
             f"{time.perf_counter() - start:.1f}s"
         )
         return self
+
+    def _uses_gpu(self) -> bool:
+        if self.device == "cuda" and not implicit.gpu.HAS_CUDA:
+            raise ValueError("als: device 'cuda' asked for, but implicit was built without CUDA support")
+        return self.device != "cpu" and implicit.gpu.HAS_CUDA
 
     def user_vectors(self, history: sp.csr_matrix) -> np.ndarray:
         """Exact least-squares user factors against the fixed item factors (users without history get 0)."""
