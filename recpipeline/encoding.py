@@ -14,6 +14,8 @@ import scipy.sparse as sp
 
 ID_MAP_COLUMNS = ("id", "idx")
 INTERACTION_COLUMNS = ("user_idx", "item_idx", "weight", "timestamp", "event_type")
+#: the cleaned-event columns encoding reads
+ENCODED_EVENT_COLUMNS = ("user_id", "item_id", "event_type", "timestamp", "value")
 
 
 def empty_id_map() -> pd.DataFrame:

@@ -2,6 +2,7 @@ import pandas as pd
 import pytest
 from dagster import (
     AssetExecutionContext,
+    AssetIn,
     DailyPartitionsDefinition,
     asset,
     materialize,
@@ -28,6 +29,11 @@ def summary(daily: dict[str, pd.DataFrame]) -> pd.DataFrame:
 @asset(partitions_def=DAYS)
 def same_day(daily: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     return {key: frame.assign(n=frame["n"] * 10) for key, frame in daily.items()}
+
+
+@asset(ins={"daily": AssetIn(metadata={"columns": ["id"]})})
+def ids_only(daily: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat(daily.values(), ignore_index=True)
 
 
 def resources(root):
@@ -79,3 +85,16 @@ def test_fsspec_url_storage(tmp_path):
     root = f"file://{tmp_path}/remote"
     materialize([daily], partition_key="2026-10-03", resources=resources(root))
     assert (tmp_path / "remote" / "daily" / "2026-10-03.parquet").exists()
+
+
+def test_an_input_reads_only_the_columns_its_metadata_names(tmp_path):
+    materialize(
+        [daily],
+        resources=resources(tmp_path),
+        tags={
+            "dagster/asset_partition_range_start": "2026-10-01",
+            "dagster/asset_partition_range_end": "2026-10-04",
+        },
+    )
+    result = materialize([daily.to_source_asset(), ids_only], resources=resources(tmp_path))
+    assert result.output_for_node("ids_only").columns.tolist() == ["id"]

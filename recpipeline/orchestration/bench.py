@@ -32,6 +32,8 @@ from recpipeline.encoding import interaction_matrix
 from recpipeline.models.base import SCORE_CHUNK_USERS
 
 BENCH_MODELS = ["popularity", "als", "item_knn"]
+#: raw rows per ingestion run; raw and cleaned days of one run are in memory together
+INGEST_ROWS_PER_RUN = 3_000_000
 #: mean raw rows per generated session (views + carts + purchases), measured on the default shop
 ROWS_PER_SESSION = 6.45
 
@@ -77,6 +79,7 @@ class StepStats:
 @dataclass
 class _Recorder:
     steps: dict[str, StepStats] = field(default_factory=dict)
+    run: int = 0  # the number of the job run in progress
     _started: dict[str, float] = field(default_factory=dict)
     _rows: dict[tuple, int] = field(default_factory=dict)
 
@@ -86,17 +89,18 @@ class _Recorder:
             _reset_peak_rss()
             self._started[key] = time.perf_counter()
         elif event.event_type_value == "STEP_SUCCESS":
+            # a step that runs once per ingestion run adds up its seconds; its peak is the largest
             stats = self.steps.setdefault(key, StepStats())
-            stats.seconds = time.perf_counter() - self._started.pop(key)
-            stats.peak_rss_mb = _peak_rss_mb()
+            stats.seconds += time.perf_counter() - self._started.pop(key)
+            stats.peak_rss_mb = max(stats.peak_rss_mb, _peak_rss_mb())
         elif event.event_type_value == "ASSET_MATERIALIZATION":
             materialization = event.event_specific_data.materialization
             rows = materialization.metadata.get("dagster/row_count")
             if rows is not None and key is not None:
-                # a range run reports the output's total once per partition: count each asset once
-                self._rows[(key, materialization.asset_key)] = int(rows.value)
+                # a range run reports the output's total once per partition: count each asset once per run
+                self._rows[(self.run, key, materialization.asset_key)] = int(rows.value)
                 self.steps.setdefault(key, StepStats()).rows = sum(
-                    n for (step, _), n in self._rows.items() if step == key
+                    n for (_, step, _), n in self._rows.items() if step == key
                 )
 
 
@@ -110,12 +114,13 @@ def run_benchmark(events: float, storage: Path | None = None, days: int = 30) ->
     defs = build_definitions(config)
     recorder = _Recorder()
     keys = defs.resolve_job_def("daily_ingestion").partitions_def.get_partition_keys()
+    # ingestion runs over ranges of days, as a backfill in chunks would: a range run holds its days in memory
+    days_per_run = max(1, int(INGEST_ROWS_PER_RUN // (float(events) / len(keys))))
+    ranges = [keys[i : i + days_per_run] for i in range(0, len(keys), days_per_run)]
+    runs = [("daily_ingestion", {PARTITION_RANGE_START: d[0], PARTITION_RANGE_END: d[-1]}) for d in ranges]
     started = time.perf_counter()
     with DagsterInstance.ephemeral() as instance:
-        for job_name, tags in (
-            ("daily_ingestion", {PARTITION_RANGE_START: keys[0], PARTITION_RANGE_END: keys[-1]}),
-            ("train_and_evaluate", {}),
-        ):
+        for recorder.run, (job_name, tags) in enumerate((*runs, ("train_and_evaluate", {}))):
             job = defs.resolve_job_def(job_name).with_logger_defs({"bench": _recording_logger(recorder)})
             job.execute_in_process(instance=instance, tags=tags, run_config={"loggers": {"bench": {}}})
     wall = time.perf_counter() - started

@@ -101,7 +101,9 @@ class PartitionedParquetIOManager(_AtomicUPathIOManager):
                 if context.upstream_output and context.upstream_output.has_asset_key
                 else f"{path}: not found"
             )
-        return pq.read_table(path.path, filesystem=path.fs).to_pandas()
+        # an input's metadata may name the columns it needs: Parquet then reads only those
+        columns = (context.definition_metadata or {}).get("columns")
+        return pq.read_table(path.path, filesystem=path.fs, columns=columns).to_pandas()
 
     def get_metadata(self, context: OutputContext, obj: Any) -> dict[str, Any]:
         frames = list(obj.values()) if isinstance(obj, dict) else [obj]

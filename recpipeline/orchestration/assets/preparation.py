@@ -1,11 +1,11 @@
 """Preparation: encoded interactions with stable id maps, and the train / validation / test splits."""
 
 import pandas as pd
-from dagster import AssetExecutionContext, AssetOut, Output, multi_asset
+from dagster import AssetExecutionContext, AssetIn, AssetOut, Output, multi_asset
 
 from recpipeline.cleaning import reason_counts
 from recpipeline.config import RunConfig
-from recpipeline.encoding import encode_interactions, extend_id_map
+from recpipeline.encoding import ENCODED_EVENT_COLUMNS, encode_interactions, extend_id_map
 from recpipeline.orchestration.resources import Warehouse
 from recpipeline.sources import read_predefined_split
 from recpipeline.splitting import predefined_split, temporal_split
@@ -16,6 +16,8 @@ GROUP = "preparation"
 def build_preparation_assets(config: RunConfig) -> list:
     @multi_asset(
         group_name=GROUP,
+        # lineage columns stay in cleaned_events; encoding reads only what it uses (less memory at scale)
+        ins={"cleaned_events": AssetIn(metadata={"columns": list(ENCODED_EVENT_COLUMNS)})},
         outs={
             "interactions": AssetOut(
                 kinds={"pandas", "parquet"},
