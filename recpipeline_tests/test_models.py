@@ -106,6 +106,13 @@ def test_mult_vae_without_validation_trains_fixed_epochs(data) -> None:
     assert model.score(np.arange(3), data[0][:3]).dtype == np.float32
 
 
+def test_mult_vae_weight_averaging_can_be_turned_off(data, vae) -> None:
+    raw = MultVAE(**{**VAE_PARAMS, "weight_averaging": 0.0}).fit(data[0], data[1])
+    assert recall_at(raw, *data, k=5) >= 0.8
+    users = np.arange(5)
+    assert not np.allclose(raw.score(users, data[0][:5]), vae.score(users, data[0][:5]))
+
+
 def test_mult_vae_logs_validation_ndcg(data) -> None:
     lines: list[str] = []
     MultVAE(**{**VAE_PARAMS, "epochs": 2}).fit(data[0], data[1], log=lines.append)
