@@ -61,10 +61,11 @@ def _clear_error(exc: BaseException | None) -> Exception | None:
     blocking asset check that stopped the run (its message names the asset and the check)."""
     from dagster._core.errors import DagsterAssetCheckFailedError
 
+    from recpipeline.orchestration.runner import RunFailedError
     from recpipeline.source_files import SourceError
 
     while exc is not None:
-        if isinstance(exc, ConfigError | SourceError | DagsterAssetCheckFailedError):
+        if isinstance(exc, ConfigError | SourceError | DagsterAssetCheckFailedError | RunFailedError):
             return exc
         exc = exc.__cause__ or exc.__context__ or getattr(exc, "user_exception", None)
     return None

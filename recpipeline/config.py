@@ -37,6 +37,7 @@ TIMESTAMP_UNITS = ("auto", "s", "ms", "iso")
 #: contract columns a `files` source maps; the first three are required
 MAPPED_COLUMNS = ("user_id", "item_id", "timestamp", "event_type", "value", "session_id")
 SIDE_TABLE_IDS = {"items": "item_id", "users": "user_id"}
+EXECUTORS = ("in_process", "multiprocess")
 
 
 class ConfigError(ValueError):
@@ -132,6 +133,17 @@ class TuningConfig:
 
 
 @dataclass(frozen=True)
+class ExecutionConfig:
+    """Which Dagster executor runs a job's steps."""
+
+    #: in_process: every step in the run's process; multiprocess: one process per step (needs a persistent
+    #: instance and a configuration file, which every step process loads again)
+    executor: str = "in_process"
+    #: multiprocess: at most this many step processes at once; None = Dagster's default (the CPU count)
+    max_concurrent: int | None = None
+
+
+@dataclass(frozen=True)
 class RunConfig:
     source: SourceConfig = field(default_factory=SourceConfig)
     cleaning: CleaningConfig = field(default_factory=CleaningConfig)
@@ -148,6 +160,7 @@ class RunConfig:
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
     seed: int = 42
     storage: str = "data/warehouse"
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     config_file: str = "<default>"
 
     @property
@@ -215,6 +228,7 @@ def parse_config(raw: dict[str, Any], source_name: str = "<dict>", base_dir: Pat
         raise ConfigError(f"{where}: seed: expected an integer, got {seed!r}")
 
     models = _models(raw.get("models"), where)
+    storage = validate_storage(raw.get("storage", RunConfig.storage), where, base_dir)
     return RunConfig(
         source=source,
         cleaning=cleaning,
@@ -226,7 +240,8 @@ def parse_config(raw: dict[str, Any], source_name: str = "<dict>", base_dir: Pat
         ks=ks,
         evaluation=_evaluation(raw, where, base_dir),
         seed=seed,
-        storage=validate_storage(raw.get("storage", RunConfig.storage), where, base_dir),
+        storage=storage,
+        execution=_execution(raw, where, storage),
         config_file=source_name,
     )
 
@@ -435,6 +450,27 @@ def _evaluation(raw: dict[str, Any], where: str, base_dir: Path) -> EvaluationCo
     if not path.is_dir():
         raise ConfigError(f"{where}: evaluation.external_recommendations: {path} is not a folder")
     return replace(section, external_recommendations=str(path))
+
+
+def _execution(raw: dict[str, Any], where: str, storage: str) -> ExecutionConfig:
+    section = _section(raw, "execution", ExecutionConfig, where)
+    if section.executor not in EXECUTORS:
+        raise ConfigError(
+            f"{where}: execution.executor: unknown executor {section.executor!r}; expected one of {EXECUTORS}"
+        )
+    if section.executor == "multiprocess" and storage.startswith("memory://"):
+        raise ConfigError(
+            f"{where}: execution.executor: multiprocess steps cannot share a memory:// storage "
+            "(each process has its own); use in_process or a shared path or URL"
+        )
+    value = section.max_concurrent
+    if value is None:
+        return section
+    if section.executor != "multiprocess":
+        raise ConfigError(f"{where}: execution.max_concurrent: only for execution.executor multiprocess")
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ConfigError(f"{where}: execution.max_concurrent: expected a positive integer, got {value!r}")
+    return section
 
 
 def _reject_unknown(values: dict[str, Any], known: set[str], where: str, prefix: str) -> None:

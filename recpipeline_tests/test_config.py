@@ -31,12 +31,29 @@ def test_relative_storage_resolves_against_the_config_file(tmp_path: Path):
         ({"colour": "blue"}, "unknown key colour"),
         ({"source": {"start_date": "yesterday"}}, "source.start_date: expected a date"),
         ({"event_weights": {"like": 2}}, "event_weights.like: unknown event type"),
+        ({"execution": {"executor": "threads"}}, "execution.executor: unknown executor 'threads'"),
+        ({"execution": {"max_concurrent": 2}}, "execution.max_concurrent: only for execution.executor multi"),
+        (
+            {"execution": {"executor": "multiprocess", "max_concurrent": 0}},
+            "execution.max_concurrent: expected a positive integer",
+        ),
+        ({"execution": {"executor": "multiprocess", "workers": 2}}, "unknown key execution.workers"),
+        (
+            {"storage": "memory://wh", "execution": {"executor": "multiprocess"}},
+            "execution.executor: multiprocess steps cannot share a memory:// storage",
+        ),
     ],
 )
 def test_bad_configuration_names_file_and_key(raw, message):
     with pytest.raises(ConfigError, match="my.yaml") as info:
         parse_config(raw, source_name="my.yaml")
     assert message in str(info.value)
+
+
+def test_execution_defaults_to_in_process():
+    assert parse_config({}).execution.executor == "in_process"
+    execution = parse_config({"execution": {"executor": "multiprocess", "max_concurrent": 3}}).execution
+    assert (execution.executor, execution.max_concurrent) == ("multiprocess", 3)
 
 
 def test_missing_file_is_a_clear_error(tmp_path: Path):

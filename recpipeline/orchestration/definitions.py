@@ -6,7 +6,7 @@ the embedded default otherwise; the CLI builds the same definitions for the file
 
 from __future__ import annotations
 
-from dagster import Definitions, in_process_executor
+from dagster import Definitions, ExecutorDefinition, in_process_executor, multiprocess_executor
 
 from recpipeline.config import RunConfig, load_config_from_env
 from recpipeline.orchestration.assets.evaluation import build_evaluation_assets
@@ -29,6 +29,15 @@ def build_assets(config: RunConfig) -> list:
     ]
 
 
+def build_executor(config: RunConfig) -> ExecutorDefinition:
+    """``execution.executor``: in_process (the default: torch/implicit are imported once, and the heavy steps
+    already use every core) or multiprocess (one process per step, ``max_concurrent`` at a time)."""
+    if config.execution.executor == "multiprocess":
+        limit = config.execution.max_concurrent
+        return multiprocess_executor.configured({"max_concurrent": limit}) if limit else multiprocess_executor
+    return in_process_executor
+
+
 def build_definitions(config: RunConfig) -> Definitions:
     jobs, schedules, sensors = build_jobs()
     return Definitions(
@@ -37,9 +46,8 @@ def build_definitions(config: RunConfig) -> Definitions:
         schedules=schedules,
         sensors=sensors,
         resources=build_resources(config),
-        # steps share one process: torch/implicit are imported once, and the heavy steps already use every
-        # core (a multiprocess, dagster-celery or dagster-k8s executor is a config switch away)
-        executor=in_process_executor,
+        # dagster-celery / dagster-k8s executors: see the README, "Beyond one machine"
+        executor=build_executor(config),
     )
 
 
