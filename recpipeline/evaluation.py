@@ -25,7 +25,7 @@ import scipy.sparse as sp
 
 from recpipeline.encoding import interaction_matrix
 from recpipeline.metrics import evaluate, exposure_share, per_user_metrics
-from recpipeline.models.base import SCORE_CHUNK_USERS, Recommender
+from recpipeline.models.base import Recommender, score_chunk_rows
 from recpipeline.models.context import ScoreContext
 from recpipeline.splitting import unseen_relevant
 
@@ -267,9 +267,10 @@ def score_pairs(
     sorted_row = row[order]
     history = history.tocsr()
     out = np.empty(len(pairs), dtype=np.float64)
-    for first in range(0, len(users), SCORE_CHUNK_USERS):
-        chunk_users = users[first : first + SCORE_CHUNK_USERS]
-        a, b = np.searchsorted(sorted_row, [first, first + SCORE_CHUNK_USERS])
+    rows_per_chunk = score_chunk_rows(history.shape[1])
+    for first in range(0, len(users), rows_per_chunk):
+        chunk_users = users[first : first + rows_per_chunk]
+        a, b = np.searchsorted(sorted_row, [first, first + rows_per_chunk])
         take = order[a:b]
         scores = np.asarray(model.score(chunk_users, history[chunk_users], context), dtype=np.float64)
         out[take] = scores[row[take] - first, items[take]]

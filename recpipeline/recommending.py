@@ -7,7 +7,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recpipeline.models import Recommender
-from recpipeline.models.base import SCORE_CHUNK_USERS
+from recpipeline.models.base import score_chunk_rows
 from recpipeline.models.context import ScoreContext
 
 RECOMMENDATION_COLUMNS = ("model", "user_id", "item_id", "user_idx", "item_idx", "rank", "score")
@@ -71,8 +71,9 @@ def similar_items_table(model: Recommender, model_name: str, item_ids: np.ndarra
     e.g. one without training interactions in a CF model, gets no rows).
     """
     parts = []
-    for start in range(0, len(item_ids), SCORE_CHUNK_USERS):
-        items = np.arange(start, min(start + SCORE_CHUNK_USERS, len(item_ids)))
+    rows_per_chunk = score_chunk_rows(len(item_ids))
+    for start in range(0, len(item_ids), rows_per_chunk):
+        items = np.arange(start, min(start + rows_per_chunk, len(item_ids)))
         neighbours, sims = model.similar_items(items, n)
         keep = (neighbours >= 0) & np.isfinite(sims) & (sims > 0)
         rows, ranks = np.nonzero(keep)

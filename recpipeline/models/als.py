@@ -125,10 +125,18 @@ class ALS(Recommender):
     def user_vectors(self, history: sp.csr_matrix) -> np.ndarray:
         """Exact least-squares user factors against the fixed item factors (users without history get 0)."""
         conf = self._confidence(history)
-        model = self._implicit_model()
-        model.item_factors = self.item_factors_
         with threadpool_limits(limits=1, user_api="blas"):
-            return model.recalculate_user(np.arange(conf.shape[0]), conf).astype(np.float32, copy=False)
+            solver = self._fold_in_solver()
+            return solver.recalculate_user(np.arange(conf.shape[0]), conf).astype(np.float32, copy=False)
+
+    def _fold_in_solver(self) -> AlternatingLeastSquares:
+        # kept between score blocks: implicit caches Y^T Y (items x factors^2 work) on the solver
+        solver = getattr(self, "_solver", None)
+        if solver is None or solver.item_factors is not self.item_factors_:
+            solver = self._implicit_model()
+            solver.item_factors = self.item_factors_
+            self._solver = solver
+        return solver
 
     def score(
         self, users: np.ndarray, history: sp.csr_matrix, context: ScoreContext | None = None

@@ -22,8 +22,16 @@ from recpipeline.models.context import FitContext, ScoreContext
 
 Logger = Callable[[str], None]
 
-#: users scored at once in recommend(); bounds the dense (users x items) score block in memory
+#: the most users scored at once in recommend()
 SCORE_CHUNK_USERS = 2048
+#: cells of one dense (users x items) float32 score block: 64 MB, so a large catalogue scores fewer users at a
+#: time (the top-K of a block needs about 4x its size again)
+SCORE_BLOCK_CELLS = 2**24
+
+
+def score_chunk_rows(n_items: int) -> int:
+    """Users (or items) per dense score block over ``n_items`` columns."""
+    return int(np.clip(SCORE_BLOCK_CELLS // max(n_items, 1), 64, SCORE_CHUNK_USERS))
 
 
 def _silent(_: str) -> None:
@@ -109,8 +117,9 @@ class Recommender(ABC):
         # the top-K of one chunk runs in a worker while the next chunk is scored (numpy releases the GIL)
         with ThreadPoolExecutor(max_workers=1) as worker:
             pending: Future | None = None
-            for start in range(0, len(users), SCORE_CHUNK_USERS):
-                chunk = users[start : start + SCORE_CHUNK_USERS]
+            rows_per_chunk = score_chunk_rows(self.n_items_)
+            for start in range(0, len(users), rows_per_chunk):
+                chunk = users[start : start + rows_per_chunk]
                 rows = history[chunk]
                 scores = np.asarray(self.score(chunk, rows, context), dtype=np.float32)
                 if pending is not None:

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recpipeline.models.base import SCORE_CHUNK_USERS, Logger, Recommender, _silent, prepare_matrix
+from recpipeline.models.base import Logger, Recommender, _silent, prepare_matrix, score_chunk_rows
 from recpipeline.models.context import FitContext, ScoreContext
 
 #: separator of attribute values inside a segment key (a control character no attribute value contains)
@@ -118,8 +118,9 @@ class Popularity(Recommender):
         history = history.tocsr()
         out_items = np.full((len(users), k), -1, dtype=np.int32)
         out_scores = np.full((len(users), k), -np.inf, dtype=np.float32)
-        for start in range(0, len(users), SCORE_CHUNK_USERS):
-            rows = history[users[start : start + SCORE_CHUNK_USERS]]
+        rows_per_chunk = score_chunk_rows(self.n_items_)
+        for start in range(0, len(users), rows_per_chunk):
+            rows = history[users[start : start + rows_per_chunk]]
             seen_per_row = np.diff(rows.indptr)
             width = min(self.n_items_, k + int(seen_per_row.max(initial=0)))
             candidates = order[ranking_of[start : start + len(seen_per_row)], :width]

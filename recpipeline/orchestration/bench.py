@@ -29,7 +29,7 @@ from dagster import DagsterInstance, logger
 
 from recpipeline.config import RunConfig, parse_config
 from recpipeline.encoding import interaction_matrix
-from recpipeline.models.base import SCORE_CHUNK_USERS
+from recpipeline.models.base import score_chunk_rows
 
 BENCH_MODELS = ["popularity", "als", "item_knn"]
 #: raw rows per ingestion run; raw and cleaned days of one run are in memory together
@@ -107,7 +107,11 @@ class _Recorder:
 def run_benchmark(events: float, storage: Path | None = None, days: int = 30) -> dict:
     """Run ingestion and train-and-evaluate on generated data; return the per-stage table and the summary."""
     from recpipeline.orchestration.definitions import build_definitions
-    from recpipeline.orchestration.runner import PARTITION_RANGE_END, PARTITION_RANGE_START
+    from recpipeline.orchestration.runner import (
+        PARTITION_RANGE_END,
+        PARTITION_RANGE_START,
+        execute_in_process_uncaptured,
+    )
 
     workdir = Path(storage or tempfile.mkdtemp(prefix="recpipeline-bench-"))
     config = bench_config(events, workdir / "warehouse", days=days)
@@ -122,7 +126,7 @@ def run_benchmark(events: float, storage: Path | None = None, days: int = 30) ->
     with DagsterInstance.ephemeral() as instance:
         for recorder.run, (job_name, tags) in enumerate((*runs, ("train_and_evaluate", {}))):
             job = defs.resolve_job_def(job_name).with_logger_defs({"bench": _recording_logger(recorder)})
-            job.execute_in_process(instance=instance, tags=tags, run_config={"loggers": {"bench": {}}})
+            execute_in_process_uncaptured(job, instance, tags, run_config={"loggers": {"bench": {}}})
     wall = time.perf_counter() - started
 
     root = Path(config.storage)
@@ -190,9 +194,10 @@ def _bare_eval_seconds(root: Path) -> float:
     users = np.unique(pd.read_parquet(root / "als_recommendations.parquet", columns=["user_idx"])["user_idx"])
     item_factors = np.ascontiguousarray(model.item_factors_, dtype=np.float32)
     user_factors = np.ascontiguousarray(model.user_factors_[users], dtype=np.float32)
+    rows_per_chunk = score_chunk_rows(len(item_factors))  # the blocks the pipeline scores in
     started = time.perf_counter()
-    for lo in range(0, len(users), SCORE_CHUNK_USERS):
-        scores = user_factors[lo : lo + SCORE_CHUNK_USERS] @ item_factors.T
+    for lo in range(0, len(users), rows_per_chunk):
+        scores = user_factors[lo : lo + rows_per_chunk] @ item_factors.T
         np.argpartition(-scores, 9, axis=1)[:, :10]
     return time.perf_counter() - started
 
