@@ -85,8 +85,10 @@ def column_cosine_top_n(matrix: sp.csr_matrix, n: int, shrinkage: float = 0.0) -
     rows, cols, vals = [np.empty(0, np.int64)], [np.empty(0, np.int64)], [np.empty(0, np.float32)]
     for start in range(0, n_cols if n > 0 else 0, SIMILARITY_CHUNK):
         block = np.arange(start, min(start + SIMILARITY_CHUNK, n_cols))
-        dots = (gram_t[block] @ csc).toarray()
-        sims = dots / (np.outer(norms[block], norms) + shrinkage + 1e-12)
+        sims = (gram_t[block] @ csc).toarray()
+        denominator = np.outer(norms[block], norms)
+        denominator += shrinkage + 1e-12
+        np.divide(sims, denominator, out=sims)  # in place: the block is the step's largest array
         top, top_sims = top_neighbours(sims, block, n)
         keep = (top >= 0) & (top_sims > 0)
         rows.append(np.broadcast_to(block[:, None], top.shape)[keep])
