@@ -126,11 +126,12 @@ class Popularity(Recommender):
             candidates = order[ranking_of[start : start + len(seen_per_row)], :width]
             row_of = np.arange(len(seen_per_row), dtype=np.int64)[:, None]
             seen_keys = np.repeat(row_of.ravel(), seen_per_row) * self.n_items_ + rows.indices
-            seen = pd.Series((row_of * self.n_items_ + candidates).ravel()).isin(seen_keys).to_numpy()
+            keys = (row_of * self.n_items_ + candidates).ravel()
+            seen = pd.Series(keys).isin(seen_keys).to_numpy().reshape(candidates.shape)
             # candidates are in ranking order: the first k unseen ones are the list (a stable sort keeps it)
-            first_unseen = np.argsort(seen.reshape(candidates.shape), axis=1, kind="stable")[:, :k]
+            first_unseen = np.argsort(seen, axis=1, kind="stable")[:, :k]
             items = np.take_along_axis(candidates, first_unseen, axis=1)
-            unseen = ~np.take_along_axis(seen.reshape(candidates.shape), first_unseen, axis=1)
+            unseen = ~np.take_along_axis(seen, first_unseen, axis=1)
             chunk = slice(start, start + len(seen_per_row))
             out_items[chunk, : items.shape[1]] = np.where(unseen, items, -1)
             top = rankings[ranking_of[chunk][:, None], items]

@@ -72,17 +72,17 @@ def run_pipeline(
     tags = {PARTITION_RANGE_START: selected[0], PARTITION_RANGE_END: selected[-1]}
     label = f"ingest {len(selected)} day(s) {selected[0]}..{selected[-1]}"
     run = dict(instance=instance, outcome=outcome, progress=progress, log_level=log_level)
-    if config_file is None:
-        _execute(ingestion, tags=tags, label=label, **run)
-    else:
-        _execute_multiprocess(config_file, ingestion.name, tags=tags, label=label, **run)
+
+    def execute(job: JobDefinition, tags: dict[str, str], label: str) -> None:
+        if config_file is None:
+            _execute(job, tags=tags, label=label, **run)
+        else:
+            _execute_multiprocess(config_file, job.name, tags=tags, label=label, **run)
+
+    execute(ingestion, tags, label)
     if not train:
         return outcome
-    training = defs.resolve_job_def("train_and_evaluate")
-    if config_file is None:
-        _execute(training, tags={}, label="train and evaluate", **run)
-    else:
-        _execute_multiprocess(config_file, training.name, tags={}, label="train and evaluate", **run)
+    execute(defs.resolve_job_def("train_and_evaluate"), {}, "train and evaluate")
     outcome.metrics = Warehouse(root=config.storage).read_previous("metrics")
     return outcome
 
