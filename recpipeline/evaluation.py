@@ -24,7 +24,14 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recpipeline.encoding import interaction_matrix
-from recpipeline.metrics import evaluate, exposure_share, per_user_metrics
+from recpipeline.metrics import (
+    count_items,
+    evaluate_subsets,
+    exposure_share,
+    index_relevance,
+    isin_ids,
+    per_user_metrics,
+)
 from recpipeline.models.base import Recommender, score_chunk_rows
 from recpipeline.models.context import ScoreContext
 from recpipeline.splitting import unseen_relevant
@@ -74,7 +81,10 @@ def category_codes(item_catalog: pd.DataFrame, item_id_map: pd.DataFrame) -> np.
 
 def category_features(item_catalog: pd.DataFrame, item_id_map: pd.DataFrame) -> sp.csr_matrix:
     """One-hot category per item index: the feature vectors of intra-list diversity."""
-    codes = category_codes(item_catalog, item_id_map)
+    return _one_hot(category_codes(item_catalog, item_id_map))
+
+
+def _one_hot(codes: np.ndarray) -> sp.csr_matrix:
     rows = np.arange(len(codes))
     return sp.csr_matrix(
         (np.ones(len(rows), dtype=np.float32), (rows, codes)), shape=(len(codes), codes.max(initial=-1) + 1)
@@ -107,24 +117,28 @@ def prepare_evaluation(
     cold_max_interactions: int,
 ) -> EvaluationData:
     """Relevance, segments and item features from the splits (indices) and the catalogue (string ids)."""
-    known = pd.concat([train, validation], ignore_index=True)
+    pair = ["user_idx", "item_idx"]
+    known = pd.concat([train[pair], validation[pair]], ignore_index=True)
     relevant = unseen_relevant(test, known)
     known_user = known["user_idx"].to_numpy(np.int64)
     known_item = known["item_idx"].to_numpy(np.int64)
     users = np.unique(relevant["user_idx"].to_numpy(np.int64))
-    history = np.bincount(known_user, minlength=int(users.max(initial=-1)) + 1)[users]
+    # rows before the test window per user_idx, long enough for every relevant user
+    known_rows = np.bincount(known_user, minlength=int(users.max(initial=-1)) + 1)
+    history = known_rows[users]
     segment = np.where(history == 0, "new_users", np.where(history <= cold_max_interactions, "cold", "warm"))
-    new_items = np.setdiff1d(test["item_idx"].to_numpy(np.int64), known_item)
+    test_item = test["item_idx"].to_numpy(np.int64)
+    new_items = np.unique(test_item[~isin_ids(test_item, known_item)])
 
     features = cross = None
     if item_catalog is not None:
         codes = category_codes(item_catalog, item_id_map)
-        features = category_features(item_catalog, item_id_map)
+        features = _one_hot(codes)
         n_cat = int(codes.max(initial=-1)) + 1
-        touched = np.unique(known_user * n_cat + codes[known_item])
         rel_user = relevant["user_idx"].to_numpy(np.int64)
-        novel = ~np.isin(rel_user * n_cat + codes[relevant["item_idx"].to_numpy(np.int64)], touched)
-        has_history = np.isin(rel_user, known_user)  # for new users every category is new: that's new_users
+        rel_category = codes[relevant["item_idx"].to_numpy(np.int64)]
+        novel = ~isin_ids(rel_user * n_cat + rel_category, known_user * n_cat + codes[known_item])
+        has_history = known_rows[rel_user] > 0  # for new users every category is new: that's new_users
         cross = relevant[novel & has_history].reset_index(drop=True)
     return EvaluationData(
         relevant=relevant,
@@ -136,25 +150,34 @@ def prepare_evaluation(
     )
 
 
-def _labelled(table: pd.DataFrame, model: str, segment: str) -> pd.DataFrame:
-    return table.assign(model=model, segment=segment)[list(METRICS_COLUMNS)]
+def _labelled(parts: Sequence[tuple[str, str, pd.DataFrame]]) -> pd.DataFrame:
+    """The (model, segment, table) parts stacked and labelled at once (an assign per part is slow)."""
+    sizes = [len(table) for _, _, table in parts]
+    stacked = pd.concat([table for _, _, table in parts], ignore_index=True)
+    models = np.repeat([model for model, _, _ in parts], sizes)
+    segments = np.repeat([segment for _, segment, _ in parts], sizes)
+    return stacked.assign(model=models, segment=segments)[list(METRICS_COLUMNS)]
 
 
 def evaluate_models(
     recommendations: Mapping[str, pd.DataFrame], data: EvaluationData, ks: Sequence[int]
 ) -> pd.DataFrame:
     """Metrics for every model and segment on the test window: METRICS_COLUMNS rows."""
-    # (segment, relevant pairs, user subset)
-    cases = [("all", data.relevant, None), *((s, data.relevant, data.users_in(s)) for s in USER_SEGMENTS)]
+    # (relevant pairs, {segment: user subset}), indexed once for every model; the user segments are subsets
+    # of segment all, so each list's per-user metrics are computed once for all four
+    relevant = index_relevance(data.relevant)
+    cases = [(relevant, {"all": None, **{s: data.users_in(s) for s in USER_SEGMENTS}})]
     if data.cross_category is not None:
-        cases.append(("cross_category", data.cross_category, None))
-    cases.append(("new_items", data.relevant[data.relevant["item_idx"].isin(data.new_items)], None))
-    tables = []
+        cases.append((index_relevance(data.cross_category), {"cross_category": None}))
+    new_items = data.relevant[data.relevant["item_idx"].isin(data.new_items)]
+    cases.append((index_relevance(new_items), {"new_items": None}))
+    counts = count_items(data.train)
+    parts = []
     for model, recs in recommendations.items():
-        for segment, relevant, users in cases:
-            table = evaluate(recs, relevant, data.train, ks, data.features, users=users)
-            tables.append(_labelled(table, model, segment))
-        shares = exposure_share(recs, data.relevant, ks, data.new_items)
+        for relevance, segments in cases:
+            evaluated = evaluate_subsets(recs, relevance, counts, ks, data.features, list(segments.values()))
+            parts += [(model, segment, table) for segment, table in zip(segments, evaluated, strict=True)]
+        shares = exposure_share(recs, relevant, ks, data.new_items)
         exposure = pd.DataFrame(
             {
                 "metric": "exposure_share",
@@ -163,8 +186,8 @@ def evaluate_models(
                 "n_users": len(data.user_segment),
             }
         )
-        tables.append(_labelled(exposure, model, "new_items"))
-    return _typed(pd.concat(tables, ignore_index=True))
+        parts.append((model, "new_items", exposure))
+    return _typed(_labelled(parts))
 
 
 def _typed(table: pd.DataFrame) -> pd.DataFrame:
@@ -186,9 +209,10 @@ def per_user_values(
 
     Every model has the same rows (the evaluated users, sorted), so values are paired across models.
     """
+    relevant = index_relevance(data.relevant)
     frames = []
     for model, recs in recommendations.items():
-        values = per_user_metrics(recs, data.relevant, ks, item_features=data.features)
+        values = per_user_metrics(recs, relevant, ks, item_features=data.features)
         values.insert(0, "model", model)
         values.insert(2, "user_segment", data.user_segment.to_numpy())
         frames.append(values)

@@ -71,17 +71,96 @@ def _int64(frame: pd.DataFrame, column: str) -> np.ndarray:
     return values
 
 
+def _dense(top: int, n: int) -> bool:
+    """Whether a lookup table over ids 0..top is affordable next to ``n`` input values."""
+    return top <= max(4 * n, 1 << 20)
+
+
 def _index_in(sorted_keys: np.ndarray, values: np.ndarray) -> np.ndarray:
     """Position of each value in ``sorted_keys`` (distinct, ascending, non-negative), -1 where absent."""
     if not len(sorted_keys) or not len(values):
         return np.full(len(values), -1, dtype=np.int64)
     top = int(max(sorted_keys[-1], values.max()))
-    if top <= max(4 * (len(values) + len(sorted_keys)), 1 << 20):  # dense ids: O(n) lookup table
+    if _dense(top, len(values) + len(sorted_keys)):  # dense ids: O(n) lookup table
         table = np.full(top + 1, -1, dtype=np.int64)
         table[sorted_keys] = np.arange(len(sorted_keys), dtype=np.int64)
         return table[values]
     at = np.minimum(np.searchsorted(sorted_keys, values), len(sorted_keys) - 1)
     return np.where(sorted_keys[at] == values, at, -1).astype(np.int64)
+
+
+def isin_ids(values: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """Whether each of ``values`` is in ``members`` (non-negative integer ids or composite keys), O(n).
+
+    A boolean table over the ids when their range is small; else a hash lookup (np.isin sorts both arrays,
+    far slower at millions of rows, and a table over a huge key space such as users x items would not fit
+    in memory).
+    """
+    values = np.asarray(values, dtype=np.int64)
+    members = np.asarray(members, dtype=np.int64)
+    if not len(values) or not len(members):
+        return np.zeros(len(values), dtype=bool)
+    top = int(max(values.max(), members.max()))
+    if _dense(top, len(values) + len(members)):
+        table = np.zeros(top + 1, dtype=bool)
+        table[members] = True
+        return table[values]
+    if len(members) > len(values):
+        # Series.isin hashes its argument: hash the fewer values and keep only the members among them
+        members = members[pd.Series(members).isin(values).to_numpy()]
+    return pd.Series(values).isin(members).to_numpy()
+
+
+@dataclass(frozen=True)
+class Relevance:
+    """A relevance table in integer arrays, indexed once and reused for every list evaluated against it."""
+
+    users: np.ndarray  # sorted distinct user_idx: the evaluated users
+    n_rel: np.ndarray  # |T_u| per evaluated user (>= 1)
+    keys: np.ndarray  # sorted distinct u * width + item_idx (u: position in users)
+    width: int  # > every relevant item_idx
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (np.unique hashes first, several times slower on many distinct int64 keys)."""
+    ordered = np.sort(values)
+    first = np.ones(len(ordered), dtype=bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    return ordered[first]
+
+
+def index_relevance(test: pd.DataFrame) -> Relevance:
+    """``test`` (user_idx, item_idx; duplicates allowed) as a Relevance."""
+    test_user = _int64(test, "user_idx")
+    test_item = _int64(test, "item_idx")
+    users = _distinct(test_user)
+    width = int(test_item.max(initial=0)) + 1
+    keys = _distinct(_index_in(users, test_user) * width + test_item)
+    return Relevance(users, np.bincount(keys // width, minlength=len(users)), keys, width)
+
+
+def _indexed(test: pd.DataFrame | Relevance) -> Relevance:
+    return test if isinstance(test, Relevance) else index_relevance(test)
+
+
+@dataclass(frozen=True)
+class ItemCounts:
+    """Training rows per item (catalogue, gini and novelty), counted once per training table."""
+
+    items: np.ndarray  # sorted distinct training item_idx: the catalogue
+    counts: np.ndarray  # training rows of each
+    n_rows: int
+
+
+def count_items(train: pd.DataFrame) -> ItemCounts:
+    """The ItemCounts of ``train`` (item_idx column)."""
+    item = _int64(train, "item_idx")
+    if _dense(int(item.max(initial=0)), len(item)):  # a bincount instead of sorting millions of rows
+        counts = np.bincount(item)
+        items = np.flatnonzero(counts)
+        return ItemCounts(items, counts[items], len(item))
+    items, counts = np.unique(item, return_counts=True)
+    return ItemCounts(items, counts, len(item))
 
 
 def _sort_order(u: np.ndarray, rank: np.ndarray, item: np.ndarray) -> np.ndarray:
@@ -95,22 +174,11 @@ def _sort_order(u: np.ndarray, rank: np.ndarray, item: np.ndarray) -> np.ndarray
     return np.lexsort((item, rank, u))
 
 
-def _prepare(
-    recommendations: pd.DataFrame, test: pd.DataFrame, ks: Sequence[int], users: np.ndarray | None
-) -> _Prepared:
+def _prepare(recommendations: pd.DataFrame, relevance: Relevance, ks: Sequence[int]) -> _Prepared:
     ks_list = _normalise_ks(ks)
     max_k = ks_list[-1]
 
-    test_user = _int64(test, "user_idx")
-    test_item = _int64(test, "item_idx")
-    if users is not None:
-        keep = np.isin(test_user, np.asarray(users, dtype=np.int64))
-        test_user, test_item = test_user[keep], test_item[keep]
-    eval_users, test_u = np.unique(test_user, return_inverse=True)
-    test_u = test_u.astype(np.int64).ravel()
-    n_eval = len(eval_users)
-
-    u = _index_in(eval_users, _int64(recommendations, "user_idx"))
+    u = _index_in(relevance.users, _int64(recommendations, "user_idx"))
     found = u >= 0
     u = u[found]
     item = _int64(recommendations, "item_idx")[found]
@@ -131,17 +199,14 @@ def _prepare(
     keep = pos < max_k
     u, item, pos = u[keep], item[keep], pos[keep]
 
-    # membership of (user, item) in the test set via int64 keys on the evaluated-user index
-    width = int(max(item.max(initial=-1), test_item.max(initial=-1))) + 1
-    test_keys, first_test = np.unique(test_u * width + test_item, return_index=True)
-    n_rel = np.bincount(test_u[first_test], minlength=n_eval).astype(np.int64)
-    keys = u * width + item
-    hit_rows = np.flatnonzero(_index_in(test_keys, keys) >= 0)
+    # membership of (user, item) in the relevance keys; an item beyond their width is never relevant
+    keys = u * relevance.width + item
+    hit_rows = np.flatnonzero((item < relevance.width) & (_index_in(relevance.keys, keys) >= 0))
     # a repeated item can only be a hit at its first occurrence in the list
     hit_rows = hit_rows[np.unique(keys[hit_rows], return_index=True)[1]]
     hit = np.zeros(len(keys), dtype=bool)
     hit[hit_rows] = True
-    return _Prepared(ks_list, eval_users, n_rel, u, item, pos, hit)
+    return _Prepared(ks_list, relevance.users, relevance.n_rel, u, item, pos, hit)
 
 
 def _normalised_features(item_features: ItemFeatures) -> tuple[sp.csr_array | np.ndarray, np.ndarray]:
@@ -168,7 +233,10 @@ def _row_sq_norms(mat: sp.sparray | sp.spmatrix | np.ndarray) -> np.ndarray:
     return (np.asarray(mat) ** 2).sum(axis=1)
 
 
-def _per_user_table(prep: _Prepared, item_features: ItemFeatures | None, chunk_users: int) -> pd.DataFrame:
+def _per_user_values(
+    prep: _Prepared, item_features: ItemFeatures | None, chunk_users: int
+) -> dict[str, np.ndarray]:
+    """f"{metric}@{k}" -> value per evaluated user."""
     if chunk_users < 1:
         raise ValueError("chunk_users must be >= 1")
     ks, max_k = prep.ks, prep.ks[-1]
@@ -220,14 +288,12 @@ def _per_user_table(prep: _Prepared, item_features: ItemFeatures | None, chunk_u
             n_pairs2 = n_items * (n_items - 1.0)  # ordered pairs = 2 * unordered pairs
             mean_cos = np.divide(sum_sq - self_sq, n_pairs2, out=np.full(n_chunk, np.nan), where=n_pairs2 > 0)
             out[f"diversity@{k}"][s:e] = 1.0 - mean_cos
-
-    table = pd.DataFrame({"user_idx": prep.eval_users.astype(np.int64)})
-    return pd.concat([table, pd.DataFrame(out)], axis=1)
+    return out
 
 
 def per_user_metrics(
     recommendations: pd.DataFrame,
-    test: pd.DataFrame,
+    test: pd.DataFrame | Relevance,
     ks: Sequence[int],
     item_features: ItemFeatures | None = None,
     chunk_users: int = 50_000,
@@ -235,13 +301,14 @@ def per_user_metrics(
     """Per-user accuracy and diversity metrics at every K.
 
     recommendations: user_idx, item_idx, rank (1 = best; int); test: user_idx, item_idx (duplicates allowed,
-    deduplicated). Returns one row per evaluated user (users with >= 1 test item, sorted by user_idx):
-    column user_idx plus f"{metric}@{k}" float64 columns for metric in PER_USER_METRICS and k in sorted
-    distinct ks (diversity NaN for users with < 2 items or without features). Users are processed in chunks
-    of ``chunk_users`` to bound memory.
+    deduplicated), or its Relevance (index_relevance) to share across calls. Returns one row per evaluated
+    user (users with >= 1 test item, sorted by user_idx): column user_idx plus f"{metric}@{k}" float64
+    columns for metric in PER_USER_METRICS and k in sorted distinct ks (diversity NaN for users with < 2
+    items or without features). Users are processed in chunks of ``chunk_users`` to bound memory.
     """
-    prep = _prepare(recommendations, test, ks, users=None)
-    return _per_user_table(prep, item_features, chunk_users)
+    prep = _prepare(recommendations, _indexed(test), ks)
+    table = pd.DataFrame({"user_idx": prep.eval_users.astype(np.int64)})
+    return pd.concat([table, pd.DataFrame(_per_user_values(prep, item_features, chunk_users))], axis=1)
 
 
 def _gini(counts: np.ndarray) -> float:
@@ -254,40 +321,39 @@ def _gini(counts: np.ndarray) -> float:
     return float(((2.0 * i - n - 1.0) * x).sum() / (n * total))
 
 
-def _beyond_accuracy(prep: _Prepared, train: pd.DataFrame) -> dict[tuple[str, int], float]:
-    train_item = _int64(train, "item_idx")
-    n_train = len(train_item)
-    # compact item ids so that per-item counts are plain bincounts
-    all_items = np.concatenate([train_item, prep.item])
-    if len(all_items) and all_items.max() > max(4 * len(all_items), 1 << 20):
-        _, all_items = np.unique(all_items, return_inverse=True)
-        all_items = all_items.ravel()
-    train_ids, rec_ids = all_items[:n_train], all_items[n_train:]
-    n_ids = int(all_items.max(initial=-1)) + 1
-    train_counts = np.bincount(train_ids, minlength=n_ids)
-    in_catalogue = train_counts > 0
-    n_catalogue = int(in_catalogue.sum())
-
+def _beyond_accuracy(
+    item: np.ndarray, pos: np.ndarray, ks: Sequence[int], counts: ItemCounts
+) -> dict[tuple[str, int], float]:
+    """Coverage, gini and novelty of the list rows (item, 0-based position)."""
+    at = _index_in(counts.items, item)  # catalogue position, -1 outside the training catalogue
+    n_catalogue = len(counts.items)
     out: dict[tuple[str, int], float] = {}
-    for k in prep.ks:
-        items = rec_ids[prep.pos < k]
-        exposure = np.bincount(items, minlength=n_ids)
-        recommended = exposure > 0
-        out[("catalog_coverage", k)] = int(recommended.sum()) / n_catalogue if n_catalogue else float("nan")
-        out[("gini", k)] = _gini(exposure[in_catalogue | recommended])
-        if len(items) and n_train:
-            n_i = np.maximum(train_counts[items], 1).astype(np.float64)  # unseen in training -> 1
-            out[("novelty", k)] = float(np.mean(-np.log2(n_i / n_train)))
+    for k in ks:
+        top = pos < k
+        top_at = at[top]
+        inside = top_at >= 0
+        exposure = np.bincount(top_at[inside], minlength=n_catalogue)
+        outside = np.unique(item[top][~inside], return_counts=True)[1]  # recommended, not in training
+        n_recommended = int(np.count_nonzero(exposure)) + len(outside)
+        out[("catalog_coverage", k)] = n_recommended / n_catalogue if n_catalogue else float("nan")
+        out[("gini", k)] = _gini(np.concatenate([exposure, outside]))
+        if len(top_at) and counts.n_rows:
+            n_i = np.ones(len(top_at))  # unseen in training -> 1
+            n_i[inside] = counts.counts[top_at[inside]]
+            out[("novelty", k)] = float(np.mean(-np.log2(n_i / counts.n_rows)))
         else:
             out[("novelty", k)] = float("nan")
     return out
 
 
 def exposure_share(
-    recommendations: pd.DataFrame, test: pd.DataFrame, ks: Sequence[int], items: np.ndarray
+    recommendations: pd.DataFrame, test: pd.DataFrame | Relevance, ks: Sequence[int], items: np.ndarray
 ) -> dict[int, float]:
-    """Per K: the share of the evaluated users' filled top-K slots holding one of ``items`` (NaN if none)."""
-    prep = _prepare(recommendations, test, ks, users=None)
+    """Per K: the share of the evaluated users' filled top-K slots holding one of ``items`` (NaN if none).
+
+    test: user_idx, item_idx (who is evaluated), or its Relevance (index_relevance).
+    """
+    prep = _prepare(recommendations, _indexed(test), ks)
     flagged = np.isin(prep.item, np.asarray(items, dtype=np.int64))
     return {k: float(flagged[prep.pos < k].mean()) if (prep.pos < k).any() else float("nan") for k in prep.ks}
 
@@ -308,24 +374,48 @@ def evaluate(
     number of evaluated users. Accuracy metrics are means over evaluated users, diversity over users with a
     defined value; a figure with nothing to average is NaN.
     """
-    prep = _prepare(recommendations, test, ks, users=users)
-    per_user = _per_user_table(prep, item_features, chunk_users=50_000)
-    n_users = len(prep.eval_users)
+    return evaluate_subsets(
+        recommendations, index_relevance(test), count_items(train), ks, item_features, [users]
+    )[0]
 
-    values: dict[tuple[str, int], float] = {}
-    for k in prep.ks:
-        for metric in PER_USER_METRICS:
-            col = per_user[f"{metric}@{k}"].to_numpy(dtype=np.float64)
-            col = col[~np.isnan(col)]
-            values[(metric, k)] = float(col.mean()) if len(col) else float("nan")
 
-    values.update(_beyond_accuracy(prep, train))
-    rows = [(m, k) for m in METRIC_NAMES for k in prep.ks]
-    return pd.DataFrame(
-        {
-            "metric": [m for m, _ in rows],
-            "k": np.array([k for _, k in rows], dtype=np.int64),
-            "value": np.array([values[r] for r in rows], dtype=np.float64),
-            "n_users": np.full(len(rows), n_users, dtype=np.int64),
-        }
-    )
+def evaluate_subsets(
+    recommendations: pd.DataFrame,
+    relevance: Relevance,
+    counts: ItemCounts,
+    ks: Sequence[int],
+    item_features: ItemFeatures | None = None,
+    subsets: Sequence[np.ndarray | None] = (None,),
+) -> list[pd.DataFrame]:
+    """``evaluate`` of one list against prepared test and training tables, once per user subset.
+
+    A user's metrics depend only on their own list and relevant items, so they are computed once and each
+    subset (None: every user) aggregates its rows: the same values as one ``evaluate`` call per subset.
+    """
+    prep = _prepare(recommendations, relevance, ks)
+    per_user = _per_user_values(prep, item_features, chunk_users=50_000)
+    tables = []
+    for users in subsets:
+        chosen = np.ones(len(prep.eval_users), dtype=bool)
+        if users is not None:
+            chosen = np.isin(prep.eval_users, np.asarray(users, dtype=np.int64))
+        values: dict[tuple[str, int], float] = {}
+        for k in prep.ks:
+            for metric in PER_USER_METRICS:
+                col = per_user[f"{metric}@{k}"][chosen]
+                col = col[~np.isnan(col)]
+                values[(metric, k)] = float(col.mean()) if len(col) else float("nan")
+        rows = chosen[prep.u]
+        values.update(_beyond_accuracy(prep.item[rows], prep.pos[rows], prep.ks, counts))
+        names = [(m, k) for m in METRIC_NAMES for k in prep.ks]
+        tables.append(
+            pd.DataFrame(
+                {
+                    "metric": [m for m, _ in names],
+                    "k": np.array([k for _, k in names], dtype=np.int64),
+                    "value": np.array([values[r] for r in names], dtype=np.float64),
+                    "n_users": np.full(len(names), int(chosen.sum()), dtype=np.int64),
+                }
+            )
+        )
+    return tables

@@ -34,6 +34,8 @@ SIGNIFICANCE_COLUMNS = (
 TESTED_METRICS = ("ndcg", "recall")
 #: bound on the resample-count block (resamples x users) held in memory at once
 _BOOTSTRAP_BLOCK = 4_000_000
+#: resample counts bincounted at once: small enough for the counts to stay in cache
+_COUNT_BLOCK = 1 << 17
 
 
 def choose_baseline(metrics: pd.DataFrame, k: int, configured: str | None = None) -> str:
@@ -79,12 +81,26 @@ def bootstrap_mean_ci(
     step = max(1, min(n_boot, _BOOTSTRAP_BLOCK // n))
     for start in range(0, n_boot, step):
         b = min(step, n_boot - start)
-        draws = rng.integers(0, n, size=(b, n)) + (np.arange(b) * n)[:, None]
-        counts = np.bincount(draws.ravel(), minlength=b * n).reshape(b, n).astype(np.float64)
-        means[start : start + b] = counts @ values / n
+        means[start : start + b] = _resample_counts(rng.integers(0, n, size=(b, n)), n) @ values / n
     tail = (1.0 - level) / 2.0 * 100.0
     low, high = np.percentile(means, [tail, 100.0 - tail], axis=0)
     return low, high
+
+
+def _resample_counts(draws: np.ndarray, n: int) -> np.ndarray:
+    """How often each of the ``n`` rows occurs in each resample (row of ``draws``), as float64.
+
+    Bincounted a few resamples at a time: one bincount over the whole block scatters into an array far
+    larger than the cache and is several times slower.
+    """
+    counts = np.empty(draws.shape, dtype=np.float64)
+    rows = max(1, _COUNT_BLOCK // n)
+    offsets = (np.arange(rows) * n)[:, None]  # resample j of a group counts into [j * n, (j + 1) * n)
+    for first in range(0, len(draws), rows):
+        part = draws[first : first + rows]
+        keys = (part + offsets[: len(part)]).ravel()
+        counts[first : first + len(part)] = np.bincount(keys, minlength=part.size).reshape(part.shape)
+    return counts
 
 
 def _wilcoxon_p(diffs: np.ndarray) -> np.ndarray:
@@ -110,12 +126,17 @@ def significance_table(
     per_user: the per-user table of ``evaluation.per_user_values`` (model, user_idx, user_segment,
     metric@k columns), the same users for every model.
     """
-    models = [m for m in per_user["model"].unique() if m != baseline]
-    if baseline not in set(per_user["model"]):
+    evaluated = list(per_user["model"].unique())  # not set(column): iterating string rows is slow
+    models = [m for m in evaluated if m != baseline]
+    if baseline not in evaluated:
         raise ValueError(f"baseline {baseline!r} has no per-user values")
     tested = [(metric, k) for metric in metrics for k in sorted(ks)]
     columns = [f"{metric}@{k}" for metric, k in tested]
     wide = per_user.pivot(index="user_idx", columns="model", values=columns)
+    # one column per (metric@k, model): that model's per-user value minus the baseline's, for every user
+    all_diffs = np.concatenate(
+        [wide[col][models].to_numpy() - wide[col][[baseline]].to_numpy() for col in columns], axis=1
+    )
     segment_of = per_user.drop_duplicates("user_idx").set_index("user_idx")["user_segment"]
     segment_of = segment_of.reindex(wide.index).to_numpy()
     frames = []
@@ -123,11 +144,7 @@ def significance_table(
         rows = np.ones(len(wide), bool) if segment == "all" else segment_of == segment
         if not models or not rows.any():
             continue
-        block = wide[rows]
-        # one column per (metric@k, model): that model's per-user value minus the baseline's
-        diffs = np.concatenate(
-            [block[col][models].to_numpy() - block[col][[baseline]].to_numpy() for col in columns], axis=1
-        )
+        diffs = all_diffs[rows]
         low, high = bootstrap_mean_ci(diffs, n_boot, seed)
         frames.append(
             pd.DataFrame(

@@ -7,6 +7,8 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from recpipeline.metrics import isin_ids
+
 #: without a validation file, this share of each user's training interactions (the latest) is validation
 VALIDATION_SHARE = 0.1
 
@@ -63,17 +65,12 @@ def unseen_relevant(target: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame
     Recommendations exclude already-seen items, so seen items can never be hits; counting them as relevant
     would only cap every model's recall.
     """
-    pairs = target[["user_idx", "item_idx"]].drop_duplicates()
-    n_items = (
-        int(
-            max(
-                np.max(pairs["item_idx"].to_numpy(), initial=-1),
-                np.max(history["item_idx"].to_numpy(), initial=-1),
-            )
-        )
-        + 1
-    )
-    seen = history["user_idx"].to_numpy(np.int64) * n_items + history["item_idx"].to_numpy(np.int64)
-    keys = pairs["user_idx"].to_numpy(np.int64) * n_items + pairs["item_idx"].to_numpy(np.int64)
-    # a hash lookup: np.isin sorts both arrays, several times slower at millions of history rows
-    return pairs[~pd.Series(keys).isin(seen).to_numpy()].reset_index(drop=True)
+    user = target["user_idx"].to_numpy(np.int64)
+    item = target["item_idx"].to_numpy(np.int64)
+    history_item = history["item_idx"].to_numpy(np.int64)
+    n_items = int(max(np.max(item, initial=-1), np.max(history_item, initial=-1))) + 1
+    keys = user * n_items + item
+    first = ~pd.Series(keys).duplicated().to_numpy()  # distinct pairs in first-seen order
+    keep = first.copy()
+    keep[first] = ~isin_ids(keys[first], history["user_idx"].to_numpy(np.int64) * n_items + history_item)
+    return target.loc[keep, ["user_idx", "item_idx"]].reset_index(drop=True)

@@ -14,7 +14,14 @@ from recpipeline.evaluation import evaluate_models, per_user_values, prepare_eva
 from recpipeline.history import append_history, regression_report
 from recpipeline.metrics import exposure_share
 from recpipeline.models.base import Recommender
-from recpipeline.significance import bootstrap_mean_ci, choose_baseline, holm, significance_table
+from recpipeline.significance import (
+    _BOOTSTRAP_BLOCK,
+    _resample_counts,
+    bootstrap_mean_ci,
+    choose_baseline,
+    holm,
+    significance_table,
+)
 
 DAY = pd.Timestamp("2026-10-01", tz="UTC")
 
@@ -238,6 +245,28 @@ def test_bootstrap_interval_covers_the_mean() -> None:
     means = values.mean(axis=0)
     assert np.all(low < means) and np.all(means < high)
     np.testing.assert_allclose(high - low, 2 * 1.96 / np.sqrt(400), rtol=0.2)
+
+
+@pytest.mark.parametrize(("n", "b"), [(3, 37), (20_000, 37), (300_000, 3)])
+def test_resample_counts_match_one_bincount(n: int, b: int) -> None:
+    draws = np.random.default_rng(n).integers(0, n, size=(b, n))
+    expected = np.bincount((draws + (np.arange(b) * n)[:, None]).ravel(), minlength=b * n).reshape(b, n)
+    np.testing.assert_array_equal(_resample_counts(draws, n), expected)
+
+
+def test_bootstrap_keeps_its_random_stream() -> None:
+    values = np.random.default_rng(4).normal(size=(30_000, 3))
+    rng = np.random.default_rng(9)
+    step = _BOOTSTRAP_BLOCK // len(values)
+    means = []  # the plain formulation: one bincount per block of resamples
+    for start in range(0, 500, step):
+        b = min(step, 500 - start)
+        draws = rng.integers(0, len(values), size=(b, len(values))) + (np.arange(b) * len(values))[:, None]
+        counts = np.bincount(draws.ravel(), minlength=draws.size).reshape(draws.shape).astype(np.float64)
+        means.append(counts @ values / len(values))
+    tail = (1.0 - 0.95) / 2.0 * 100.0  # as the implementation computes it: 2.4999..., not 2.5
+    expected = np.percentile(np.concatenate(means), [tail, 100.0 - tail], axis=0)
+    np.testing.assert_array_equal(np.stack(bootstrap_mean_ci(values, n_boot=500, seed=9)), expected)
 
 
 def test_choose_baseline() -> None:

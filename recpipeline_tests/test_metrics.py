@@ -12,7 +12,17 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recpipeline.metrics import METRIC_NAMES, PER_USER_METRICS, evaluate, per_user_metrics
+from recpipeline.metrics import (
+    METRIC_NAMES,
+    PER_USER_METRICS,
+    count_items,
+    evaluate,
+    evaluate_subsets,
+    exposure_share,
+    index_relevance,
+    isin_ids,
+    per_user_metrics,
+)
 
 
 def _recs(lists: dict[int, list[int]]) -> pd.DataFrame:
@@ -377,3 +387,58 @@ def test_several_ks_at_once_equal_one_k_at_a_time() -> None:
     for k in (1, 5, 10):
         alone = evaluate(recs, test, train, [k]).set_index(["metric", "k"])
         pd.testing.assert_frame_equal(together.xs(k, level="k", drop_level=False).loc[alone.index], alone)
+
+
+# --------------------------------------------------------------------------------------------------------
+# the fast paths shared across calls give exactly what the plain functions give
+# --------------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("n_keys", "n_values", "n_members"),
+    [
+        (500, 300, 4000),  # small key space: a boolean table
+        (250_000 * 3000, 300, 4000),  # users x categories at scale: hash lookup, more members than values
+        (250_000 * 3000, 4000, 300),  # hash lookup, fewer members
+        (500, 0, 10),
+        (250_000 * 3000, 10, 0),
+    ],
+)
+def test_isin_ids_matches_np_isin(n_keys: int, n_values: int, n_members: int) -> None:
+    rng = np.random.default_rng(n_values)
+    values = rng.integers(0, n_keys, n_values)
+    members = np.concatenate([rng.integers(0, n_keys, n_members), values[: n_members // 10]])
+    got = isin_ids(values, members)
+    assert got.dtype == bool
+    np.testing.assert_array_equal(got, np.isin(values, members))
+
+
+def test_evaluate_subsets_equal_evaluating_each_subsets_test_rows() -> None:
+    recs, test = _random_case(3)
+    train = _pairs([(99, i) for i in range(0, 30, 3)] + [(98, 0), (98, 3)])  # most listed items unseen
+    feats = sp.csr_matrix(np.eye(4)[np.random.default_rng(2).integers(0, 4, size=30)])
+    subsets = [None, np.array([0, 3, 5, 7, 11, 44]), np.array([], dtype=np.int64), np.arange(0, 40, 2)]
+    got = evaluate_subsets(recs, index_relevance(test), count_items(train), [1, 5, 10], feats, subsets)
+    for users, table in zip(subsets, got, strict=True):
+        subset_test = test if users is None else test[test["user_idx"].isin(users)]
+        expected = evaluate(recs, subset_test, train, [1, 5, 10], feats)
+        pd.testing.assert_frame_equal(table, expected, check_exact=True)
+        pd.testing.assert_frame_equal(table, evaluate(recs, test, train, [1, 5, 10], feats, users=users))
+
+
+def test_huge_item_ids_give_the_same_metrics() -> None:
+    recs, test = _random_case(4)
+    train = _pairs([(99, i) for i in range(0, 30, 2)] + [(98, 2)])
+
+    def shifted(frame: pd.DataFrame) -> pd.DataFrame:  # no table over these ids: the sorted/hash paths
+        return frame.assign(item_idx=frame["item_idx"].astype(np.int64) + 10**12)
+
+    small = evaluate(recs, test, train, [1, 5])
+    pd.testing.assert_frame_equal(evaluate(shifted(recs), shifted(test), shifted(train), [1, 5]), small)
+
+
+def test_an_indexed_relevance_is_reusable() -> None:
+    recs, test = _random_case(6)
+    relevance = index_relevance(test)
+    assert relevance.n_rel.sum() == len(test.drop_duplicates())
+    pd.testing.assert_frame_equal(per_user_metrics(recs, relevance, [3]), per_user_metrics(recs, test, [3]))
+    items = np.array([1, 2, 7])
+    assert exposure_share(recs, relevance, [3, 5], items) == exposure_share(recs, test, [3, 5], items)
