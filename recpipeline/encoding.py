@@ -14,6 +14,8 @@ import scipy.sparse as sp
 
 ID_MAP_COLUMNS = ("id", "idx")
 INTERACTION_COLUMNS = ("user_idx", "item_idx", "weight", "timestamp", "event_type")
+#: the interaction columns behind a users x items matrix
+MATRIX_COLUMNS = ("user_idx", "item_idx", "weight")
 #: the cleaned-event columns encoding reads
 ENCODED_EVENT_COLUMNS = ("user_id", "item_id", "event_type", "timestamp", "value")
 
@@ -75,6 +77,22 @@ def interaction_matrix(interactions: pd.DataFrame, n_users: int, n_items: int) -
     )
     matrix.sum_duplicates()
     return matrix
+
+
+def stored_entries(matrix: sp.csr_matrix, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Whether each ``(rows[j], cols[j])`` is a stored entry of ``matrix`` (whatever its value).
+
+    In canonical CSR (sorted indices, no duplicates) the keys ``row * n_cols + col`` of the stored entries
+    ascend, so a binary search answers every pair without a hash table or a dense mask.
+    """
+    if not matrix.has_canonical_format:
+        matrix = matrix.copy()
+        matrix.sum_duplicates()
+    n_rows, n_cols = matrix.shape
+    stored = np.repeat(np.arange(n_rows, dtype=np.int64), np.diff(matrix.indptr)) * n_cols + matrix.indices
+    keys = np.asarray(rows, dtype=np.int64) * n_cols + np.asarray(cols, dtype=np.int64)
+    at = np.minimum(np.searchsorted(stored, keys), max(len(stored) - 1, 0))
+    return stored[at] == keys if len(stored) else np.zeros(len(keys), dtype=bool)
 
 
 def _lookup(ids: pd.Series, id_map: pd.DataFrame, column: str) -> np.ndarray:

@@ -28,3 +28,4 @@ def test_bench_reports_every_stage_and_the_summary(tmp_path, monkeypatch):
     assert len(raw_files) == 8 and raw == sum(len(pd.read_parquet(f)) for f in raw_files)
     assert (table["seconds"] > 0).all() and (table["peak_rss_mb"] > 0).all()
     assert summary["als_overhead_ratio"] > 0 and summary["eval_bound_ratio"] > 0
+    assert summary["als_eval_s"] > 0 and summary["als_fold_in_s"] >= 0  # milliseconds here: may round to 0

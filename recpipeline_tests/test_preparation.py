@@ -1,8 +1,9 @@
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 
-from recpipeline.encoding import encode_interactions, extend_id_map, interaction_matrix
+from recpipeline.encoding import encode_interactions, extend_id_map, interaction_matrix, stored_entries
 from recpipeline.splitting import temporal_split, unseen_relevant
 
 WEIGHTS = {"view": 1.0, "cart": 3.0, "purchase": 5.0, "rating": 1.0}
@@ -67,3 +68,37 @@ def test_unseen_relevant_drops_items_seen_before():
     target = pd.DataFrame({"user_idx": [0, 0, 0, 1, 1], "item_idx": [1, 3, 3, 2, 1]})
     out = unseen_relevant(target, history)
     assert sorted(map(tuple, out.to_numpy())) == [(0, 3), (1, 2)]
+
+
+@pytest.mark.parametrize("user_scale", [1, 10**9])  # a table over the pair keys; a hash lookup
+def test_unseen_relevant_keeps_the_first_occurrence_order(user_scale: int) -> None:
+    rng = np.random.default_rng(user_scale)
+    history = pd.DataFrame(
+        {"user_idx": rng.integers(0, 30, 400) * user_scale, "item_idx": rng.integers(0, 20, 400)}
+    )
+    target = pd.DataFrame(
+        {"user_idx": rng.integers(0, 30, 300) * user_scale, "item_idx": rng.integers(0, 25, 300)}
+    )
+    seen = set(zip(history["user_idx"], history["item_idx"], strict=True))
+    pairs = target.drop_duplicates()
+    unseen = [pair not in seen for pair in zip(pairs["user_idx"], pairs["item_idx"], strict=True)]
+    pd.testing.assert_frame_equal(unseen_relevant(target, history), pairs[unseen].reset_index(drop=True))
+
+
+def test_stored_entries_finds_exactly_the_stored_pairs():
+    """Binary search over canonical CSR keys: stored zeros count, duplicates and unsorted input are fine."""
+    rng = np.random.default_rng(5)
+    rows, cols = rng.integers(0, 40, 600), rng.integers(0, 30, 600)
+    weights = rng.choice([0.0, 1.0, 2.5], 600).astype(np.float32)
+    # built from raw arrays: unsorted column indices and repeated pairs (not canonical); row 40 is empty
+    by_row = np.argsort(rows, kind="stable")
+    indptr = np.concatenate([[0], np.cumsum(np.bincount(rows, minlength=41))])
+    matrix = sp.csr_matrix((weights[by_row], cols[by_row], indptr), shape=(41, 30))
+    assert not matrix.has_canonical_format
+    query_rows, query_cols = rng.integers(0, 41, 2000), rng.integers(0, 30, 2000)
+    expected = pd.MultiIndex.from_arrays([query_rows, query_cols]).isin(
+        pd.MultiIndex.from_arrays([rows, cols])
+    )
+    np.testing.assert_array_equal(stored_entries(matrix, query_rows, query_cols), expected)
+    empty = sp.csr_matrix((3, 4), dtype=np.float32)
+    assert not stored_entries(empty, np.array([0, 2]), np.array([1, 3])).any()

@@ -50,6 +50,9 @@ class Recommender(ABC):
     #: True where ``score`` gives useful rankings for users without any history (segment popularity, hybrid);
     #: callers serve such users from a popularity list for every other model
     serves_cold_users: ClassVar[bool] = False
+    #: the columns of ``ScoreContext.history_events`` that ``score`` reads (sequence models: the time order);
+    #: callers may leave the events out of the context when this is empty
+    history_event_columns: ClassVar[tuple[str, ...]] = ()
     #: hyperparameter -> candidate values for the validation search (``recpipeline.models.tuning``)
     search_space: ClassVar[dict[str, list[Any]]] = {}
 

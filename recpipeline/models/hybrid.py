@@ -19,7 +19,7 @@ from scipy.stats import rankdata
 
 from recpipeline.models.base import Logger, Recommender, _silent, prepare_matrix
 from recpipeline.models.content import Content
-from recpipeline.models.context import FitContext, ScoreContext
+from recpipeline.models.context import EVENT_COLUMNS, FitContext, ScoreContext
 from recpipeline.models.popularity import Popularity
 
 _PARTS = ("cf", "content", "popularity")
@@ -31,6 +31,7 @@ class Hybrid(Recommender):
 
     name = "hybrid"
     serves_cold_users = True
+    history_event_columns = EVENT_COLUMNS  # the CF model may be a sequence model
     search_space = {"alpha": [0.3, 0.5, 0.7, 0.8, 0.9, 0.95], "normalise": ["zscore", "rank"]}
 
     def __init__(

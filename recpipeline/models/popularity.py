@@ -124,10 +124,10 @@ class Popularity(Recommender):
             seen_per_row = np.diff(rows.indptr)
             width = min(self.n_items_, k + int(seen_per_row.max(initial=0)))
             candidates = order[ranking_of[start : start + len(seen_per_row)], :width]
-            row_of = np.arange(len(seen_per_row), dtype=np.int64)[:, None]
-            seen_keys = np.repeat(row_of.ravel(), seen_per_row) * self.n_items_ + rows.indices
-            keys = (row_of * self.n_items_ + candidates).ravel()
-            seen = pd.Series(keys).isin(seen_keys).to_numpy().reshape(candidates.shape)
+            # a flag per (user, item) of the block: a quarter of the float32 score block it stands in for
+            seen_block = np.zeros(rows.shape, dtype=bool)
+            seen_block[np.repeat(np.arange(len(seen_per_row)), seen_per_row), rows.indices] = True
+            seen = np.take_along_axis(seen_block, candidates, axis=1)
             # candidates are in ranking order: the first k unseen ones are the list (a stable sort keeps it)
             first_unseen = np.argsort(seen, axis=1, kind="stable")[:, :k]
             items = np.take_along_axis(candidates, first_unseen, axis=1)

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from recpipeline.models.base import Logger, _silent
-from recpipeline.models.context import FitContext, ScoreContext, time_ordered
+from recpipeline.models.context import EVENT_COLUMNS, FitContext, ScoreContext, time_ordered
 from recpipeline.models.neural import TorchRecommender, resolve_device
 from recpipeline.models.similarity import cosine_neighbours
 
@@ -92,6 +92,8 @@ class SequenceRecommender(TorchRecommender):
     """Base of the sequence models: the module maps ``(batch, max_len)`` tokens to ``(batch, max_len, d)``
     states and has an ``item_embedding`` table (token 0 = padding) tied to the output layer.
     """
+
+    history_event_columns = EVENT_COLUMNS
 
     @abstractmethod
     def _build_module(self) -> nn.Module: ...

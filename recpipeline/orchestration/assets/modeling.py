@@ -9,14 +9,13 @@ import pandas as pd
 from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, asset
 
 from recpipeline.config import ModelSpec, RunConfig
-from recpipeline.encoding import interaction_matrix
+from recpipeline.encoding import MATRIX_COLUMNS, interaction_matrix, stored_entries
 from recpipeline.models import MODEL_REGISTRY, Recommender, create_model, with_run_settings
 from recpipeline.models.context import FitContext, ScoreContext, align_rows, id_map_version
 from recpipeline.models.neural import TorchRecommender
 from recpipeline.models.tuning import tune
 from recpipeline.orchestration.instance import TRAINING_POOL
 from recpipeline.recommending import recommend_table, similar_items_table
-from recpipeline.splitting import unseen_relevant
 
 MODELS_GROUP = "models"
 RECOMMENDATIONS_GROUP = "recommendations"
@@ -118,10 +117,22 @@ def _model_asset(config: RunConfig, spec: ModelSpec):
 
 
 def _recommendations_asset(config: RunConfig, spec: ModelSpec):
+    # Parquet reads only what scoring uses: the matrix columns, plus the event columns a sequence model
+    # orders the history by; of the test window only the pairs that pick the users to recommend for
+    model_class = MODEL_REGISTRY[spec.name]
+    history = AssetIn(
+        metadata={"columns": list(dict.fromkeys(MATRIX_COLUMNS + model_class.history_event_columns))}
+    )
+
     @asset(
         name=recommendations_asset_name(spec.name),
         group_name=RECOMMENDATIONS_GROUP,
-        ins={"model": AssetIn(model_asset_name(spec.name))},
+        ins={
+            "model": AssetIn(model_asset_name(spec.name)),
+            "train": history,
+            "validation": history,
+            "test": AssetIn(metadata={"columns": ["user_idx", "item_idx"]}),
+        },
         kinds={"pandas", "parquet"},
         description=f"Top-{config.k} unseen items per evaluated user from `{spec.name}`.",
     )
@@ -138,10 +149,13 @@ def _recommendations_asset(config: RunConfig, spec: ModelSpec):
         _check_id_maps(model, spec.name, user_id_map, item_id_map)
         known = pd.concat([train, validation], ignore_index=True)
         history = interaction_matrix(known, len(user_id_map), len(item_id_map))
-        users = np.unique(unseen_relevant(test, known)["user_idx"].to_numpy())
+        # the evaluated users: those with a test item outside their history (as in unseen_relevant)
+        test_users, test_items = test["user_idx"].to_numpy(np.int64), test["item_idx"].to_numpy(np.int64)
+        users = np.unique(test_users[~stored_entries(history, test_users, test_items)])
         cold_start = np.bincount(known["item_idx"].to_numpy(), minlength=len(item_id_map)).astype(np.float32)
         score_context = ScoreContext(
-            history_events=known, user_features=align_rows(user_profiles, user_id_map, "user_id")
+            history_events=known if model.history_event_columns else None,
+            user_features=align_rows(user_profiles, user_id_map, "user_id"),
         )
         table = recommend_table(
             model,
@@ -202,7 +216,6 @@ def _jsonable(value):
     return json.loads(json.dumps(value, default=str))
 
 
-def _ids_by_index(id_map: pd.DataFrame) -> np.ndarray:
-    ids = np.empty(len(id_map), dtype=object)
-    ids[id_map["idx"].to_numpy()] = id_map["id"].to_numpy()
-    return ids
+def _ids_by_index(id_map: pd.DataFrame) -> pd.api.extensions.ExtensionArray:
+    """The ids ordered by index; an Arrow string array, so tables take from it without Python strings."""
+    return id_map["id"].astype(str).array.take(np.argsort(id_map["idx"].to_numpy(), kind="stable"))
