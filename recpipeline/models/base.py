@@ -50,9 +50,10 @@ class Recommender(ABC):
     #: True where ``score`` gives useful rankings for users without any history (segment popularity, hybrid);
     #: callers serve such users from a popularity list for every other model
     serves_cold_users: ClassVar[bool] = False
-    #: the columns of ``ScoreContext.history_events`` that ``score`` reads (sequence models: the time order);
-    #: callers may leave the events out of the context when this is empty
-    history_event_columns: ClassVar[tuple[str, ...]] = ()
+    #: the interaction columns the model reads from the event tables of its contexts (``train_events``,
+    #: ``validation_events``, ``history_events``) — sequence models: the time order; callers may read only
+    #: these plus the matrix columns, and leave the events out of a ScoreContext when this is empty
+    event_columns: ClassVar[tuple[str, ...]] = ()
     #: hyperparameter -> candidate values for the validation search (``recpipeline.models.tuning``)
     search_space: ClassVar[dict[str, list[Any]]] = {}
 

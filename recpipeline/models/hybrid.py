@@ -31,7 +31,7 @@ class Hybrid(Recommender):
 
     name = "hybrid"
     serves_cold_users = True
-    history_event_columns = EVENT_COLUMNS  # the CF model may be a sequence model
+    event_columns = EVENT_COLUMNS  # the CF model may be a sequence model
     search_space = {"alpha": [0.3, 0.5, 0.7, 0.8, 0.9, 0.95], "normalise": ["zscore", "rank"]}
 
     def __init__(

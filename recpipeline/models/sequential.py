@@ -93,7 +93,7 @@ class SequenceRecommender(TorchRecommender):
     states and has an ``item_embedding`` table (token 0 = padding) tied to the output layer.
     """
 
-    history_event_columns = EVENT_COLUMNS
+    event_columns = EVENT_COLUMNS
 
     @abstractmethod
     def _build_module(self) -> nn.Module: ...

@@ -44,6 +44,13 @@ def build_model_assets(config: RunConfig) -> list:
     return assets
 
 
+def _interactions_in(spec: ModelSpec) -> AssetIn:
+    """Train / validation as the model reads them: the matrix columns plus the model's event columns (Parquet
+    reads no others)."""
+    columns = dict.fromkeys(MATRIX_COLUMNS + MODEL_REGISTRY[spec.name].event_columns)
+    return AssetIn(metadata={"columns": list(columns)})
+
+
 def _model_asset(config: RunConfig, spec: ModelSpec):
     tuned = config.tuning.trials > 0 and spec.name in config.tuning.models
     neural = issubclass(MODEL_REGISTRY[spec.name], TorchRecommender)
@@ -52,6 +59,7 @@ def _model_asset(config: RunConfig, spec: ModelSpec):
         name=model_asset_name(spec.name),
         group_name=MODELS_GROUP,
         io_manager_key="model_io_manager",
+        ins={"train": _interactions_in(spec), "validation": _interactions_in(spec)},
         pool=TRAINING_POOL,
         kinds={"pytorch" if neural else "python"},
         description=f"The fitted `{spec.name}` model (params.json + npz / safetensors artefacts, no pickle)"
@@ -117,20 +125,14 @@ def _model_asset(config: RunConfig, spec: ModelSpec):
 
 
 def _recommendations_asset(config: RunConfig, spec: ModelSpec):
-    # Parquet reads only what scoring uses: the matrix columns, plus the event columns a sequence model
-    # orders the history by; of the test window only the pairs that pick the users to recommend for
-    model_class = MODEL_REGISTRY[spec.name]
-    history = AssetIn(
-        metadata={"columns": list(dict.fromkeys(MATRIX_COLUMNS + model_class.history_event_columns))}
-    )
-
     @asset(
         name=recommendations_asset_name(spec.name),
         group_name=RECOMMENDATIONS_GROUP,
         ins={
             "model": AssetIn(model_asset_name(spec.name)),
-            "train": history,
-            "validation": history,
+            "train": _interactions_in(spec),
+            "validation": _interactions_in(spec),
+            # of the test window only the pairs that pick the users to recommend for
             "test": AssetIn(metadata={"columns": ["user_idx", "item_idx"]}),
         },
         kinds={"pandas", "parquet"},
@@ -154,7 +156,7 @@ def _recommendations_asset(config: RunConfig, spec: ModelSpec):
         users = np.unique(test_users[~stored_entries(history, test_users, test_items)])
         cold_start = np.bincount(known["item_idx"].to_numpy(), minlength=len(item_id_map)).astype(np.float32)
         score_context = ScoreContext(
-            history_events=known if model.history_event_columns else None,
+            history_events=known if model.event_columns else None,
             user_features=align_rows(user_profiles, user_id_map, "user_id"),
         )
         table = recommend_table(
