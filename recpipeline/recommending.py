@@ -20,8 +20,8 @@ def recommend_table(
     users: np.ndarray,
     history: sp.csr_matrix,
     k: int,
-    user_ids: np.ndarray,
-    item_ids: np.ndarray,
+    user_ids: np.ndarray | pd.api.extensions.ExtensionArray,
+    item_ids: np.ndarray | pd.api.extensions.ExtensionArray,
     cold_start_scores: np.ndarray,
     context: ScoreContext | None = None,
 ) -> pd.DataFrame:

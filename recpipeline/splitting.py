@@ -6,7 +6,9 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
+from recpipeline.encoding import stored_entries
 from recpipeline.metrics import isin_ids
 
 #: without a validation file, this share of each user's training interactions (the latest) is validation
@@ -74,3 +76,10 @@ def unseen_relevant(target: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame
     keep = first.copy()
     keep[first] = ~isin_ids(keys[first], history["user_idx"].to_numpy(np.int64) * n_items + history_item)
     return target.loc[keep, ["user_idx", "item_idx"]].reset_index(drop=True)
+
+
+def users_with_unseen(target: pd.DataFrame, history: sp.csr_matrix) -> np.ndarray:
+    """Sorted user_idx of the users that ``unseen_relevant(target, ...)`` keeps a pair for, with the history
+    as the users x items matrix a recommendation step builds anyway (a binary search, no key hash)."""
+    user = target["user_idx"].to_numpy(np.int64)
+    return np.unique(user[~stored_entries(history, user, target["item_idx"].to_numpy(np.int64))])

@@ -12,8 +12,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
 
 
-def tiny_config(storage: Path, **overrides) -> RunConfig:
-    """Ten days of a small synthetic shop; quick models so a whole-graph run takes seconds."""
+def tiny_raw_config(storage: str, **overrides) -> dict:
+    """Ten days of a small synthetic shop; quick models so a whole-graph run takes seconds (YAML-ready)."""
     raw = {
         "source": {
             "kind": "synthetic",
@@ -28,10 +28,15 @@ def tiny_config(storage: Path, **overrides) -> RunConfig:
             {"mult_vae": {"epochs": 3, "hidden": 32, "latent": 8}},
         ],
         "k": 5,
-        "storage": str(storage),
+        "storage": storage,
     }
     raw.update(overrides)
-    return parse_config(raw, source_name="<test>")
+    return raw
+
+
+def tiny_config(storage: Path, **overrides) -> RunConfig:
+    """The tiny configuration, parsed."""
+    return parse_config(tiny_raw_config(str(storage), **overrides), source_name="<test>")
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from recpipeline.orchestration.definitions import build_assets, build_definition
 from recpipeline.orchestration.instance import DAGSTER_YAML
 from recpipeline.orchestration.resources import build_resources
 from recpipeline.orchestration.runner import run_pipeline
-from recpipeline_tests.conftest import REPO_ROOT, tiny_config
+from recpipeline_tests.conftest import REPO_ROOT, tiny_config, tiny_raw_config
 
 RANGE = {
     "dagster/asset_partition_range_start": "2026-10-01",
@@ -79,22 +79,12 @@ def test_whole_graph_on_fsspec_memory_storage(memory_root, tmp_path):
     pd.testing.assert_frame_equal(users_before, users_after)
 
 
-def _write_config(tmp_path: Path, **overrides) -> Path:
-    """The conftest's tiny configuration as a YAML file (multiprocess steps load it again)."""
-    raw = {
-        "source": {
-            "kind": "synthetic",
-            "start_date": "2026-10-01",
-            "end_date": "2026-10-10",
-            "synthetic": {"n_users": 300, "n_items": 150, "sessions_per_day": 150},
-        },
-        "split": {"validation_days": 2, "test_days": 2},
-        "models": ["popularity"],
-        "k": 5,
-        "storage": "warehouse",
-        "execution": {"executor": "multiprocess", "max_concurrent": 2},
-        **overrides,
-    }
+def _write_config(tmp_path: Path) -> Path:
+    """The conftest's tiny configuration with popularity only, as a YAML file (multiprocess steps load it
+    again)."""
+    raw = tiny_raw_config(
+        "warehouse", models=["popularity"], execution={"executor": "multiprocess", "max_concurrent": 2}
+    )
     file = tmp_path / "run.yaml"
     file.write_text(yaml.safe_dump(raw))
     return file

@@ -4,7 +4,7 @@ import pytest
 import scipy.sparse as sp
 
 from recpipeline.encoding import encode_interactions, extend_id_map, interaction_matrix, stored_entries
-from recpipeline.splitting import temporal_split, unseen_relevant
+from recpipeline.splitting import temporal_split, unseen_relevant, users_with_unseen
 
 WEIGHTS = {"view": 1.0, "cart": 3.0, "purchase": 5.0, "rating": 1.0}
 
@@ -102,3 +102,12 @@ def test_stored_entries_finds_exactly_the_stored_pairs():
     np.testing.assert_array_equal(stored_entries(matrix, query_rows, query_cols), expected)
     empty = sp.csr_matrix((3, 4), dtype=np.float32)
     assert not stored_entries(empty, np.array([0, 2]), np.array([1, 3])).any()
+
+
+def test_users_with_unseen_are_the_users_unseen_relevant_keeps():
+    rng = np.random.default_rng(8)
+    history = pd.DataFrame({"user_idx": rng.integers(0, 50, 800), "item_idx": rng.integers(0, 40, 800)})
+    target = pd.DataFrame({"user_idx": rng.integers(0, 60, 300), "item_idx": rng.integers(0, 40, 300)})
+    matrix = interaction_matrix(history.assign(weight=1.0), 60, 40)
+    expected = np.unique(unseen_relevant(target, history)["user_idx"])
+    np.testing.assert_array_equal(users_with_unseen(target, matrix), expected)

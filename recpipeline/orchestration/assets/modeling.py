@@ -9,13 +9,14 @@ import pandas as pd
 from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, asset
 
 from recpipeline.config import ModelSpec, RunConfig
-from recpipeline.encoding import MATRIX_COLUMNS, interaction_matrix, stored_entries
+from recpipeline.encoding import MATRIX_COLUMNS, interaction_matrix
 from recpipeline.models import MODEL_REGISTRY, Recommender, create_model, with_run_settings
 from recpipeline.models.context import FitContext, ScoreContext, align_rows, id_map_version
 from recpipeline.models.neural import TorchRecommender
 from recpipeline.models.tuning import tune
 from recpipeline.orchestration.instance import TRAINING_POOL
 from recpipeline.recommending import recommend_table, similar_items_table
+from recpipeline.splitting import users_with_unseen
 
 MODELS_GROUP = "models"
 RECOMMENDATIONS_GROUP = "recommendations"
@@ -151,9 +152,7 @@ def _recommendations_asset(config: RunConfig, spec: ModelSpec):
         _check_id_maps(model, spec.name, user_id_map, item_id_map)
         known = pd.concat([train, validation], ignore_index=True)
         history = interaction_matrix(known, len(user_id_map), len(item_id_map))
-        # the evaluated users: those with a test item outside their history (as in unseen_relevant)
-        test_users, test_items = test["user_idx"].to_numpy(np.int64), test["item_idx"].to_numpy(np.int64)
-        users = np.unique(test_users[~stored_entries(history, test_users, test_items)])
+        users = users_with_unseen(test, history)  # the users the evaluation scores
         cold_start = np.bincount(known["item_idx"].to_numpy(), minlength=len(item_id_map)).astype(np.float32)
         score_context = ScoreContext(
             history_events=known if model.event_columns else None,
