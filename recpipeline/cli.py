@@ -56,18 +56,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _clear_error(exc: BaseException | None) -> Exception | None:
-    """The configuration or input problem behind ``exc``, also when a Dagster step wrapped it, or the
-    blocking asset check that stopped the run (its message names the asset and the check)."""
-    from dagster._core.errors import DagsterAssetCheckFailedError
-
+def _clear_error(exc: BaseException) -> Exception | None:
+    """The configuration, input or run failure behind ``exc`` (a failed run's message names the step and
+    the user's error); ``None`` for anything else, which is a bug to show with its traceback."""
     from recpipeline.orchestration.runner import RunFailedError
     from recpipeline.source_files import SourceError
 
-    while exc is not None:
-        if isinstance(exc, ConfigError | SourceError | DagsterAssetCheckFailedError | RunFailedError):
-            return exc
-        exc = exc.__cause__ or exc.__context__ or getattr(exc, "user_exception", None)
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:  # exception chains can be cycles
+        seen.add(id(current))
+        if isinstance(current, ConfigError | SourceError | RunFailedError):
+            return current
+        current = current.__cause__ or current.__context__
     return None
 
 

@@ -109,11 +109,7 @@ class _Recorder:
 def run_benchmark(events: float, storage: Path | None = None, days: int = 30) -> dict:
     """Run ingestion and train-and-evaluate on generated data; return the per-stage table and the summary."""
     from recpipeline.orchestration.definitions import build_definitions
-    from recpipeline.orchestration.runner import (
-        PARTITION_RANGE_END,
-        PARTITION_RANGE_START,
-        execute_in_process_uncaptured,
-    )
+    from recpipeline.orchestration.runner import PARTITION_RANGE_END, PARTITION_RANGE_START, execute
 
     workdir = Path(storage or tempfile.mkdtemp(prefix="recpipeline-bench-"))
     config = bench_config(events, workdir / "warehouse", days=days)
@@ -127,8 +123,8 @@ def run_benchmark(events: float, storage: Path | None = None, days: int = 30) ->
     started = time.perf_counter()
     with DagsterInstance.ephemeral() as instance:
         for recorder.run, (job_name, tags) in enumerate((*runs, ("train_and_evaluate", {}))):
-            job = defs.resolve_job_def(job_name).with_logger_defs({"bench": _recording_logger(recorder)})
-            execute_in_process_uncaptured(job, instance, tags, run_config={"loggers": {"bench": {}}})
+            loggers = {"bench": _recording_logger(recorder)}
+            execute(config, job_name, instance, tags, loggers, run_config={"loggers": {"bench": {}}})
     wall = time.perf_counter() - started
 
     root = Path(config.storage)

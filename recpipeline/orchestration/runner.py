@@ -1,14 +1,17 @@
 """Running the jobs as the CLI does: the same definitions, IO managers and instance as the UI.
 
-With ``execution.executor: in_process`` (the default) a job runs in this process (``execute_in_process``, with
-a progress bar per step). With ``multiprocess`` it runs as a reconstructable job (``execute_job``): every step
-process rebuilds the definitions from the configuration file, and the run needs a persistent instance.
+Every job runs as a reconstructable job through Dagster's public ``execute_job``, which does not keep the
+steps' outputs in memory. With ``execution.executor: in_process`` (the default) its steps run in this
+process, with a progress bar per step. With ``multiprocess`` every step process rebuilds the definitions from
+the configuration file, and the run needs a persistent instance. A failed run raises ``RunFailedError``
+with the failed step and the user's error on one line.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,8 +19,8 @@ import pandas as pd
 from dagster import (
     DagsterEventType,
     DagsterInstance,
-    ExecuteInProcessResult,
     JobDefinition,
+    LoggerDefinition,
     build_reconstructable_job,
     execute_job,
     logger,
@@ -58,7 +61,7 @@ def run_pipeline(
     """
     defs = build_definitions(config)
     instance = instance or DagsterInstance.ephemeral()
-    config_file = _multiprocess_config_file(config, instance)
+    _multiprocess_config_file(config, instance)  # fail before any run starts
     ingestion = defs.resolve_job_def("daily_ingestion")
     keys = ingestion.partitions_def.get_partition_keys()
     if not keys:
@@ -70,27 +73,56 @@ def run_pipeline(
         )
     outcome = PipelineOutcome(partitions=selected)
     tags = {PARTITION_RANGE_START: selected[0], PARTITION_RANGE_END: selected[-1]}
-    label = f"ingest {len(selected)} day(s) {selected[0]}..{selected[-1]}"
     run = dict(instance=instance, outcome=outcome, progress=progress, log_level=log_level)
-
-    def execute(job: JobDefinition, tags: dict[str, str], label: str) -> None:
-        if config_file is None:
-            _execute(job, tags=tags, label=label, **run)
-        else:
-            _execute_multiprocess(config_file, job.name, tags=tags, label=label, **run)
-
-    execute(ingestion, tags, label)
+    _timed_run(config, ingestion, tags, f"ingest {len(selected)} day(s) {selected[0]}..{selected[-1]}", **run)
     if not train:
         return outcome
-    execute(defs.resolve_job_def("train_and_evaluate"), {}, "train and evaluate")
+    _timed_run(config, defs.resolve_job_def("train_and_evaluate"), {}, "train and evaluate", **run)
     outcome.metrics = Warehouse(root=config.storage).read_previous("metrics")
     return outcome
 
 
-def reconstruct_job(config_file: str, job_name: str) -> JobDefinition:
-    """The job ``job_name`` for the configuration in ``config_file``: how every step process of a
-    multiprocess run rebuilds it (``build_reconstructable_job`` points here)."""
-    return build_definitions(load_config(config_file)).resolve_job_def(job_name)
+def execute(
+    config: RunConfig,
+    job_name: str,
+    instance: DagsterInstance,
+    tags: dict[str, str],
+    loggers: dict[str, LoggerDefinition] | None = None,
+    run_config: dict | None = None,
+) -> None:
+    """Run one job through Dagster's public ``execute_job`` and raise ``RunFailedError`` naming the failed
+    step and its error when the run fails.
+
+    The job is reconstructable: with the multiprocess executor every step process rebuilds it from the
+    configuration file; with the in-process executor it is rebuilt here from the configuration in memory
+    (with ``loggers`` attached). Outputs are not captured either way: the IO managers have written them.
+    """
+    multiprocess = _multiprocess_config_file(config, instance)
+    reference = multiprocess or f"in-process:{uuid.uuid4().hex}"
+    if multiprocess is None:
+        _IN_PROCESS[reference] = (config, loggers or {})
+    try:
+        job = build_reconstructable_job(__name__, reconstruct_job.__name__, (reference, job_name))
+        with execute_job(job, instance=instance, run_config=run_config or {}, tags=tags) as result:
+            if not result.success:
+                raise RunFailedError(_failure_message(job_name, result))
+    finally:
+        _IN_PROCESS.pop(reference, None)
+
+
+def reconstruct_job(reference: str, job_name: str) -> JobDefinition:
+    """The job ``job_name`` for a configuration: one held in this process (in-process runs), else the
+    configuration file ``reference`` (how every step process of a multiprocess run rebuilds it)."""
+    if reference in _IN_PROCESS:
+        config, loggers = _IN_PROCESS[reference]
+    else:
+        config, loggers = load_config(reference), {}
+    job = build_definitions(config).resolve_job_def(job_name)
+    return job.with_logger_defs(loggers) if loggers else job
+
+
+#: configurations of the in-process runs under way, by the reference their reconstructable job carries
+_IN_PROCESS: dict[str, tuple[RunConfig, dict[str, LoggerDefinition]]] = {}
 
 
 def _multiprocess_config_file(config: RunConfig, instance: DagsterInstance) -> str | None:
@@ -111,74 +143,33 @@ def _multiprocess_config_file(config: RunConfig, instance: DagsterInstance) -> s
     return str(Path(where).resolve())
 
 
-def _execute_multiprocess(config_file, job_name, instance, tags, label, outcome, progress, log_level):
-    """Run one job with its multiprocess executor; step messages go to the console logger."""
-    started = time.perf_counter()
-    if progress:
-        tqdm.write(f"{label}: one process per step (multiprocess executor)")
-    job = build_reconstructable_job(__name__, reconstruct_job.__name__, (config_file, job_name))
-    run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
-    with execute_job(job, instance=instance, run_config=run_config, tags=tags) as result:
-        if not result.success:
-            raise RunFailedError(_failure_message(job_name, result))
-    outcome.timings[job_name + "_s"] = round(time.perf_counter() - started, 2)
-
-
 def _failure_message(job_name: str, result) -> str:
-    """The failed step and the innermost error of its chain (the user's exception, not Dagster's wrapper)."""
+    """The failed step and the innermost error of its chain (the user's exception, not Dagster's wrapper),
+    on one line."""
     for event in result.all_events:
         if event.event_type != DagsterEventType.STEP_FAILURE:
             continue
         error = event.step_failure_data.error
         while error is not None and error.cause is not None:
             error = error.cause
-        reason = error.message.strip() if error is not None else "unknown error"
+        reason = " ".join(error.message.split()) if error is not None else "unknown error"
         return f"{job_name} (run {result.run_id}) failed in step {event.step_key}: {reason}"
     return f"{job_name} (run {result.run_id}) failed; see the run's log in the Dagster UI"
 
 
-def _execute(job: JobDefinition, instance, tags, label, outcome, progress, log_level):
-    steps = len(job.graph.node_dict)
+def _timed_run(config, job, tags, label, instance, outcome, progress, log_level) -> None:
+    """One job with a progress bar per step (in-process) or step messages on the console (multiprocess)."""
     started = time.perf_counter()
-    with tqdm(total=steps, desc=label, unit="step", disable=not progress, leave=True) as bar:
-        execute_in_process_uncaptured(
-            job.with_logger_defs({"progress": _progress_logger(bar)}),
-            instance=instance,
-            tags=tags,
-            run_config={"loggers": {"progress": {"config": {"log_level": log_level}}}},
-        )
+    if config.execution.executor == "multiprocess":
+        if progress:
+            tqdm.write(f"{label}: one process per step (multiprocess executor)")
+        run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
+        execute(config, job.name, instance, tags, run_config=run_config)
+    else:
+        with tqdm(total=len(job.graph.node_dict), desc=label, unit="step", disable=not progress) as bar:
+            run_config = {"loggers": {"progress": {"config": {"log_level": log_level}}}}
+            execute(config, job.name, instance, tags, {"progress": _progress_logger(bar)}, run_config)
     outcome.timings[job.name + "_s"] = round(time.perf_counter() - started, 2)
-
-
-def execute_in_process_uncaptured(
-    job: JobDefinition, instance: DagsterInstance, tags: dict[str, str], run_config: dict
-) -> ExecuteInProcessResult:
-    """``job.execute_in_process(...)`` without keeping every step's output in memory until the run ends.
-
-    ``JobDefinition.execute_in_process`` always captures outputs (for ``output_for_node``): at 20M events
-    that holds every table of the run at once. The IO managers have written them anyway, so the result's
-    events are enough here. This calls Dagster's internal ``core_execute_in_process`` the way the public
-    method does, with capturing off (dagster is pinned to 1.13.x in pyproject.toml).
-    """
-    from dagster._core.definitions.job_base import InMemoryJob
-    from dagster._core.execution.execute_in_process import core_execute_in_process, merge_run_tags
-
-    ephemeral = job.as_ephemeral_job(resource_defs={}, input_values={})
-    return core_execute_in_process(
-        run_config=run_config,
-        job=InMemoryJob(job_def=ephemeral),
-        instance=instance,
-        output_capturing_enabled=False,
-        raise_on_error=True,
-        run_tags=merge_run_tags(
-            job_def=job,
-            partition_key=None,
-            tags=tags,
-            asset_selection=None,
-            instance=instance,
-            run_config=run_config,
-        ),
-    )
 
 
 def _progress_logger(bar: tqdm):
