@@ -27,7 +27,7 @@ import pandas as pd
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from recpipeline.metrics import evaluate
+from recpipeline.evaluation.metrics import evaluate
 from recpipeline.models.base import top_k_excluding
 
 

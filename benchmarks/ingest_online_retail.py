@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from recpipeline.cleaning import clean_partitions, reason_counts
 from recpipeline.config import parse_config
+from recpipeline.preparation.cleaning import clean_partitions, reason_counts
 from recpipeline.sources import partition_window, read_raw_events, source_row_counts, to_contract
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "shared/datasets/uci-online-retail/online_retail.parquet"

@@ -4,7 +4,7 @@ Protocol (Recommenders' ``examples/06_benchmarks``): a per-item stratified rando
 item's ratings to train and 25 % to test (seed 42; the same rule as ``python_stratified_split(ratio=0.75,
 filter_by="item")``, with our own seeded shuffle, so the rows differ from theirs), top-10 lists with the
 user's training items removed, and every test rating relevant whatever its value. Metrics come from
-``recpipeline.metrics.evaluate``. Interactions carry the rating as their weight, as the pipeline's
+``recpipeline.evaluation.metrics.evaluate``. Interactions carry the rating as their weight, as the pipeline's
 ``rating`` events do.
 
 Hyperparameters: each model is tuned (``--trials`` seeded random candidates, defaults first; neural models
@@ -29,15 +29,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 import torch
 
-from recpipeline.metrics import evaluate
+from recpipeline.evaluation.metrics import evaluate
+from recpipeline.evaluation.reports import markdown_table
 from recpipeline.models import MODEL_REGISTRY, FitContext, ScoreContext, create_model
 from recpipeline.models.mult_vae import MultVAE
 from recpipeline.models.neural import TorchRecommender
 from recpipeline.models.tuning import tune
-from recpipeline.reports import markdown_table
+from recpipeline.preparation.encoding import interaction_matrix
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "movielens-100k"
 K = 10
@@ -96,14 +96,6 @@ def stratified_split(frame: pd.DataFrame, ratio: float, seed: int) -> tuple[pd.D
     return frame[first].reset_index(drop=True), frame[~first].reset_index(drop=True)
 
 
-def matrix(frame: pd.DataFrame, shape: tuple[int, int]) -> sp.csr_matrix:
-    out = sp.csr_matrix(
-        (frame["weight"].to_numpy(np.float32), (frame["user_idx"], frame["item_idx"])), shape=shape
-    )
-    out.sum_duplicates()
-    return out
-
-
 def refit_params(model: Any, params: dict[str, Any], n_train_users: int) -> dict[str, Any]:
     """The chosen parameters for the final fit: neural models train for the epochs early stopping kept."""
     if not isinstance(model, TorchRecommender):
@@ -142,8 +134,8 @@ def run(names: list[str], trials: int, neural_trials: int, torch_threads: int) -
         result = tune(
             name,
             fixed,
-            matrix(inner, shape),
-            matrix(validation, shape),
+            interaction_matrix(inner, *shape),
+            interaction_matrix(validation, *shape),
             trials=neural_trials if issubclass(MODEL_REGISTRY[name], TorchRecommender) else trials,
             k=K,
             seed=SEED,
@@ -154,9 +146,10 @@ def run(names: list[str], trials: int, neural_trials: int, torch_threads: int) -
         params = refit_params(result.model, result.params, inner["user_idx"].nunique())
 
         started = time.perf_counter()
-        model = create_model(name, params).fit(matrix(train, shape), context=fit_context(train, None))
+        train_matrix = interaction_matrix(train, *shape)
+        model = create_model(name, params).fit(train_matrix, context=fit_context(train, None))
         fit_seconds = time.perf_counter() - started
-        top, _ = model.recommend(test_users, matrix(train, shape), K, ScoreContext(train, users))
+        top, _ = model.recommend(test_users, train_matrix, K, ScoreContext(train, users))
         recs = pd.DataFrame(
             {
                 "user_idx": np.repeat(test_users, top.shape[1]),

@@ -1,7 +1,9 @@
 """recpipeline: nightly, orchestrated evidence on whether neural recommenders beat matrix factorisation.
 
-The package root and its domain modules (config, sources, cleaning, encoding, splitting, models, metrics,
-reports) never import Dagster; the Dagster layer lives in ``recpipeline.orchestration``.
+Stage packages read like the asset graph: ``sources`` -> ``preparation`` -> ``models`` -> ``evaluation``,
+with the column contracts between them in ``contracts`` and the run configuration in ``config``. None of
+them imports Dagster; the Dagster layer (assets, checks, IO managers, jobs, runner) lives in
+``recpipeline.orchestration`` and calls one domain function per asset.
 """
 
 __version__ = "0.1.0"

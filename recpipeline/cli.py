@@ -60,7 +60,7 @@ def _clear_error(exc: BaseException) -> Exception | None:
     """The configuration, input or run failure behind ``exc`` (a failed run's message names the step and
     the user's error); ``None`` for anything else, which is a bug to show with its traceback."""
     from recpipeline.orchestration.runner import RunFailedError
-    from recpipeline.source_files import SourceError
+    from recpipeline.sources.reading import SourceError
 
     seen: set[int] = set()
     current: BaseException | None = exc
@@ -84,9 +84,9 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     from dagster import BetaWarning, DagsterInstance
 
+    from recpipeline.evaluation.reports import markdown_table, metrics_summary
     from recpipeline.orchestration.instance import ensure_dagster_home
     from recpipeline.orchestration.runner import run_pipeline
-    from recpipeline.reports import markdown_table, metrics_summary
 
     warnings.filterwarnings("ignore", category=BetaWarning)  # backfill_policy is beta; nothing to act on
     home = ensure_dagster_home()
@@ -108,7 +108,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from recpipeline.orchestration.bench import format_report, run_benchmark
+    from recpipeline.bench import format_report, run_benchmark
 
     warnings.filterwarnings("ignore")
     print(format_report(run_benchmark(args.events, storage=args.storage, days=args.days)), flush=True)
@@ -164,8 +164,8 @@ def _positive_int(text: str) -> int:
 def _evaluate(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from recpipeline.external import ExternalDataError, evaluate_files, write_table
-    from recpipeline.reports import markdown_table, metrics_summary
+    from recpipeline.evaluation.external import ExternalDataError, evaluate_files, write_table
+    from recpipeline.evaluation.reports import markdown_table, metrics_summary
 
     try:
         metrics, issues = evaluate_files(

@@ -15,11 +15,14 @@ from typing import Any
 
 import yaml
 
+from recpipeline.contracts import EVENT_TYPES
+from recpipeline.models.registry import MODEL_NAMES, has_item_similarity
+
 #: environment variable naming the configuration file the Dagster code location loads
 CONFIG_ENV_VAR = "RECPIPELINE_CONFIG"
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.yaml")
 
-EVENT_TYPES = ("view", "cart", "purchase", "rating")
+
 SOURCE_KINDS = ("synthetic", "files", "movielens", "online_retail")
 SPLIT_KINDS = ("temporal", "predefined")
 #: the settings each source kind takes besides kind, start_date and end_date
@@ -64,7 +67,7 @@ class SourceConfig:
     start_date: dt.date | None = None
     #: inclusive; None = synthetic: up to yesterday (a live feed), file kinds: the data's last day
     end_date: dt.date | None = None
-    #: synthetic source: overrides of recpipeline.synthetic.SyntheticSpec fields
+    #: synthetic source: overrides of recpipeline.sources.synthetic.SyntheticSpec fields
     synthetic: dict[str, Any] = field(default_factory=dict)
     format: str | None = None  # csv | parquet | jsonl; None = from the file suffix
     options: dict[str, Any] = field(default_factory=dict)  # passed to the reader (sep, encoding, ...)
@@ -145,14 +148,28 @@ class ExecutionConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    source: SourceConfig = field(default_factory=SourceConfig)
+    """Every setting of a run. These defaults are the embedded ``default_config.yaml`` (a test holds the two
+    equal), so a run without a configuration file uses exactly these values."""
+
+    #: without a `source` section: four weeks of the synthetic shop. A section that leaves out its dates
+    #: means "up to yesterday" (synthetic) or "the data's days" (files), hence SourceConfig's None dates.
+    source: SourceConfig = field(
+        default_factory=lambda: SourceConfig(start_date=dt.date(2026, 10, 1), end_date=dt.date(2026, 10, 28))
+    )
     cleaning: CleaningConfig = field(default_factory=CleaningConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     #: interaction weight per event type (ratings are additionally multiplied by the rating value)
     event_weights: dict[str, float] = field(
         default_factory=lambda: {"view": 1.0, "cart": 3.0, "purchase": 5.0, "rating": 1.0}
     )
-    models: tuple[ModelSpec, ...] = (ModelSpec("popularity"), ModelSpec("als"), ModelSpec("mult_vae"))
+    #: Mult-VAE with a nightly budget (its class defaults follow the paper: 200 epochs of batch 100)
+    models: tuple[ModelSpec, ...] = field(
+        default_factory=lambda: (
+            ModelSpec("popularity"),
+            ModelSpec("als"),
+            ModelSpec("mult_vae", {"epochs": 50, "batch_size": 500, "patience": 5}),
+        )
+    )
     similar_items: SimilarItemsConfig = field(default_factory=SimilarItemsConfig)
     tuning: TuningConfig = field(default_factory=TuningConfig)
     #: every cut-off metrics are reported at (ascending); models recommend max(ks) items
@@ -195,51 +212,30 @@ def load_config_from_env() -> RunConfig:
 
 
 def parse_config(raw: dict[str, Any], source_name: str = "<dict>", base_dir: Path | None = None) -> RunConfig:
-    """Validate a configuration mapping into a ``RunConfig``."""
+    """Validate a configuration mapping into a ``RunConfig``; a key left out takes RunConfig's default."""
     where = source_name
     known = {f.name for f in fields(RunConfig)} - {"config_file", "ks"} | {"k"}
     _reject_unknown(raw, known, where, "")
     base_dir = base_dir or Path.cwd()
+    defaults = RunConfig()
 
-    source = _source(raw, where, base_dir)
-
+    source = _source(raw, where, base_dir) if "source" in raw else defaults.source
     cleaning = _section(raw, "cleaning", CleaningConfig, where)
-    if not 0.0 <= float(cleaning.max_quarantine_share) <= 1.0:
-        raise ConfigError(f"{where}: cleaning.max_quarantine_share: expected a share in [0, 1]")
-
+    _number(cleaning.max_quarantine_share, where, "cleaning.max_quarantine_share", 0.0, 1.0)
     split = _split(raw, where, base_dir, source.kind)
-    for key in ("validation_days", "test_days"):
-        value = getattr(split, key)
-        if not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{where}: split.{key}: expected a positive integer, got {value!r}")
-
-    weights = {**RunConfig().event_weights, **(raw.get("event_weights") or {})}
-    for event_type, weight in weights.items():
-        if event_type not in EVENT_TYPES:
-            raise ConfigError(
-                f"{where}: event_weights.{event_type}: unknown event type; expected {EVENT_TYPES}"
-            )
-        if not isinstance(weight, int | float) or weight < 0:
-            raise ConfigError(f"{where}: event_weights.{event_type}: expected a non-negative number")
-
-    ks = _ks(raw.get("k", list(RunConfig.ks)), where)
-    seed = raw.get("seed", RunConfig.seed)
-    if not isinstance(seed, int):
-        raise ConfigError(f"{where}: seed: expected an integer, got {seed!r}")
-
-    models = _models(raw.get("models"), where)
-    storage = validate_storage(raw.get("storage", RunConfig.storage), where, base_dir)
+    models = _models(raw["models"], where) if "models" in raw else defaults.models
+    storage = validate_storage(raw.get("storage", defaults.storage), where, base_dir)
     return RunConfig(
         source=source,
         cleaning=cleaning,
         split=split,
-        event_weights={key: float(value) for key, value in weights.items()},
+        event_weights=_event_weights(raw.get("event_weights", {}), defaults.event_weights, where),
         models=models,
         similar_items=_similar_items(raw, where, models),
         tuning=_tuning(raw, where, models),
-        ks=ks,
+        ks=_ks(raw.get("k", list(defaults.ks)), where),
         evaluation=_evaluation(raw, where, base_dir),
-        seed=seed,
+        seed=_integer(raw.get("seed", defaults.seed), where, "seed", 0),
         storage=storage,
         execution=_execution(raw, where, storage),
         config_file=source_name,
@@ -309,6 +305,7 @@ def _source(raw: dict[str, Any], where: str, base_dir: Path) -> SourceConfig:
             f"{where}: source.end_date {source.end_date} is before start_date {source.start_date}"
         )
     if kind == "synthetic":
+        _mapping(source.synthetic, where, "source.synthetic")
         return source
     if source.path is None:
         raise ConfigError(f"{where}: source.path: kind {kind!r} needs the path of its data")
@@ -383,7 +380,9 @@ def _timezone(value: Any, where: str) -> None:
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     try:
-        ZoneInfo(str(value))
+        if not isinstance(value, str):
+            raise ValueError(value)
+        ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
         raise ConfigError(
             f"{where}: source.timezone: unknown time zone {value!r}; expected an IANA name like Europe/London"
@@ -394,6 +393,8 @@ def _split(raw: dict[str, Any], where: str, base_dir: Path, source_kind: str) ->
     split = _section(raw, "split", SplitConfig, where)
     if split.kind not in SPLIT_KINDS:
         raise ConfigError(f"{where}: split.kind: unknown kind {split.kind!r}; expected one of {SPLIT_KINDS}")
+    for key in ("validation_days", "test_days"):
+        _integer(getattr(split, key), where, f"split.{key}", 1)
     files = {"train": split.train, "validation": split.validation, "test": split.test}
     if split.kind != "predefined":
         given = [key for key, value in files.items() if value is not None]
@@ -416,11 +417,49 @@ def _split(raw: dict[str, Any], where: str, base_dir: Path, source_kind: str) ->
 
 
 def _section(raw: dict[str, Any], key: str, cls: type, where: str) -> Any:
-    values = raw.get(key) or {}
-    if not isinstance(values, dict):
-        raise ConfigError(f"{where}: {key}: expected a mapping, got {type(values).__name__}")
+    """A settings section; left out or empty (``key:`` alone in YAML) takes every default of ``cls``."""
+    values = _mapping(raw.get(key), where, key)
     _reject_unknown(values, {f.name for f in fields(cls)}, where, f"{key}.")
     return cls(**values)
+
+
+def _mapping(value: Any, where: str, key: str) -> dict[Any, Any]:
+    """A mapping of settings; None (an empty YAML value) is an empty one."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{where}: {key}: expected a mapping, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _integer(value: Any, where: str, key: str, lowest: int) -> int:
+    # bool is an int subclass, but `test_days: true` is a mistake, not 1
+    if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
+        raise ConfigError(f"{where}: {key}: expected an integer >= {lowest}, got {value!r}")
+    return value
+
+
+def _number(
+    value: Any, where: str, key: str, low: float, high: float, *, open_interval: bool = False
+) -> float:
+    """A number in [low, high] (``open_interval``: in (low, high)); returned as given."""
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not is_number or not (low < value < high if open_interval else low <= value <= high):
+        bounds = f"({low:g}, {high:g})" if open_interval else f"[{low:g}, {high:g}]"
+        raise ConfigError(f"{where}: {key}: expected a number in {bounds}, got {value!r}")
+    return value
+
+
+def _event_weights(value: Any, defaults: dict[str, float], where: str) -> dict[str, float]:
+    """The default weights, with those the configuration gives replaced."""
+    weights = {**defaults, **_mapping(value, where, "event_weights")}
+    for event_type, weight in weights.items():
+        if event_type not in EVENT_TYPES:
+            raise ConfigError(
+                f"{where}: event_weights.{event_type}: unknown event type; expected one of {EVENT_TYPES}"
+            )
+        _number(weight, where, f"event_weights.{event_type}", 0.0, float("inf"))
+    return {event_type: float(weight) for event_type, weight in weights.items()}
 
 
 def _ks(value: Any, where: str) -> tuple[int, ...]:
@@ -433,19 +472,19 @@ def _ks(value: Any, where: str) -> tuple[int, ...]:
 def _evaluation(raw: dict[str, Any], where: str, base_dir: Path) -> EvaluationConfig:
     section = _section(raw, "evaluation", EvaluationConfig, where)
     for key, lowest in (("cold_max_interactions", 0), ("bootstrap_samples", 1), ("history_runs", 1)):
-        value = getattr(section, key)
-        if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
-            raise ConfigError(f"{where}: evaluation.{key}: expected an integer >= {lowest}, got {value!r}")
+        _integer(getattr(section, key), where, f"evaluation.{key}", lowest)
     for key in ("alpha", "regression_tolerance"):
-        value = getattr(section, key)
-        if not isinstance(value, int | float) or not 0.0 < value < 1.0:
-            raise ConfigError(f"{where}: evaluation.{key}: expected a number in (0, 1), got {value!r}")
+        _number(getattr(section, key), where, f"evaluation.{key}", 0.0, 1.0, open_interval=True)
     if section.baseline is not None and not isinstance(section.baseline, str):
         raise ConfigError(f"{where}: evaluation.baseline: expected a model name, got {section.baseline!r}")
     folder = section.external_recommendations
     if folder is None:
         return section
-    path = Path(str(folder)).expanduser()
+    if not isinstance(folder, str):
+        raise ConfigError(
+            f"{where}: evaluation.external_recommendations: expected a folder path, got {folder!r}"
+        )
+    path = Path(folder).expanduser()
     path = (path if path.is_absolute() else base_dir / path).resolve()
     if not path.is_dir():
         raise ConfigError(f"{where}: evaluation.external_recommendations: {path} is not a folder")
@@ -468,13 +507,12 @@ def _execution(raw: dict[str, Any], where: str, storage: str) -> ExecutionConfig
         return section
     if section.executor != "multiprocess":
         raise ConfigError(f"{where}: execution.max_concurrent: only for execution.executor multiprocess")
-    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ConfigError(f"{where}: execution.max_concurrent: expected a positive integer, got {value!r}")
+    _integer(value, where, "execution.max_concurrent", 1)
     return section
 
 
-def _reject_unknown(values: dict[str, Any], known: set[str], where: str, prefix: str) -> None:
-    unknown = sorted(set(values) - known)
+def _reject_unknown(values: dict[Any, Any], known: set[str], where: str, prefix: str) -> None:
+    unknown = sorted(set(values) - known, key=str)
     if unknown:
         raise ConfigError(f"{where}: unknown key {prefix}{unknown[0]}; expected one of {sorted(known)}")
 
@@ -483,20 +521,21 @@ def _date(value: Any, where: str, key: str) -> dt.date | None:
     if value is None or isinstance(value, dt.date):
         return value
     try:
-        return dt.date.fromisoformat(str(value))
+        if not isinstance(value, str):
+            raise ValueError(value)
+        return dt.date.fromisoformat(value)
     except ValueError:
         raise ConfigError(f"{where}: {key}: expected a date YYYY-MM-DD, got {value!r}") from None
 
 
 def _models(value: Any, where: str) -> tuple[ModelSpec, ...]:
-    from recpipeline.models import MODEL_REGISTRY
-
-    if value is None:
-        return RunConfig.models
     if value == "all":
-        return tuple(ModelSpec(name) for name in MODEL_REGISTRY)
+        return tuple(ModelSpec(name) for name in MODEL_NAMES)
+    # `models:` left empty is a mistake, not a request for the defaults
     if not isinstance(value, list) or not value:
-        raise ConfigError(f"{where}: models: expected a non-empty list of model names or 'all'")
+        raise ConfigError(
+            f"{where}: models: expected a non-empty list of model names or 'all', got {value!r}"
+        )
     specs = []
     for entry in value:
         if isinstance(entry, str):
@@ -508,10 +547,8 @@ def _models(value: Any, where: str) -> tuple[ModelSpec, ...]:
             spec = ModelSpec(str(name), dict(params or {}))
         else:
             raise ConfigError(f"{where}: models: expected a name or {{name: {{params}}}}, got {entry!r}")
-        if spec.name not in MODEL_REGISTRY:
-            raise ConfigError(
-                f"{where}: models: unknown model {spec.name!r}; known: {sorted(MODEL_REGISTRY)}"
-            )
+        if spec.name not in MODEL_NAMES:
+            raise ConfigError(f"{where}: models: unknown model {spec.name!r}; known: {sorted(MODEL_NAMES)}")
         specs.append(spec)
     names = [s.name for s in specs]
     if len(set(names)) != len(names):
@@ -520,11 +557,10 @@ def _models(value: Any, where: str) -> tuple[ModelSpec, ...]:
 
 
 def _similar_items(raw: dict[str, Any], where: str, models: tuple[ModelSpec, ...]) -> SimilarItemsConfig:
-    from recpipeline.models import has_item_similarity
-
     section = _section(raw, "similar_items", SimilarItemsConfig, where)
-    if not isinstance(section.n, int) or section.n < 0:
-        raise ConfigError(f"{where}: similar_items.n: expected a non-negative integer, got {section.n!r}")
+    _integer(section.n, where, "similar_items.n", 0)
+    if section.model is not None and not isinstance(section.model, str):
+        raise ConfigError(f"{where}: similar_items.model: expected a model name, got {section.model!r}")
     names = [m.name for m in models]
     if section.model is None:
         capable = [name for name in names if has_item_similarity(name)]
@@ -538,8 +574,7 @@ def _similar_items(raw: dict[str, Any], where: str, models: tuple[ModelSpec, ...
 
 def _tuning(raw: dict[str, Any], where: str, models: tuple[ModelSpec, ...]) -> TuningConfig:
     section = _section(raw, "tuning", TuningConfig, where)
-    if not isinstance(section.trials, int) or section.trials < 0:
-        raise ConfigError(f"{where}: tuning.trials: expected a non-negative integer, got {section.trials!r}")
+    _integer(section.trials, where, "tuning.trials", 0)
     names = [m.name for m in models]
     tuned = names if section.models == "all" else section.models
     if not isinstance(tuned, list | tuple) or not all(isinstance(name, str) for name in tuned):

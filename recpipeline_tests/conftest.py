@@ -34,6 +34,13 @@ def tiny_raw_config(storage: str, **overrides) -> dict:
     return raw
 
 
+#: run tags that ingest the tiny configuration's whole window as one range run
+TINY_RANGE = {
+    "dagster/asset_partition_range_start": "2026-10-01",
+    "dagster/asset_partition_range_end": "2026-10-10",
+}
+
+
 def tiny_config(storage: Path, **overrides) -> RunConfig:
     """The tiny configuration, parsed."""
     return parse_config(tiny_raw_config(str(storage), **overrides), source_name="<test>")

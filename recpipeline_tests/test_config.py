@@ -1,8 +1,23 @@
+import re
+import subprocess
+import sys
+from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
+import yaml
 
-from recpipeline.config import ConfigError, load_config, parse_config
+from recpipeline.config import (
+    DEFAULT_CONFIG_PATH,
+    ConfigError,
+    ModelSpec,
+    RunConfig,
+    SimilarItemsConfig,
+    load_config,
+    parse_config,
+)
+from recpipeline.models.registry import MODEL_NAMES
+from recpipeline_tests.conftest import REPO_ROOT
 
 
 def test_embedded_default_loads():
@@ -10,6 +25,49 @@ def test_embedded_default_loads():
     assert config.source.kind == "synthetic"
     assert config.model_names == ["popularity", "als", "mult_vae"]
     assert Path(config.storage).is_absolute()
+
+
+def test_embedded_default_is_the_dataclass_defaults():
+    # the YAML the default run reads and the dataclasses every omitted key falls back to say the same
+    from_yaml = replace(load_config(), config_file="-")
+    from_dataclasses = replace(parse_config({}), config_file="-")
+    assert from_yaml == from_dataclasses
+    assert from_dataclasses.models[2] == ModelSpec(
+        "mult_vae", {"epochs": 50, "batch_size": 500, "patience": 5}
+    )
+    # parsing adds nothing of its own: only storage (made absolute) and the similar_items model (resolved
+    # from the models) differ from RunConfig()
+    derived = {
+        "storage": RunConfig.storage,
+        "similar_items": SimilarItemsConfig(),
+        "config_file": "<default>",
+    }
+    assert replace(parse_config({}), **derived) == RunConfig()
+    assert parse_config({}).similar_items.model == "als"
+
+
+def test_embedded_default_spells_out_every_setting():
+    raw = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text(encoding="utf-8"))
+    top_level = {f.name for f in fields(RunConfig)} - {"config_file", "ks"} | {"k"}
+    assert set(raw) == top_level
+    defaults = RunConfig()
+    # the files of a predefined split (like a file source's settings) belong to another kind
+    kind_specific = {"split": {"train", "validation", "test"}}
+    for section in ("cleaning", "split", "similar_items", "tuning", "evaluation", "execution"):
+        settings = {f.name for f in fields(getattr(defaults, section))} - kind_specific.get(section, set())
+        assert set(raw[section]) == settings, section
+
+
+def test_left_out_settings_take_the_defaults_but_empty_models_do_not():
+    assert parse_config({"cleaning": None, "event_weights": None}) == parse_config({})
+    for empty in (None, []):
+        with pytest.raises(ConfigError, match="my.yaml: models: expected a non-empty list"):
+            parse_config({"models": empty}, source_name="my.yaml")
+
+
+def test_a_source_section_of_your_own_has_no_default_dates():
+    source = parse_config({"source": {"kind": "synthetic"}}).source
+    assert (source.start_date, source.end_date) == (None, None)
 
 
 def test_relative_storage_resolves_against_the_config_file(tmp_path: Path):
@@ -20,34 +78,78 @@ def test_relative_storage_resolves_against_the_config_file(tmp_path: Path):
     assert config.models[1].params == {"factors": 8}
 
 
+#: (configuration, the dotted key the error must name, a further part of the message or "")
+BROKEN = [
+    ({"source": {"kind": "ftp"}}, "source.kind", "unknown kind 'ftp'"),
+    ({"source": ["synthetic"]}, "source", "expected a mapping"),
+    ({"source": {"start_date": "yesterday"}}, "source.start_date", "expected a date"),
+    ({"source": {"start_date": 20261001}}, "source.start_date", "expected a date"),
+    ({"source": {"synthetic": [300]}}, "source.synthetic", "expected a mapping"),
+    ({"cleaning": 5}, "cleaning", "expected a mapping"),
+    ({"cleaning": {"max_quarantine_share": "abc"}}, "cleaning.max_quarantine_share", "[0, 1]"),
+    ({"cleaning": {"max_quarantine_share": True}}, "cleaning.max_quarantine_share", ""),
+    ({"cleaning": {"max_quarantine_share": 1.5}}, "cleaning.max_quarantine_share", ""),
+    ({"split": {"kind": "random"}}, "split.kind", "unknown kind 'random'"),
+    ({"split": {"test_days": 0}}, "split.test_days", "expected an integer >= 1"),
+    ({"split": {"test_days": True}}, "split.test_days", ""),
+    ({"split": {"validation_days": 1.5}}, "split.validation_days", ""),
+    ({"event_weights": [1, 3, 5]}, "event_weights", "expected a mapping"),
+    ({"event_weights": {"like": 2}}, "event_weights.like", "unknown event type"),
+    ({"event_weights": {"cart": "x"}}, "event_weights.cart", ""),
+    ({"event_weights": {"cart": True}}, "event_weights.cart", ""),
+    ({"event_weights": {"cart": -1}}, "event_weights.cart", ""),
+    ({"models": ["deep_magic"]}, "models", "unknown model 'deep_magic'"),
+    ({"models": []}, "models", "non-empty list"),
+    ({"models": None}, "models", "non-empty list"),
+    ({"models": {"als": {}}}, "models", ""),
+    ({"models": [42]}, "models", ""),
+    ({"models": [{"als": 3}]}, "models.als", "hyperparameters"),
+    ({"models": ["als", "als"]}, "models", "listed twice"),
+    ({"similar_items": {"n": True}}, "similar_items.n", ""),
+    ({"similar_items": {"n": -1}}, "similar_items.n", ""),
+    ({"similar_items": {"model": 3}}, "similar_items.model", ""),
+    ({"tuning": {"trials": True}}, "tuning.trials", ""),
+    ({"tuning": {"models": "als"}}, "tuning.models", ""),
+    ({"k": "ten"}, "k", "expected a positive integer"),
+    ({"k": True}, "k", ""),
+    ({"k": [5, True]}, "k", ""),
+    ({"evaluation": {"bootstrap_samples": True}}, "evaluation.bootstrap_samples", ""),
+    ({"evaluation": {"history_runs": 0}}, "evaluation.history_runs", ""),
+    ({"evaluation": {"alpha": "0.05"}}, "evaluation.alpha", "(0, 1)"),
+    ({"evaluation": {"alpha": True}}, "evaluation.alpha", ""),
+    ({"evaluation": {"baseline": 3}}, "evaluation.baseline", ""),
+    ({"evaluation": {"external_recommendations": 5}}, "evaluation.external_recommendations", ""),
+    ({"seed": True}, "seed", ""),
+    ({"seed": "42"}, "seed", ""),
+    ({"seed": -1}, "seed", ""),
+    ({"storage": 5}, "storage", ""),
+    ({"storage": "nosuchproto://bucket/x"}, "storage", "unsupported URL protocol 'nosuchproto'"),
+    ({"colour": "blue"}, "colour", "unknown key colour"),
+    ({"execution": {"executor": "threads"}}, "execution.executor", "unknown executor 'threads'"),
+    ({"execution": {"max_concurrent": 2}}, "execution.max_concurrent", "only for execution.executor multi"),
+    ({"execution": {"executor": "multiprocess", "max_concurrent": 0}}, "execution.max_concurrent", ">= 1"),
+    ({"execution": {"executor": "multiprocess", "max_concurrent": True}}, "execution.max_concurrent", ""),
+    ({"execution": {"executor": "multiprocess", "workers": 2}}, "execution.workers", "unknown key"),
+    (
+        {"storage": "memory://wh", "execution": {"executor": "multiprocess"}},
+        "execution.executor",
+        "multiprocess steps cannot share a memory:// storage",
+    ),
+]
+
+
 @pytest.mark.parametrize(
-    ("raw", "message"),
-    [
-        ({"source": {"kind": "ftp"}}, "source.kind: unknown kind 'ftp'"),
-        ({"models": ["deep_magic"]}, "unknown model 'deep_magic'"),
-        ({"split": {"test_days": 0}}, "split.test_days: expected a positive integer"),
-        ({"storage": "nosuchproto://bucket/x"}, "unsupported URL protocol 'nosuchproto'"),
-        ({"k": "ten"}, "k: expected a positive integer"),
-        ({"colour": "blue"}, "unknown key colour"),
-        ({"source": {"start_date": "yesterday"}}, "source.start_date: expected a date"),
-        ({"event_weights": {"like": 2}}, "event_weights.like: unknown event type"),
-        ({"execution": {"executor": "threads"}}, "execution.executor: unknown executor 'threads'"),
-        ({"execution": {"max_concurrent": 2}}, "execution.max_concurrent: only for execution.executor multi"),
-        (
-            {"execution": {"executor": "multiprocess", "max_concurrent": 0}},
-            "execution.max_concurrent: expected a positive integer",
-        ),
-        ({"execution": {"executor": "multiprocess", "workers": 2}}, "unknown key execution.workers"),
-        (
-            {"storage": "memory://wh", "execution": {"executor": "multiprocess"}},
-            "execution.executor: multiprocess steps cannot share a memory:// storage",
-        ),
-    ],
+    ("raw", "key", "detail"), BROKEN, ids=[f"{key}-{i}" for i, (_, key, _) in enumerate(BROKEN)]
 )
-def test_bad_configuration_names_file_and_key(raw, message):
-    with pytest.raises(ConfigError, match="my.yaml") as info:
-        parse_config(raw, source_name="my.yaml")
-    assert message in str(info.value)
+def test_bad_configuration_names_file_and_key(tmp_path: Path, raw: dict, key: str, detail: str):
+    file = tmp_path / "broken.yaml"
+    file.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_config(file)
+    message = str(info.value)
+    assert message.startswith(f"{file}: ")
+    assert re.search(rf"(?<![\w.]){re.escape(key)}(?![\w])", message), message
+    assert detail in message
 
 
 def test_execution_defaults_to_in_process():
@@ -62,6 +164,21 @@ def test_missing_file_is_a_clear_error(tmp_path: Path):
 
 
 def test_models_all_takes_the_registry():
-    from recpipeline.models import MODEL_REGISTRY
+    assert parse_config({"models": "all"}).model_names == list(MODEL_NAMES)
 
-    assert parse_config({"models": "all"}).model_names == list(MODEL_REGISTRY)
+
+def test_parsing_imports_no_model():
+    # every Dagster step process and the CLI parse the configuration: it must not load torch or any model
+    script = (
+        "import sys, recpipeline.config\n"
+        "config = recpipeline.config.parse_config({'models': 'all'})\n"
+        "recpipeline.config.load_config()\n"
+        "assert config.similar_items.model == 'item_knn'\n"
+        "print(*sorted(m for m in sys.modules if m == 'torch' or m.startswith('recpipeline.models.')))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO_ROOT, capture_output=True, text=True, check=True
+    )
+    loaded = result.stdout.split()
+    assert "torch" not in loaded
+    assert loaded == ["recpipeline.models.base", "recpipeline.models.context", "recpipeline.models.registry"]

@@ -18,7 +18,7 @@ import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares
 from threadpoolctl import threadpool_limits
 
-from recpipeline.models.base import Logger, Recommender, _silent
+from recpipeline.models.base import Logger, Recommender, no_log
 from recpipeline.models.context import FitContext, ScoreContext
 from recpipeline.models.similarity import cosine_neighbours
 
@@ -32,6 +32,8 @@ class ALS(Recommender):
     """
 
     name = "als"
+    family = "factorisation"
+    run_settings = ("seed",)
     search_space = {
         "factors": [32, 64, 128, 200],
         "regularization": [0.01, 0.05, 0.1, 0.5, 1.0, 5.0],
@@ -61,7 +63,7 @@ class ALS(Recommender):
             device=device,
         )
 
-    def _confidence(self, weights: sp.csr_matrix) -> sp.csr_matrix:
+    def confidence(self, weights: sp.csr_matrix) -> sp.csr_matrix:
         """``1 + alpha * w`` on stored entries; absent entries get implicit's confidence 1, preference 0."""
         conf = sp.csr_matrix(weights, dtype=np.float32, copy=True)
         conf.sum_duplicates()
@@ -87,10 +89,10 @@ class ALS(Recommender):
         validation: sp.csr_matrix | None = None,
         *,
         context: FitContext | None = None,
-        log: Logger = _silent,
+        log: Logger = no_log,
     ) -> ALS:
         self._start_fit(train, context)
-        conf = self._confidence(train)
+        conf = self.confidence(train)
         on_gpu = self._uses_gpu()
         start = time.perf_counter()
         if on_gpu:
@@ -124,7 +126,7 @@ class ALS(Recommender):
 
     def user_vectors(self, history: sp.csr_matrix) -> np.ndarray:
         """Exact least-squares user factors against the fixed item factors (users without history get 0)."""
-        conf = self._confidence(history)
+        conf = self.confidence(history)
         with threadpool_limits(limits=1, user_api="blas"):
             solver = self._fold_in_solver()
             return solver.recalculate_user(np.arange(conf.shape[0]), conf).astype(np.float32, copy=False)

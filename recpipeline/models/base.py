@@ -12,6 +12,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,13 +30,34 @@ SCORE_CHUNK_USERS = 2048
 SCORE_BLOCK_CELLS = 2**24
 
 
+#: the families a registered model can belong to (lists read from files are family ``external``)
+MODEL_FAMILIES = ("baseline", "neighbourhood", "factorisation", "linear", "content", "hybrid", "neural")
+
+
 def score_chunk_rows(n_items: int) -> int:
     """Users (or items) per dense score block over ``n_items`` columns."""
     return int(np.clip(SCORE_BLOCK_CELLS // max(n_items, 1), 64, SCORE_CHUNK_USERS))
 
 
-def _silent(_: str) -> None:
+def no_log(_: str) -> None:
+    """The default ``log`` of ``fit`` and friends: progress messages are dropped."""
     return None
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Run-level settings handed to every model that declares them in ``run_settings``.
+
+    ``None`` leaves a setting to the model's own default (a hybrid passes only its seed to its CF part).
+    """
+
+    seed: int | None = None
+    k: int | None = None
+
+    def apply(self, model_class: type[Recommender], params: dict[str, Any] | None) -> dict[str, Any]:
+        """``params`` plus each setting ``model_class`` declares that ``params`` does not set already."""
+        settings = {name: getattr(self, name) for name in model_class.run_settings}
+        return {**{name: value for name, value in settings.items() if value is not None}, **(params or {})}
 
 
 class Recommender(ABC):
@@ -47,6 +69,11 @@ class Recommender(ABC):
 
     #: registry name; set by each subclass
     name: ClassVar[str] = ""
+    #: the model's family, set by each subclass: one of MODEL_FAMILIES; the default significance baseline
+    #: is the best model outside ``neural``
+    family: ClassVar[str] = ""
+    #: the RunSettings fields (``seed``, ``k``) the model takes as hyperparameters of the same name
+    run_settings: ClassVar[tuple[str, ...]] = ()
     #: True where ``score`` gives useful rankings for users without any history (segment popularity, hybrid);
     #: callers serve such users from a popularity list for every other model
     serves_cold_users: ClassVar[bool] = False
@@ -78,7 +105,7 @@ class Recommender(ABC):
         validation: sp.csr_matrix | None = None,
         *,
         context: FitContext | None = None,
-        log: Logger = _silent,
+        log: Logger = no_log,
     ) -> Recommender:
         """Learn from ``train`` (users x items weights). ``validation`` (same shape) is for early stopping;
         ``context`` carries side information (features, time-ordered events) for the models that use it.

@@ -14,7 +14,7 @@ import scipy.sparse as sp
 from implicit.cpu.bpr import BayesianPersonalizedRanking
 from threadpoolctl import threadpool_limits
 
-from recpipeline.models.base import Logger, Recommender, _silent, prepare_matrix
+from recpipeline.models.base import Logger, Recommender, no_log, prepare_matrix
 from recpipeline.models.context import FitContext, ScoreContext
 from recpipeline.models.similarity import cosine_neighbours
 
@@ -27,6 +27,8 @@ class BPR(Recommender):
     """
 
     name = "bpr"
+    family = "factorisation"
+    run_settings = ("seed",)
     search_space = {
         "factors": [32, 64, 128],
         "learning_rate": [0.005, 0.01, 0.05],
@@ -58,7 +60,7 @@ class BPR(Recommender):
         validation: sp.csr_matrix | None = None,
         *,
         context: FitContext | None = None,
-        log: Logger = _silent,
+        log: Logger = no_log,
     ) -> BPR:
         self._start_fit(train, context)
         matrix = prepare_matrix(train, binarize=True)  # BPR only sees which items a user touched

@@ -17,7 +17,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler, normalize
 
-from recpipeline.models.base import Logger, Recommender, _silent, prepare_matrix
+from recpipeline.models.base import Logger, Recommender, no_log, prepare_matrix
 from recpipeline.models.context import FitContext, ScoreContext
 from recpipeline.models.similarity import cosine_neighbours, sparse_arrays, sparse_from_arrays
 
@@ -46,6 +46,7 @@ class Content(Recommender):
     """Cosine between a user's profile and item feature vectors built from ``FitContext.item_features``."""
 
     name = "content"
+    family = "content"
 
     def __init__(
         self,
@@ -79,7 +80,7 @@ class Content(Recommender):
         validation: sp.csr_matrix | None = None,
         *,
         context: FitContext | None = None,
-        log: Logger = _silent,
+        log: Logger = no_log,
     ) -> Content:
         self._start_fit(train, context)
         if context is None or context.item_features is None:
@@ -120,7 +121,7 @@ def item_feature_matrix(
     scaler: str,
     min_df: int,
     text_encoder: str | None,
-    log: Logger = _silent,
+    log: Logger = no_log,
 ) -> sp.csr_matrix:
     """Row-normalised ``n_items x features`` CSR matrix of the configured feature blocks (see module doc)."""
     if len(item_features) != n_items:

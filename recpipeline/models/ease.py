@@ -16,7 +16,7 @@ import time
 import numpy as np
 import scipy.sparse as sp
 
-from recpipeline.models.base import Logger, Recommender, _silent, prepare_matrix
+from recpipeline.models.base import Logger, Recommender, no_log, prepare_matrix
 from recpipeline.models.context import FitContext, ScoreContext
 from recpipeline.models.similarity import top_neighbours
 
@@ -25,6 +25,7 @@ class EASE(Recommender):
     """Ridge regression of every item on all other items; ``regularization`` is the paper's lambda."""
 
     name = "ease"
+    family = "linear"
     search_space = {
         "regularization": [100.0, 200.0, 300.0, 500.0, 1000.0, 2000.0],
         "binarize": [True, False],
@@ -51,7 +52,7 @@ class EASE(Recommender):
         validation: sp.csr_matrix | None = None,
         *,
         context: FitContext | None = None,
-        log: Logger = _silent,
+        log: Logger = no_log,
     ) -> EASE:
         n_items = train.shape[1]
         if n_items > self.max_items:

@@ -1,27 +1,19 @@
 """NDCG@k of a model on a held-out matrix: the signal for early stopping and hyperparameter search.
 
-The same binary relevance as the metrics engine (DESIGN.md): relevant items are the held-out ones the user
-had not interacted with before (seen items are never recommended, so they could never be hits); users
-without history or without such items are not evaluated.
+Relevance (``recpipeline.evaluation.relevance``) and NDCG (``recpipeline.evaluation.metrics``) are the ones
+of the reported metrics, so validation optimises exactly what the evaluation reports.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
-from recpipeline.models.base import Recommender, prepare_matrix
+from recpipeline.evaluation.metrics import mean_ndcg
+from recpipeline.evaluation.relevance import holdout_relevance
+from recpipeline.models.base import Recommender
 from recpipeline.models.context import ScoreContext
-
-
-def holdout_targets(history: sp.spmatrix, holdout: sp.spmatrix) -> tuple[np.ndarray, sp.csr_matrix]:
-    """Users to evaluate and the binary matrix of their relevant (held-out, not yet seen) items."""
-    seen = prepare_matrix(history, binarize=True)
-    truth = prepare_matrix(holdout, binarize=True)
-    relevant = truth - truth.multiply(seen)
-    relevant.eliminate_zeros()
-    users = np.flatnonzero((np.diff(relevant.indptr) > 0) & (np.diff(seen.indptr) > 0))
-    return users, relevant
 
 
 def holdout_ndcg(
@@ -32,14 +24,18 @@ def holdout_ndcg(
     context: ScoreContext | None = None,
 ) -> float:
     """Mean NDCG@``k`` of ``model.recommend`` over users with history and unseen held-out items (or NaN)."""
-    users, relevant = holdout_targets(history, holdout)
+    users, relevant = holdout_relevance(history, holdout)
     if len(users) == 0:
         return float("nan")
     items, _ = model.recommend(users, sp.csr_matrix(history), k, context)
-    rows = relevant[users]
-    found = items >= 0
-    picked = rows[np.arange(len(users))[:, None], np.where(found, items, 0)]
-    hits = (np.asarray(picked.todense()) > 0) & found
-    discounts = 1.0 / np.log2(np.arange(2, items.shape[1] + 2))
-    ideal = np.cumsum(discounts)[np.minimum(np.diff(rows.indptr), items.shape[1]) - 1]
-    return float(np.mean(hits @ discounts / ideal))
+    listed = items >= 0
+    rank = np.broadcast_to(np.arange(1, items.shape[1] + 1), items.shape)
+    lists = pd.DataFrame(
+        {
+            "user_idx": np.repeat(users, items.shape[1])[listed.ravel()],
+            "item_idx": items[listed],
+            "rank": rank[listed],
+        }
+    )
+    truth = relevant[users].tocoo()
+    return mean_ndcg(lists, pd.DataFrame({"user_idx": users[truth.row], "item_idx": truth.col}), k)

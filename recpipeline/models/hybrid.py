@@ -17,10 +17,11 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.stats import rankdata
 
-from recpipeline.models.base import Logger, Recommender, _silent, prepare_matrix
+from recpipeline.models.base import Logger, Recommender, RunSettings, no_log, prepare_matrix
 from recpipeline.models.content import Content
 from recpipeline.models.context import EVENT_COLUMNS, FitContext, ScoreContext
 from recpipeline.models.popularity import Popularity
+from recpipeline.models.registry import create_model
 
 _PARTS = ("cf", "content", "popularity")
 
@@ -30,6 +31,8 @@ class Hybrid(Recommender):
     unless ``cf_params`` sets one) against content."""
 
     name = "hybrid"
+    family = "hybrid"
+    run_settings = ("seed",)
     serves_cold_users = True
     event_columns = EVENT_COLUMNS  # the CF model may be a sequence model
     search_space = {"alpha": [0.3, 0.5, 0.7, 0.8, 0.9, 0.95], "normalise": ["zscore", "rank"]}
@@ -64,15 +67,14 @@ class Hybrid(Recommender):
         validation: sp.csr_matrix | None = None,
         *,
         context: FitContext | None = None,
-        log: Logger = _silent,
+        log: Logger = no_log,
     ) -> Hybrid:
-        from recpipeline.models import create_model, with_run_settings  # the registry imports this module
-
         if self.cf in ("hybrid", "content"):
             raise ValueError(f"hybrid: cf must be a collaborative model, got {self.cf!r}")
         self._start_fit(train, context)
-        cf_params = with_run_settings(self.cf, self.cf_params, seed=self.seed)
-        self.cf_model_ = create_model(self.cf, cf_params).fit(train, validation, context=context, log=log)
+        # the CF part shares the hybrid's seed; k is not a hybrid setting
+        cf_model = create_model(self.cf, self.cf_params, RunSettings(seed=self.seed))
+        self.cf_model_ = cf_model.fit(train, validation, context=context, log=log)
         self.content_model_ = Content(**self.content_params).fit(train, validation, context=context, log=log)
         self.popularity_model_ = Popularity(segment_by=self.segment_by).fit(train, context=context, log=log)
         self.cold_items_ = np.diff(prepare_matrix(train).tocsc().indptr) == 0

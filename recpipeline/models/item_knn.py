@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from recpipeline.models.base import Logger, Recommender, _silent, prepare_matrix
+from recpipeline.models.base import Logger, Recommender, no_log, prepare_matrix
 from recpipeline.models.context import FitContext, ScoreContext
 from recpipeline.models.similarity import (
     Weighting,
@@ -32,6 +32,7 @@ class ItemKNN(Recommender):
     """
 
     name = "item_knn"
+    family = "neighbourhood"
     search_space = {
         "neighbours": [20, 50, 100, 200, 400],
         "weighting": ["none", "tfidf", "bm25"],
@@ -54,7 +55,7 @@ class ItemKNN(Recommender):
         validation: sp.csr_matrix | None = None,
         *,
         context: FitContext | None = None,
-        log: Logger = _silent,
+        log: Logger = no_log,
     ) -> ItemKNN:
         self._start_fit(train, context)
         matrix = prepare_matrix(train, self.binarize)

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recpipeline.models.base import Logger, _silent, prepare_matrix
+from recpipeline.models.base import Logger, no_log, prepare_matrix
 from recpipeline.models.context import FitContext, ScoreContext
 from recpipeline.models.neural import TorchRecommender, resolve_device, sparse_to_dense
 from recpipeline.models.similarity import cosine_neighbours
@@ -118,7 +118,7 @@ class MultVAE(TorchRecommender):
         validation: sp.csr_matrix | None = None,
         *,
         context: FitContext | None = None,
-        log: Logger = _silent,
+        log: Logger = no_log,
     ) -> MultVAE:
         self._start_fit(train, context)
         self.device_ = resolve_device(self.device)

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from sklearn.decomposition import TruncatedSVD
 from torch import nn
 
-from recpipeline.models.base import Logger, _silent, prepare_matrix
+from recpipeline.models.base import Logger, no_log, prepare_matrix
 from recpipeline.models.content import Content, item_feature_matrix
 from recpipeline.models.context import FitContext, ScoreContext
 from recpipeline.models.neural import TorchRecommender, resolve_device
@@ -132,7 +132,7 @@ class NeuMF(TorchRecommender):
         validation: sp.csr_matrix | None = None,
         *,
         context: FitContext | None = None,
-        log: Logger = _silent,
+        log: Logger = no_log,
     ) -> NeuMF:
         self._start_fit(train, context)
         self.device_ = resolve_device(self.device)

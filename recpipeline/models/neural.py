@@ -19,9 +19,10 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from recpipeline.evaluation.relevance import holdout_relevance
 from recpipeline.models.base import Logger, Recommender
 from recpipeline.models.context import ScoreContext
-from recpipeline.models.holdout import holdout_ndcg, holdout_targets
+from recpipeline.models.holdout import holdout_ndcg
 
 STATE_FILE = "model.safetensors"
 
@@ -45,6 +46,10 @@ def sparse_to_dense(rows: sp.csr_matrix, device: torch.device) -> torch.Tensor:
 class TorchRecommender(Recommender):
     """Base for PyTorch models; subclasses take ``epochs``, ``patience``, ``k``, ``seed``, ``device`` and
     ``num_threads``."""
+
+    family = "neural"
+    # k: the cut-off of the validation NDCG that early stopping watches
+    run_settings = ("seed", "k")
 
     module_: nn.Module
     device_: torch.device
@@ -89,7 +94,7 @@ class TorchRecommender(Recommender):
         self, train: sp.spmatrix, validation: sp.spmatrix | None, context: ScoreContext | None = None
     ) -> Callable[[], float] | None:
         """Validation NDCG@k of the current weights (train as history); None with nothing to validate."""
-        if validation is None or len(holdout_targets(train, validation)[0]) == 0:
+        if validation is None or len(holdout_relevance(train, validation)[0]) == 0:
             return None
         return lambda: holdout_ndcg(self, train, validation, self.k, context)
 

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recpipeline.models.base import Logger, Recommender, _silent, prepare_matrix, score_chunk_rows
+from recpipeline.models.base import Logger, Recommender, no_log, prepare_matrix, score_chunk_rows
 from recpipeline.models.context import FitContext, ScoreContext
 
 #: separator of attribute values inside a segment key (a control character no attribute value contains)
@@ -34,6 +34,7 @@ class Popularity(Recommender):
     """
 
     name = "popularity"
+    family = "baseline"
     serves_cold_users = True
 
     def __init__(
@@ -56,7 +57,7 @@ class Popularity(Recommender):
         validation: sp.csr_matrix | None = None,
         *,
         context: FitContext | None = None,
-        log: Logger = _silent,
+        log: Logger = no_log,
     ) -> Popularity:
         self._start_fit(train, context)
         counts = prepare_matrix(train)

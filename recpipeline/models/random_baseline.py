@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from recpipeline.models.base import Logger, Recommender, _silent
+from recpipeline.models.base import Logger, Recommender, no_log
 from recpipeline.models.context import FitContext, ScoreContext
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
@@ -27,6 +27,8 @@ class Random(Recommender):
     """
 
     name = "random"
+    family = "baseline"
+    run_settings = ("seed",)
     serves_cold_users = True
 
     def __init__(self, seed: int = 42) -> None:
@@ -38,7 +40,7 @@ class Random(Recommender):
         validation: sp.csr_matrix | None = None,
         *,
         context: FitContext | None = None,
-        log: Logger = _silent,
+        log: Logger = no_log,
     ) -> Random:
         self._start_fit(train, context)
         log(f"random: seed {self.seed}, {self.n_items_} items")

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recpipeline.models.base import Logger, _silent
+from recpipeline.models.base import Logger, no_log
 from recpipeline.models.context import EVENT_COLUMNS, FitContext, ScoreContext, time_ordered
 from recpipeline.models.neural import TorchRecommender, resolve_device
 from recpipeline.models.similarity import cosine_neighbours
@@ -104,7 +104,7 @@ class SequenceRecommender(TorchRecommender):
         validation: sp.csr_matrix | None = None,
         *,
         context: FitContext | None = None,
-        log: Logger = _silent,
+        log: Logger = no_log,
     ) -> SequenceRecommender:
         self._start_fit(train, context)
         if context is None or context.train_events is None:

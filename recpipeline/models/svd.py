@@ -10,7 +10,7 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.decomposition import TruncatedSVD
 
-from recpipeline.models.base import Logger, Recommender, _silent, prepare_matrix
+from recpipeline.models.base import Logger, Recommender, no_log, prepare_matrix
 from recpipeline.models.context import FitContext, ScoreContext
 from recpipeline.models.similarity import cosine_neighbours
 
@@ -19,6 +19,8 @@ class SVD(Recommender):
     """Randomised truncated SVD (scikit-learn); ``factors`` is capped below the item count."""
 
     name = "svd"
+    family = "factorisation"
+    run_settings = ("seed",)
     search_space = {"factors": [16, 32, 64, 128, 256], "binarize": [True, False]}
 
     def __init__(self, factors: int = 64, binarize: bool = True, n_iter: int = 7, seed: int = 42) -> None:
@@ -30,7 +32,7 @@ class SVD(Recommender):
         validation: sp.csr_matrix | None = None,
         *,
         context: FitContext | None = None,
-        log: Logger = _silent,
+        log: Logger = no_log,
     ) -> SVD:
         self._start_fit(train, context)
         factors = max(1, min(self.factors, min(train.shape) - 1))  # TruncatedSVD needs fewer than min(shape)

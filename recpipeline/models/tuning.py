@@ -15,10 +15,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from recpipeline.models import Recommender, create_model
-from recpipeline.models.base import Logger, _silent
+from recpipeline.models.base import Logger, Recommender, no_log
 from recpipeline.models.context import FitContext, ScoreContext
 from recpipeline.models.holdout import holdout_ndcg
+from recpipeline.models.registry import create_model
 
 
 @dataclass
@@ -52,7 +52,7 @@ def tune(
     seed: int,
     context: FitContext | None = None,
     score_context: ScoreContext | None = None,
-    log: Logger = _silent,
+    log: Logger = no_log,
 ) -> TuningResult:
     """Fit model ``name`` for each candidate and keep the one with the best validation NDCG@``k``.
 

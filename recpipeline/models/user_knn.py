@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from recpipeline.models.base import Logger, Recommender, _silent, prepare_matrix, top_k_excluding
+from recpipeline.models.base import Logger, Recommender, no_log, prepare_matrix, top_k_excluding
 from recpipeline.models.context import FitContext, ScoreContext
 from recpipeline.models.similarity import (
     Weighting,
@@ -25,6 +25,7 @@ class UserKNN(Recommender):
     """Cosine user-user neighbourhoods computed at score time against the stored training matrix."""
 
     name = "user_knn"
+    family = "neighbourhood"
     search_space = {
         "neighbours": [20, 50, 100, 200],
         "weighting": ["none", "tfidf", "bm25"],
@@ -47,7 +48,7 @@ class UserKNN(Recommender):
         validation: sp.csr_matrix | None = None,
         *,
         context: FitContext | None = None,
-        log: Logger = _silent,
+        log: Logger = no_log,
     ) -> UserKNN:
         self._start_fit(train, context)
         self.train_ = prepare_matrix(train, self.binarize)

@@ -11,8 +11,10 @@ from dagster import (
 )
 
 from recpipeline.config import RunConfig
-from recpipeline.history import regression_report
-from recpipeline.reports import markdown_table
+from recpipeline.evaluation.history import regression_report
+from recpipeline.evaluation.reports import markdown_table
+from recpipeline.preparation.quality import empty_days, null_counts, quarantine_shares, rows_outside_their_day
+from recpipeline.preparation.splitting import Splits, events_in_test_and_earlier, in_time_order
 
 QUARANTINE_CHECK = AssetCheckSpec(
     "quarantine_share_below_ceiling",
@@ -48,14 +50,10 @@ NOT_NULL_COLUMNS = ("user_id", "item_id", "event_type", "timestamp", "value")
 
 def cleaned_check_results(cleaned: dict[str, pd.DataFrame]) -> list[AssetCheckResult]:
     """The CLEANED_CHECKS over one run's cleaned partitions (a loop over days, not rows)."""
-    empty = sorted(key for key, frame in cleaned.items() if frame.empty)
-    nulls = {c: sum(int(f[c].isna().sum()) for f in cleaned.values()) for c in NOT_NULL_COLUMNS}
-    outside = {}
-    for key, frame in cleaned.items():
-        start = pd.Timestamp(key, tz="UTC")
-        stamps = frame["timestamp"]
-        outside[key] = int(((stamps < start) | (stamps >= start + pd.Timedelta(days=1))).sum())
-    wrong_days = sorted(key for key, n in outside.items() if n)
+    empty = empty_days(cleaned)
+    nulls = null_counts(cleaned, NOT_NULL_COLUMNS)
+    outside = rows_outside_their_day(cleaned)
+    wrong_days = sorted(day for day, n in outside.items() if n)
     return [
         AssetCheckResult(
             check_name="partitions_not_empty",
@@ -81,12 +79,12 @@ def cleaned_check_results(cleaned: dict[str, pd.DataFrame]) -> list[AssetCheckRe
 
 def quarantine_check_result(config: RunConfig, counts: pd.DataFrame) -> AssetCheckResult:
     """Pass when every partition's quarantined / raw share is at most the configured ceiling."""
-    share = counts["quarantined"] / counts["raw"].clip(lower=1)
-    worst = counts.assign(share=share).sort_values("share", ascending=False).iloc[0]
+    shares = quarantine_shares(counts)
+    worst = shares.iloc[0]
     return AssetCheckResult(
         check_name=QUARANTINE_CHECK.name,
         asset_key="cleaned_events",
-        passed=bool((share <= config.cleaning.max_quarantine_share).all()),
+        passed=bool((shares["share"] <= config.cleaning.max_quarantine_share).all()),
         metadata={
             "worst_partition": str(worst["partition"]),
             "worst_share": float(worst["share"]),
@@ -105,10 +103,8 @@ def build_checks(config: RunConfig) -> list:
     def splits_are_ordered_in_time(
         test: pd.DataFrame, train: pd.DataFrame, validation: pd.DataFrame
     ) -> AssetCheckResult:
-        ordered = [f["timestamp"] for f in (train, validation, test) if len(f)]
-        passed = len(test) > 0 and all(a.max() < b.min() for a, b in zip(ordered, ordered[1:], strict=False))
         return AssetCheckResult(
-            passed=bool(passed),
+            passed=in_time_order(Splits(train, validation, test)),
             metadata={"train_rows": len(train), "validation_rows": len(validation), "test_rows": len(test)},
         )
 
@@ -122,9 +118,7 @@ def build_checks(config: RunConfig) -> list:
     def predefined_splits_do_not_overlap(
         test: pd.DataFrame, train: pd.DataFrame, validation: pd.DataFrame
     ) -> AssetCheckResult:
-        keys = ["user_idx", "item_idx", "timestamp"]
-        known = pd.concat([train[keys], validation[keys]]).drop_duplicates()
-        overlap = len(test[keys].drop_duplicates().merge(known, on=keys))
+        overlap = events_in_test_and_earlier(Splits(train, validation, test))
         return AssetCheckResult(
             passed=len(test) > 0 and overlap == 0,
             metadata={"overlapping_events": overlap, "test_rows": len(test)},

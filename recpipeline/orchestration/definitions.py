@@ -46,7 +46,7 @@ def build_definitions(config: RunConfig) -> Definitions:
         schedules=schedules,
         sensors=sensors,
         resources=build_resources(config),
-        # dagster-celery / dagster-k8s executors: see the README, "Beyond one machine"
+        # dagster-celery / dagster-k8s executors: docs/operations.md, "Beyond one machine"
         executor=build_executor(config),
     )
 

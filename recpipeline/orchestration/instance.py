@@ -15,7 +15,7 @@ TRAINING_POOL = "training"
 
 DAGSTER_YAML = f"""\
 # Created by recpipeline on first use. Storage: SQLite files in this folder (Dagster's default).
-# For a team deployment, replace the storage with Postgres (see the README, "Operations").
+# For a team deployment, replace the storage with Postgres (docs/operations.md in the recpipeline repository).
 telemetry:
   enabled: false
 concurrency:

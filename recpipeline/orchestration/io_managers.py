@@ -5,15 +5,16 @@ Writes are atomic: the file is written next to its destination under a temporary
 place, so a crashed step never leaves a half-written file where a reader looks.
 
 Partitioned assets hand over ``dict[partition_key, DataFrame]`` — one entry per partition of the run, so a
-single-run backfill over a date range writes one file per day (Dagster's ``UPathIOManager`` alone can only
-write one partition per output). Loading a partitioned upstream likewise always gives a dict, whether the run
-covers one partition or many (dagster issue #28942 hands a bare object for exactly one).
+single-run backfill over a date range writes one file per day. Loading a partitioned upstream likewise always
+gives a dict, whether the run covers one partition or many. Both are built on Dagster's public ``IOManager``
+interface alone (``handle_output`` / ``load_input``), so a Dagster upgrade does not reach into them.
 """
 
 from __future__ import annotations
 
 import tempfile
 import uuid
+from abc import abstractmethod
 from pathlib import Path
 from typing import Any
 
@@ -23,65 +24,95 @@ import pyarrow.parquet as pq
 from dagster import (
     ConfigurableIOManagerFactory,
     InputContext,
+    IOManager,
     MetadataValue,
     OutputContext,
     TableColumn,
     TableSchema,
-    UPathIOManager,
 )
 from upath import UPath
 
 from recpipeline.models import Recommender, load_model
 
 
-class _AtomicUPathIOManager(UPathIOManager):
-    def make_safe_partition_path(self, base_path: UPath, partition: str) -> UPath:
-        from dagster._core.storage.upath_io_manager import escape_dotdot_segments
+def contained_path(base: UPath, relative: str) -> UPath:
+    """``base / relative`` that cannot leave ``base``: a leading ``/`` and every ``..`` segment are
+    escaped (``%2F``, ``%2E%2E``) rather than dropped, so distinct keys keep distinct paths."""
+    escaped = "%2F" + relative[1:] if relative.startswith("/") else relative
+    return base / "/".join("%2E%2E" if segment == ".." else segment for segment in escaped.split("/"))
 
-        return super().make_safe_partition_path(base_path, escape_dotdot_segments(partition))
 
-    def _temporary_sibling(self, path: UPath) -> UPath:
-        return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+class _AtomicIOManager(IOManager):
+    """One file or folder per asset (and partition) under ``base_path``, written atomically."""
 
-    def _move_into_place(self, tmp: UPath, path: UPath) -> None:
+    #: appended to every path (``""``: a folder)
+    extension = ""
+
+    def __init__(self, base_path: UPath) -> None:
+        self.base_path = base_path
+
+    @abstractmethod
+    def dump_to_path(self, context: OutputContext, obj: Any, path: UPath) -> None:
+        """Write ``obj`` at ``path`` (a temporary sibling of its destination)."""
+
+    @abstractmethod
+    def load_from_path(self, context: InputContext, path: UPath) -> Any: ...
+
+    def get_metadata(self, context: OutputContext, obj: Any) -> dict[str, Any]:
+        return {}
+
+    def handle_output(self, context: OutputContext, obj: Any) -> None:
+        if context.has_asset_partitions:
+            if not isinstance(obj, dict):
+                raise TypeError(
+                    f"{context.asset_key.to_user_string()}: a partitioned asset must return "
+                    "dict[partition_key, value] (one entry per partition of the run)"
+                )
+            paths = self._partition_paths(context)
+            if set(obj) != set(paths):
+                raise ValueError(
+                    f"{context.asset_key.to_user_string()}: returned partitions {sorted(obj)} but the run "
+                    f"materializes {sorted(paths)}"
+                )
+            for key, path in paths.items():
+                self._write(context, obj[key], path)
+            where = paths[min(paths)].parent
+        else:
+            where = self._asset_path(context)
+            self._write(context, obj, where)
+        metadata = {"path": MetadataValue.path(str(where)), **self.get_metadata(context, obj)}
+        context.add_output_metadata(metadata)
+
+    def load_input(self, context: InputContext) -> Any:
+        if not context.has_asset_partitions:
+            return self._read(context, self._asset_path(context))
+        return {key: self._read(context, path) for key, path in self._partition_paths(context).items()}
+
+    def _asset_path(self, context: InputContext | OutputContext) -> UPath:
+        parts = context.asset_key.path if context.has_asset_key else context.get_identifier()
+        path = self.base_path.joinpath(*parts)
+        return path.with_name(path.name + self.extension)
+
+    def _partition_paths(self, context: InputContext | OutputContext) -> dict[str, UPath]:
+        folder = self.base_path.joinpath(*context.asset_key.path)
+        paths = {key: contained_path(folder, key) for key in context.asset_partition_keys}
+        return {key: path.with_name(path.name + self.extension) for key, path in paths.items()}
+
+    def _write(self, context: OutputContext, obj: Any, path: UPath) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        context.log.debug(f"Writing {path} using {type(self).__name__}")
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+        self.dump_to_path(context, obj, tmp)
         if path.exists() and path.is_dir():
             path.fs.rm(path.path, recursive=True)
         path.fs.mv(tmp.path, path.path, recursive=True)
 
-    def handle_output(self, context: OutputContext, obj: Any) -> None:
-        if not context.has_asset_partitions:
-            super().handle_output(context, obj)
-            return
-        if not isinstance(obj, dict):
-            raise TypeError(
-                f"{context.asset_key.to_user_string()}: a partitioned asset must return "
-                "dict[partition_key, value] (one entry per partition of the run)"
-            )
-        paths = self._get_paths_for_partitions(context)
-        if set(obj) != set(paths):
-            raise ValueError(
-                f"{context.asset_key.to_user_string()}: returned partitions {sorted(obj)} but the run "
-                f"materializes {sorted(paths)}"
-            )
-        for key, path in paths.items():
-            self.make_directory(path.parent)
-            context.log.debug(self.get_writing_output_log_message(path))
-            self.dump_to_path(context=context, obj=obj[key], path=path)
-        first = paths[min(paths)]
-        context.add_output_metadata(
-            {"path": MetadataValue.path(str(first.parent)), **self.get_metadata(context, obj)}
-        )
-
-    def load_input(self, context: InputContext) -> Any:
-        loaded = super().load_input(context)
-        if context.has_asset_key and context.has_asset_partitions and len(context.asset_partition_keys) == 1:
-            if loaded is None:
-                return {}
-            return {context.asset_partition_keys[0]: loaded}
-        return loaded
+    def _read(self, context: InputContext, path: UPath) -> Any:
+        context.log.debug(f"Loading {path} using {type(self).__name__}")
+        return self.load_from_path(context, path)
 
 
-class PartitionedParquetIOManager(_AtomicUPathIOManager):
+class PartitionedParquetIOManager(_AtomicIOManager):
     extension = ".parquet"
 
     def dump_to_path(self, context: OutputContext, obj: pd.DataFrame, path: UPath) -> None:
@@ -89,10 +120,7 @@ class PartitionedParquetIOManager(_AtomicUPathIOManager):
             raise TypeError(
                 f"{context.asset_key.to_user_string()}: expected a pandas DataFrame, got {type(obj)}"
             )
-        table = pa.Table.from_pandas(obj, preserve_index=False)
-        tmp = self._temporary_sibling(path)
-        pq.write_table(table, tmp.path, filesystem=tmp.fs)
-        self._move_into_place(tmp, path)
+        pq.write_table(pa.Table.from_pandas(obj, preserve_index=False), path.path, filesystem=path.fs)
 
     def load_from_path(self, context: InputContext, path: UPath) -> pd.DataFrame:
         if not path.exists():
@@ -118,17 +146,13 @@ class PartitionedParquetIOManager(_AtomicUPathIOManager):
         }
 
 
-class ModelArtefactIOManager(_AtomicUPathIOManager):
+class ModelArtefactIOManager(_AtomicIOManager):
     """A fitted ``Recommender`` as a folder: ``params.json`` plus npz / safetensors — never pickle."""
 
-    extension = ""
-
     def dump_to_path(self, context: OutputContext, obj: Recommender, path: UPath) -> None:
-        tmp = self._temporary_sibling(path)
         with tempfile.TemporaryDirectory() as local:
             obj.save(Path(local))
-            tmp.fs.put(local.rstrip("/") + "/", tmp.path, recursive=True)
-        self._move_into_place(tmp, path)
+            path.fs.put(local.rstrip("/") + "/", path.path, recursive=True)
 
     def load_from_path(self, context: InputContext, path: UPath) -> Recommender:
         if not path.exists():
@@ -137,9 +161,6 @@ class ModelArtefactIOManager(_AtomicUPathIOManager):
             path.fs.get(path.path.rstrip("/") + "/", local, recursive=True)
             return load_model(Path(local))
 
-    def get_metadata(self, context: OutputContext, obj: Any) -> dict[str, Any]:
-        return {}
-
 
 class ParquetIOManager(ConfigurableIOManagerFactory):
     """Parquet tables under ``root`` (a local path or an fsspec URL)."""
@@ -147,7 +168,7 @@ class ParquetIOManager(ConfigurableIOManagerFactory):
     root: str
 
     def create_io_manager(self, context) -> PartitionedParquetIOManager:
-        return PartitionedParquetIOManager(base_path=UPath(self.root))
+        return PartitionedParquetIOManager(UPath(self.root))
 
 
 class ModelIOManager(ConfigurableIOManagerFactory):
@@ -156,4 +177,4 @@ class ModelIOManager(ConfigurableIOManagerFactory):
     root: str
 
     def create_io_manager(self, context) -> ModelArtefactIOManager:
-        return ModelArtefactIOManager(base_path=UPath(self.root) / "models")
+        return ModelArtefactIOManager(UPath(self.root) / "models")

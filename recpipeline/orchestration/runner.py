@@ -36,7 +36,7 @@ PARTITION_RANGE_END = "dagster/asset_partition_range_end"
 
 
 class RunFailedError(RuntimeError):
-    """A multiprocess run failed; the message names the step and the error it raised."""
+    """A job run failed; the message names the failed step and the error it raised, on one line."""
 
 
 @dataclass

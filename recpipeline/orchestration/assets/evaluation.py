@@ -18,28 +18,11 @@ from dagster import (
 )
 
 from recpipeline.config import RunConfig
-from recpipeline.evaluation import (
-    NO_K,
-    evaluate_models,
-    per_user_values,
-    prepare_evaluation,
-    rating_errors,
-)
-from recpipeline.external import clean_recommendations, list_files, read_recommendations
-from recpipeline.history import append_history
-from recpipeline.models import Recommender
+from recpipeline.evaluation.external import read_external_lists
+from recpipeline.evaluation.reports import ReportInputs, report_html, report_markdown
+from recpipeline.evaluation.run import EvaluationSettings, EvaluationSplits, evaluate_run
 from recpipeline.orchestration.assets.modeling import model_asset_name, recommendations_asset_name
 from recpipeline.orchestration.resources import Warehouse
-from recpipeline.recommending import RECOMMENDATION_COLUMNS
-from recpipeline.reports import (
-    ReportInputs,
-    markdown_table,
-    metrics_summary,
-    report_html,
-    report_markdown,
-    significance_summary,
-)
-from recpipeline.significance import choose_baseline, significance_table
 
 GROUP = "evaluation"
 EXTERNAL_ASSET = "external_recommendations"
@@ -53,14 +36,6 @@ def build_evaluation_assets(config: RunConfig) -> list:
         rec_inputs["recs_external"] = AssetIn(EXTERNAL_ASSET)
     model_inputs = {f"model_{m}": AssetIn(model_asset_name(m)) for m in config.model_names}
 
-    def gather(inputs: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
-        """Every model's lists by name: the configured models, then each external file."""
-        lists = {m: inputs[f"recs_{m}"] for m in config.model_names}
-        external = inputs.get("recs_external")
-        if external is not None:
-            lists.update({str(m): frame for m, frame in external.groupby("model", sort=True)})
-        return lists
-
     @multi_asset(
         group_name=GROUP,
         ins={**rec_inputs, **model_inputs},
@@ -70,9 +45,9 @@ def build_evaluation_assets(config: RunConfig) -> list:
             "result": AssetOut(
                 key="metrics",
                 kinds={"pandas", "parquet"},
-                description="Per model x segment x metric x K (DESIGN.md's definitions; segments in "
-                "recpipeline.evaluation), plus rmse / mae where the data has explicit ratings; with run id "
-                "and as-of date.",
+                description="Per model x segment x metric x K (definitions in docs/metrics.md; segments in "
+                "recpipeline.evaluation.protocol), plus rmse / mae where the data has explicit "
+                "ratings; with run id and as-of date.",
             ),
             "metrics_per_user": AssetOut(
                 kinds={"pandas", "parquet"},
@@ -103,60 +78,52 @@ def build_evaluation_assets(config: RunConfig) -> list:
         item_id_map: pd.DataFrame,
         **inputs,
     ):
-        data = prepare_evaluation(
-            train, validation, test, item_catalog, item_id_map, settings.cold_max_interactions
+        evaluation = evaluate_run(
+            EvaluationSplits(train, validation, test, item_catalog, item_id_map),
+            model_lists={m: inputs[f"recs_{m}"] for m in config.model_names},
+            external=inputs.get("recs_external"),
+            models={m: inputs[f"model_{m}"] for m in config.model_names},
+            settings=EvaluationSettings(
+                ks=config.ks,
+                k=config.k,
+                seed=config.seed,
+                cold_max_interactions=settings.cold_max_interactions,
+                rating_weight=config.event_weights.get("rating", 0.0),
+                baseline=settings.baseline,
+                bootstrap_samples=settings.bootstrap_samples,
+                alpha=settings.alpha,
+            ),
+            run_id=context.run.run_id,
+            previous_history=warehouse.read_previous("metrics_history"),
         )
-        lists = gather(inputs)
-        models: dict[str, Recommender] = {m: inputs[f"model_{m}"] for m in config.model_names}
-        table = pd.concat(
-            [
-                evaluate_models(lists, data, config.ks),
-                rating_errors(models, train, validation, test, config.event_weights.get("rating", 0.0)),
-            ],
-            ignore_index=True,
-        )
-        table["run_id"] = context.run.run_id
-        table["as_of"] = str((test["timestamp"].max().normalize() + pd.Timedelta(days=1)).date())
-        summary = markdown_table(metrics_summary(table, ks=(config.k,)))
-        context.log.info("\n" + summary)
-        top = table[(table["segment"] == "all") & table["k"].isin([config.k, NO_K])]
-        per_model = {
-            f"{r.model}/{r.metric}" + (f"@{r.k}" if r.k != NO_K else ""): float(r.value)
-            for r in top.itertuples()
-        }
-        segments = table[table["metric"] == "ndcg"].groupby("segment")["n_users"].max()
+        table = evaluation.metrics
+        context.log.info("\n" + evaluation.summary)
         yield Output(
             table,
             output_name="result",
             metadata={
-                "summary": MetadataValue.md(summary),
+                "summary": MetadataValue.md(evaluation.summary),
                 "as_of": table["as_of"].iloc[0],
-                "users_per_segment": MetadataValue.json({s: int(n) for s, n in segments.items()}),
-                **per_model,
+                "users_per_segment": MetadataValue.json(evaluation.users_per_segment),
+                **evaluation.headline,
             },
         )
-
-        per_user = per_user_values(lists, data, config.ks)
-        yield Output(per_user, output_name="metrics_per_user", metadata={"n_users": len(data.user_segment)})
-
-        baseline = choose_baseline(table, config.k, settings.baseline)
-        tests = significance_table(
-            per_user, baseline, config.ks, settings.bootstrap_samples, settings.alpha, config.seed
-        )
-        shown = significance_summary(tests, config.k)
-        better = shown.loc[shown["significant"] & (shown["mean_diff"] > 0), "model"].unique()
-        context.log.info(f"significance against {baseline}\n" + markdown_table(shown))
         yield Output(
-            tests,
+            evaluation.per_user,
+            output_name="metrics_per_user",
+            metadata={"n_users": evaluation.n_evaluated_users},
+        )
+        context.log.info(f"significance against {evaluation.baseline}\n" + evaluation.significance_shown)
+        yield Output(
+            evaluation.significance,
             output_name="significance",
             metadata={
-                "baseline": baseline,
-                "summary": MetadataValue.md(markdown_table(shown)),
-                "significantly_better": ", ".join(better) or "none",
+                "baseline": evaluation.baseline,
+                "summary": MetadataValue.md(evaluation.significance_shown),
+                "significantly_better": ", ".join(evaluation.significantly_better) or "none",
             },
         )
-
-        history = append_history(warehouse.read_previous("metrics_history"), table)
+        history = evaluation.history
         yield Output(
             history, output_name="metrics_history", metadata={"n_runs": int(history["run_id"].nunique())}
         )
@@ -203,22 +170,12 @@ def _external_asset(config: RunConfig, folder: Path):
     ) -> Output[pd.DataFrame]:
         """Top-K lists from the configured folder (one model per file, named by the file stem), cleaned into
         the recommendations contract; dropped or truncated rows are counted in the metadata."""
-        files = list_files(folder, reserved=config.model_names)
-        tables, counts = [], {}
-        for name, path in files.items():
-            table, issues = clean_recommendations(
-                read_recommendations(path), name, config.k, user_id_map, item_id_map
-            )
-            for message in issues.messages(str(path), config.k):
-                context.log.warning(message)
-            tables.append(table)
-            counts[name] = {"rows": len(table), **issues.as_metadata()}
-        if not tables:
-            context.log.warning(f"{folder}: no .csv or .parquet recommendation files")
-            tables.append(pd.DataFrame(columns=list(RECOMMENDATION_COLUMNS)))
+        lists = read_external_lists(folder, config.model_names, config.k, user_id_map, item_id_map)
+        for message in lists.warnings:
+            context.log.warning(message)
         return Output(
-            pd.concat(tables, ignore_index=True),
-            metadata={"folder": MetadataValue.path(str(folder)), "files": MetadataValue.json(counts)},
+            lists.table,
+            metadata={"folder": MetadataValue.path(str(folder)), "files": MetadataValue.json(lists.counts)},
         )
 
     return external_recommendations

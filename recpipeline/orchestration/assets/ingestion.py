@@ -1,7 +1,6 @@
 """Ingestion: catalogue, user profiles, raw events per day, and cleaning into events + quarantine."""
 
 import datetime as dt
-from functools import partial
 
 import pandas as pd
 from dagster import (
@@ -17,23 +16,16 @@ from dagster import (
     multi_asset,
 )
 
-from recpipeline.cleaning import REASONS, clean_partitions, reason_counts
 from recpipeline.config import RunConfig
+from recpipeline.evaluation.reports import markdown_table
 from recpipeline.orchestration.checks import (
     CLEANED_CHECKS,
     QUARANTINE_CHECK,
     cleaned_check_results,
     quarantine_check_result,
 )
-from recpipeline.reports import markdown_table
-from recpipeline.sources import (
-    partition_window,
-    read_items,
-    read_raw_events,
-    read_users,
-    source_row_counts,
-    to_contract,
-)
+from recpipeline.preparation.cleaning import REASONS, clean_and_account
+from recpipeline.sources import Source, open_source
 
 GROUP = "ingestion"
 #: reading a source (object stores, network shares) can fail transiently
@@ -42,7 +34,7 @@ SOURCE_RETRY = RetryPolicy(max_retries=2, delay=5, backoff=Backoff.EXPONENTIAL)
 
 def daily_partitions(config: RunConfig) -> DailyPartitionsDefinition:
     """Daily partitions over the source's days (end inclusive in config, exclusive for Dagster)."""
-    start, end = partition_window(config)
+    start, end = open_source(config).days()
     return DailyPartitionsDefinition(
         start_date=start.isoformat(),
         end_date=(end + dt.timedelta(days=1)).isoformat() if end else None,
@@ -51,15 +43,17 @@ def daily_partitions(config: RunConfig) -> DailyPartitionsDefinition:
 
 
 def build_ingestion_assets(config: RunConfig, partitions: DailyPartitionsDefinition) -> list:
+    source: Source = open_source(config)
+
     @asset(group_name=GROUP, kinds={"pandas", "parquet"}, retry_policy=SOURCE_RETRY)
     def item_catalog() -> pd.DataFrame:
         """Items: item_id, title, category, brand, price, first_seen."""
-        return read_items(config)
+        return source.items()
 
     @asset(group_name=GROUP, kinds={"pandas", "parquet"}, retry_policy=SOURCE_RETRY)
     def user_profiles() -> pd.DataFrame:
         """Users: user_id, attributes (age band, region), first_seen."""
-        return read_users(config)
+        return source.users()
 
     @asset(
         group_name=GROUP,
@@ -70,9 +64,9 @@ def build_ingestion_assets(config: RunConfig, partitions: DailyPartitionsDefinit
     )
     def raw_events(context: AssetExecutionContext) -> Output[dict[str, pd.DataFrame]]:
         """The source's rows for each day, as ingested, with `_source_file` / `_row` lineage columns."""
-        days = {key: read_raw_events(config, dt.date.fromisoformat(key)) for key in context.partition_keys}
+        days = {key: source.events_of_day(dt.date.fromisoformat(key)) for key in context.partition_keys}
         # whole-source totals: source_rows = all raw partitions' rows + outside_window_rows
-        return Output(days, metadata=source_row_counts(config))
+        return Output(days, metadata=source.row_counts())
 
     @multi_asset(
         group_name=GROUP,
@@ -93,26 +87,11 @@ def build_ingestion_assets(config: RunConfig, partitions: DailyPartitionsDefinit
         },
     )
     def clean(context: AssetExecutionContext, raw_events: dict[str, pd.DataFrame]):
-        cleaned, quarantined, counts = {}, {}, []
-        results = clean_partitions(raw_events, partial(to_contract, config=config))
-        for key, raw in raw_events.items():
-            cleaned[key], quarantined[key] = results[key]
-            if len(raw) != len(cleaned[key]) + len(quarantined[key]):  # the invariant every run relies on
-                raise RuntimeError(f"row accounting broken for partition {key}")
-            counts.append(
-                {
-                    "partition": key,
-                    "raw": len(raw),
-                    "cleaned": len(cleaned[key]),
-                    "quarantined": len(quarantined[key]),
-                    **reason_counts(quarantined[key]),
-                }
-            )
-        table = pd.DataFrame(counts)
-        totals = table.drop(columns="partition").sum()
+        result = clean_and_account(raw_events, source.to_contract)
+        table, totals = result.accounting, result.totals
         context.log.info(f"cleaned {len(table)} partition(s): {totals.to_dict()}")
         yield Output(
-            cleaned,
+            result.cleaned,
             output_name="cleaned_events",
             metadata={
                 "raw_rows": int(totals["raw"]),
@@ -122,11 +101,11 @@ def build_ingestion_assets(config: RunConfig, partitions: DailyPartitionsDefinit
             },
         )
         yield Output(
-            quarantined,
+            result.quarantined,
             output_name="quarantined_events",
             metadata={f"reason/{name}": int(totals[name]) for name in REASONS},
         )
         yield quarantine_check_result(config, table)
-        yield from cleaned_check_results(cleaned)
+        yield from cleaned_check_results(result.cleaned)
 
     return [item_catalog, user_profiles, raw_events, clean]

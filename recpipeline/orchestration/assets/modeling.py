@@ -2,21 +2,17 @@
 similar-items table of the configured model."""
 
 import json
-import time
 
-import numpy as np
 import pandas as pd
 from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, asset
 
 from recpipeline.config import ModelSpec, RunConfig
-from recpipeline.encoding import MATRIX_COLUMNS, interaction_matrix
-from recpipeline.models import MODEL_REGISTRY, Recommender, create_model, with_run_settings
-from recpipeline.models.context import FitContext, ScoreContext, align_rows, id_map_version
+from recpipeline.models import Recommender, RunSettings, model_class
 from recpipeline.models.neural import TorchRecommender
-from recpipeline.models.tuning import tune
+from recpipeline.models.recommending import recommend_for_test_users, similar_items_by_id
+from recpipeline.models.training import TrainingData, train_model
 from recpipeline.orchestration.instance import TRAINING_POOL
-from recpipeline.recommending import recommend_table, similar_items_table
-from recpipeline.splitting import users_with_unseen
+from recpipeline.preparation.encoding import MATRIX_COLUMNS
 
 MODELS_GROUP = "models"
 RECOMMENDATIONS_GROUP = "recommendations"
@@ -31,11 +27,6 @@ def recommendations_asset_name(model: str) -> str:
     return f"{model}_recommendations"
 
 
-def model_params(config: RunConfig, spec: ModelSpec) -> dict:
-    """The spec's hyperparameters, with the run's seed and K where the model takes them."""
-    return with_run_settings(spec.name, spec.params, seed=config.seed, k=config.k)
-
-
 def build_model_assets(config: RunConfig) -> list:
     assets = []
     for spec in config.models:
@@ -48,13 +39,13 @@ def build_model_assets(config: RunConfig) -> list:
 def _interactions_in(spec: ModelSpec) -> AssetIn:
     """Train / validation as the model reads them: the matrix columns plus the model's event columns (Parquet
     reads no others)."""
-    columns = dict.fromkeys(MATRIX_COLUMNS + MODEL_REGISTRY[spec.name].event_columns)
+    columns = dict.fromkeys(MATRIX_COLUMNS + model_class(spec.name).event_columns)
     return AssetIn(metadata={"columns": list(columns)})
 
 
 def _model_asset(config: RunConfig, spec: ModelSpec):
     tuned = config.tuning.trials > 0 and spec.name in config.tuning.models
-    neural = issubclass(MODEL_REGISTRY[spec.name], TorchRecommender)
+    neural = issubclass(model_class(spec.name), TorchRecommender)
 
     @asset(
         name=model_asset_name(spec.name),
@@ -75,50 +66,22 @@ def _model_asset(config: RunConfig, spec: ModelSpec):
         item_catalog: pd.DataFrame,
         user_profiles: pd.DataFrame,
     ) -> Output[Recommender]:
-        shape = (len(user_id_map), len(item_id_map))
-        params = model_params(config, spec)
-        fit_context = FitContext(
-            item_features=align_rows(item_catalog, item_id_map, "item_id"),
-            user_features=align_rows(user_profiles, user_id_map, "user_id"),
-            train_events=train,
-            validation_events=validation,
-            id_map_version=id_map_version(user_id_map, item_id_map),
-        )
-        train_matrix, validation_matrix = (
-            interaction_matrix(train, *shape),
-            interaction_matrix(validation, *shape),
-        )
-        started = time.perf_counter()
-        metadata = {}
-        if tuned:
-            result = tune(
-                spec.name,
-                params,
-                train_matrix,
-                validation_matrix,
-                trials=config.tuning.trials,
-                k=config.k,
-                seed=config.seed,
-                context=fit_context,
-                score_context=ScoreContext(history_events=train, user_features=fit_context.user_features),
-                log=context.log.info,
-            )
-            model, params = result.model, result.params
-            metadata["tuning_trials"] = MetadataValue.json(_jsonable(result.trials))
-        else:
-            model = create_model(spec.name, params)
-            model.fit(train_matrix, validation_matrix, context=fit_context, log=context.log.info)
-        seconds = time.perf_counter() - started
-        context.log.info(f"{spec.name}: fitted in {seconds:.1f} s")
+        data = TrainingData(train, validation, user_id_map, item_id_map, item_catalog, user_profiles)
+        settings = RunSettings(seed=config.seed, k=config.k)
+        trials = config.tuning.trials if tuned else 0
+        trained = train_model(spec.name, spec.params, settings, data, trials, log=context.log.info)
+        model = trained.model
+        context.log.info(f"{spec.name}: fitted in {trained.seconds:.1f} s")
+        tuning = {"tuning_trials": MetadataValue.json(_jsonable(trained.trials))} if tuned else {}
         return Output(
             model,
             metadata={
-                "fit_seconds": round(seconds, 3),
+                "fit_seconds": round(trained.seconds, 3),
                 "params": MetadataValue.json(_jsonable(model.get_params())),
-                "n_users": shape[0],
-                "n_items": shape[1],
+                "n_users": len(user_id_map),
+                "n_items": len(item_id_map),
                 "id_map_version": model.id_map_version_ or "",
-                **metadata,
+                **tuning,
             },
         )
 
@@ -149,27 +112,10 @@ def _recommendations_asset(config: RunConfig, spec: ModelSpec):
         item_id_map: pd.DataFrame,
         user_profiles: pd.DataFrame,
     ) -> pd.DataFrame:
-        _check_id_maps(model, spec.name, user_id_map, item_id_map)
-        known = pd.concat([train, validation], ignore_index=True)
-        history = interaction_matrix(known, len(user_id_map), len(item_id_map))
-        users = users_with_unseen(test, history)  # the users the evaluation scores
-        cold_start = np.bincount(known["item_idx"].to_numpy(), minlength=len(item_id_map)).astype(np.float32)
-        score_context = ScoreContext(
-            history_events=known if model.event_columns else None,
-            user_features=align_rows(user_profiles, user_id_map, "user_id"),
+        table = recommend_for_test_users(
+            model, spec.name, train, validation, test, config.k, user_id_map, item_id_map, user_profiles
         )
-        table = recommend_table(
-            model,
-            spec.name,
-            users,
-            history,
-            config.k,
-            user_ids=_ids_by_index(user_id_map),
-            item_ids=_ids_by_index(item_id_map),
-            cold_start_scores=cold_start,
-            context=score_context,
-        )
-        context.log.info(f"{spec.name}: {len(table)} recommendations for {len(users)} users")
+        context.log.info(f"{spec.name}: {len(table)} recommendations for {table['user_idx'].nunique()} users")
         return table
 
     return recommend
@@ -192,31 +138,12 @@ def _similar_items_asset(config: RunConfig):
         user_id_map: pd.DataFrame,
         item_id_map: pd.DataFrame,
     ) -> pd.DataFrame:
-        _check_id_maps(model, name, user_id_map, item_id_map)
-        table = similar_items_table(model, name, _ids_by_index(item_id_map), n)
+        table = similar_items_by_id(model, name, user_id_map, item_id_map, n)
         context.log.info(f"{name}: {len(table)} neighbours for {table['item_id'].nunique()} items")
         return table
 
     return similar_items
 
 
-def _check_id_maps(
-    model: Recommender, name: str, user_id_map: pd.DataFrame, item_id_map: pd.DataFrame
-) -> None:
-    """Refuse a model fitted on other id maps: its indices would point at the wrong users and items."""
-    current = id_map_version(user_id_map, item_id_map)
-    if model.n_items_ != len(item_id_map) or model.id_map_version_ not in (None, current):
-        raise ValueError(
-            f"{model_asset_name(name)} was fitted on another id map ({model.n_items_} items, version "
-            f"{model.id_map_version_}; now {len(item_id_map)} items, version {current}); "
-            f"re-materialize {model_asset_name(name)}"
-        )
-
-
 def _jsonable(value):
     return json.loads(json.dumps(value, default=str))
-
-
-def _ids_by_index(id_map: pd.DataFrame) -> pd.api.extensions.ExtensionArray:
-    """The ids ordered by index; an Arrow string array, so tables take from it without Python strings."""
-    return id_map["id"].astype(str).array.take(np.argsort(id_map["idx"].to_numpy(), kind="stable"))

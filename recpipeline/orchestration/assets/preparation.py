@@ -3,12 +3,11 @@
 import pandas as pd
 from dagster import AssetExecutionContext, AssetIn, AssetOut, Output, multi_asset
 
-from recpipeline.cleaning import reason_counts
 from recpipeline.config import RunConfig
-from recpipeline.encoding import ENCODED_EVENT_COLUMNS, encode_interactions, extend_id_map
 from recpipeline.orchestration.resources import Warehouse
-from recpipeline.sources import read_predefined_split
-from recpipeline.splitting import predefined_split, temporal_split
+from recpipeline.preparation.cleaning import clean_predefined_split
+from recpipeline.preparation.encoding import ENCODED_EVENT_COLUMNS, encode_days
+from recpipeline.preparation.splitting import FileRows, split_for_run
 
 GROUP = "preparation"
 
@@ -31,15 +30,15 @@ def build_preparation_assets(config: RunConfig) -> list:
     )
     def encode(context: AssetExecutionContext, cleaned_events: dict[str, pd.DataFrame], warehouse: Warehouse):
         days = sorted(cleaned_events)
-        events = pd.concat([cleaned_events[d] for d in days], ignore_index=True)
-        known = [events]
-        if config.split.kind == "predefined":  # the split's files may hold ids the daily events lack
-            known += [cleaned for cleaned, _ in read_predefined_split(config).values()]
-        user_ids = pd.concat([f["user_id"] for f in known])
-        item_ids = pd.concat([f["item_id"] for f in known])
-        user_map = extend_id_map(warehouse.read_previous("user_id_map"), user_ids)
-        item_map = extend_id_map(warehouse.read_previous("item_id_map"), item_ids)
-        interactions = encode_interactions(events, user_map, item_map, config.event_weights)
+        # the split's files may hold ids the daily events lack
+        split_files = clean_predefined_split(config) if config.split.kind == "predefined" else {}
+        interactions, user_map, item_map = encode_days(
+            cleaned_events,
+            warehouse.read_previous("user_id_map"),
+            warehouse.read_previous("item_id_map"),
+            config.event_weights,
+            also_known=[cleaned for cleaned, _ in split_files.values()],
+        )
         context.log.info(f"{len(interactions)} interactions over {len(days)} days ({days[0]} .. {days[-1]})")
         yield Output(
             interactions,
@@ -73,33 +72,33 @@ def build_preparation_assets(config: RunConfig) -> list:
         user_id_map: pd.DataFrame,
         item_id_map: pd.DataFrame,
     ):
-        # the run covers whole days: the split ends at midnight after the last event's day
-        as_of = interactions["timestamp"].max().normalize() + pd.Timedelta(days=1)
-        accounting: dict[str, dict] = {}
-        if config.split.kind == "predefined":
-            files = read_predefined_split(config)
-            encoded = {
-                name: encode_interactions(cleaned, user_id_map, item_id_map, config.event_weights)
-                for name, (cleaned, _) in files.items()
-            }
-            splits = predefined_split(encoded["train"], encoded.get("validation"), encoded["test"])
-            # every row of a split file: kept, or quarantined with its reason
-            for name, (cleaned, quarantine) in files.items():
-                reasons = {f"file_quarantined/{r}": n for r, n in reason_counts(quarantine).items() if n}
-                accounting[name] = {"file_rows": len(cleaned) + len(quarantine), **reasons}
-        else:
-            splits = temporal_split(interactions, as_of, config.split.validation_days, config.split.test_days)
-        for name, frame in splits._asdict().items():
+        run = split_for_run(
+            interactions,
+            user_id_map,
+            item_id_map,
+            config.event_weights,
+            validation_days=config.split.validation_days,
+            test_days=config.split.test_days,
+            split_files=clean_predefined_split(config) if config.split.kind == "predefined" else None,
+        )
+        for name, frame in run.splits._asdict().items():
             yield Output(
                 frame,
                 output_name=name,
                 metadata={
-                    "as_of": str(as_of.date()),
+                    "as_of": str(run.as_of.date()),
                     "n_users": int(frame["user_idx"].nunique()),
                     "first": str(frame["timestamp"].min()),
                     "last": str(frame["timestamp"].max()),
-                    **accounting.get(name, {}),
+                    **_file_row_metadata(run.file_rows.get(name)),
                 },
             )
 
     return [encode, split]
+
+
+def _file_row_metadata(rows: FileRows | None) -> dict[str, int]:
+    """A split file's rows: all read, and the quarantined ones by reason (none for a temporal split)."""
+    if rows is None:
+        return {}
+    return {"file_rows": rows.rows, **{f"file_quarantined/{r}": n for r, n in rows.quarantined.items()}}

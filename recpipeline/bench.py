@@ -1,0 +1,252 @@
+"""``recpipeline bench``: the real pipeline on generated data of a chosen size, timed per stage.
+
+Each Dagster step is timed from its STEP_START to its STEP_SUCCESS event, and its peak RSS is read from
+``VmHWM`` after resetting it at the step's start (``/proc/self/clear_refs``; steps run in this process).
+Two bounds are measured in the same run, on the same data:
+
+- ``als_overhead_ratio``: the pipeline's ALS model step (read train, build the matrix, fit, save) over a
+  bare ``implicit`` fit on the same confidence matrix with the same hyperparameters;
+- ``eval_bound_ratio``: the ALS evaluation (its recommendations step — fold-in, scoring, masking, top-K,
+  table — plus the metrics step's time per model; ``als_eval_s``) over a bare chunked matmul + argpartition
+  over the same users and item factors. The bound scores from the trained user factors, the pipeline from
+  user factors re-solved from train + validation history (fold-in): ``als_fold_in_s`` times that re-solve
+  alone, so the summary shows how much of the stage it is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import resource
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from dagster import DagsterInstance, logger
+
+from recpipeline.config import RunConfig, parse_config
+from recpipeline.models.base import score_chunk_rows
+from recpipeline.preparation.encoding import MATRIX_COLUMNS, interaction_matrix
+
+BENCH_MODELS = ["popularity", "als", "item_knn"]
+#: raw rows per ingestion run; raw and cleaned days of one run are in memory together
+INGEST_ROWS_PER_RUN = 3_000_000
+#: mean raw rows per generated session (views + carts + purchases), measured on the default shop
+ROWS_PER_SESSION = 6.45
+
+
+def bench_config(events: float, storage: Path, days: int = 30, seed: int = 42) -> RunConfig:
+    """A synthetic shop sized for about ``events`` raw rows over ``days`` days."""
+    events = int(events)
+    # about 80 events per user and 400 per item, like the default shop (measured: ALS keeps its lead)
+    sessions = max(50, round(events / (days * ROWS_PER_SESSION)))
+    n_users = max(1_000, round(events / 80))
+    n_items = int(np.clip(round(events / 400), 1_000, 50_000))
+    start = dt.date(2026, 1, 1)
+    return parse_config(
+        {
+            "source": {
+                "kind": "synthetic",
+                "start_date": start.isoformat(),
+                "end_date": (start + dt.timedelta(days=days - 1)).isoformat(),
+                "synthetic": {
+                    "n_users": n_users,
+                    "n_items": n_items,
+                    "sessions_per_day": sessions,
+                    "arrival_days": days,
+                },
+            },
+            "split": {"validation_days": max(1, days // 10), "test_days": max(1, days // 10)},
+            "models": BENCH_MODELS,
+            "k": 10,
+            "seed": seed,
+            "storage": str(storage),
+        },
+        source_name=f"<bench {events} events>",
+    )
+
+
+@dataclass
+class StepStats:
+    seconds: float = 0.0
+    peak_rss_mb: float = 0.0
+    rows: int = 0
+
+
+@dataclass
+class _Recorder:
+    steps: dict[str, StepStats] = field(default_factory=dict)
+    run: int = 0  # the number of the job run in progress
+    _started: dict[str, float] = field(default_factory=dict)
+    _rows: dict[tuple, int] = field(default_factory=dict)
+
+    def on_event(self, event) -> None:
+        key = event.step_key
+        if event.event_type_value == "STEP_START":
+            _reset_peak_rss()
+            self._started[key] = time.perf_counter()
+        elif event.event_type_value == "STEP_SUCCESS":
+            # a step that runs once per ingestion run adds up its seconds; its peak is the largest
+            stats = self.steps.setdefault(key, StepStats())
+            stats.seconds += time.perf_counter() - self._started.pop(key)
+            stats.peak_rss_mb = max(stats.peak_rss_mb, _peak_rss_mb())
+        elif event.event_type_value == "ASSET_MATERIALIZATION":
+            materialization = event.event_specific_data.materialization
+            rows = materialization.metadata.get("dagster/row_count")
+            if rows is not None and key is not None:
+                # a range run reports the output's total once per partition: count each asset once per run
+                self._rows[(self.run, key, materialization.asset_key)] = int(rows.value)
+                self.steps.setdefault(key, StepStats()).rows = sum(
+                    n for (_, step, _), n in self._rows.items() if step == key
+                )
+
+
+def run_benchmark(events: float, storage: Path | None = None, days: int = 30) -> dict:
+    """Run ingestion and train-and-evaluate on generated data; return the per-stage table and the summary."""
+    from recpipeline.orchestration.definitions import build_definitions
+    from recpipeline.orchestration.runner import PARTITION_RANGE_END, PARTITION_RANGE_START, execute
+
+    workdir = Path(storage or tempfile.mkdtemp(prefix="recpipeline-bench-"))
+    config = bench_config(events, workdir / "warehouse", days=days)
+    defs = build_definitions(config)
+    recorder = _Recorder()
+    keys = defs.resolve_job_def("daily_ingestion").partitions_def.get_partition_keys()
+    # ingestion runs over ranges of days, as a backfill in chunks would: a range run holds its days in memory
+    days_per_run = max(1, int(INGEST_ROWS_PER_RUN // (float(events) / len(keys))))
+    ranges = [keys[i : i + days_per_run] for i in range(0, len(keys), days_per_run)]
+    runs = [("daily_ingestion", {PARTITION_RANGE_START: d[0], PARTITION_RANGE_END: d[-1]}) for d in ranges]
+    started = time.perf_counter()
+    with DagsterInstance.ephemeral() as instance:
+        for recorder.run, (job_name, tags) in enumerate((*runs, ("train_and_evaluate", {}))):
+            loggers = {"bench": _recording_logger(recorder)}
+            execute(config, job_name, instance, tags, loggers, run_config={"loggers": {"bench": {}}})
+    wall = time.perf_counter() - started
+
+    root = Path(config.storage)
+    als = _bare_als_seconds(root)
+    bound, fold_in = _bare_eval_seconds(root)
+    steps = recorder.steps
+    als_eval = steps["als_recommendations"].seconds + steps["metrics"].seconds / len(config.models)
+    raw_rows = steps["raw_events"].rows
+    summary = {
+        "events": raw_rows,
+        "wall_s": round(wall, 1),
+        # resetting VmHWM per step also resets getrusage's maximum: the run's peak is the steps' largest
+        "peak_rss_mb": round(max([_peak_rss_mb(), *(v.peak_rss_mb for v in recorder.steps.values())])),
+        "als_overhead_ratio": round(steps["als_model"].seconds / als, 3),
+        "eval_bound_ratio": round(als_eval / bound, 3),
+        "bare_als_fit_s": round(als, 2),
+        "bare_matmul_argpartition_s": round(bound, 2),
+        "als_eval_s": round(als_eval, 2),
+        "als_fold_in_s": round(fold_in, 2),
+    }
+    table = pd.DataFrame(
+        [
+            {
+                "stage": k,
+                "seconds": round(v.seconds, 2),
+                "rows": v.rows,
+                "rows_per_s": round(v.rows / v.seconds) if v.rows and v.seconds else None,
+                "peak_rss_mb": round(v.peak_rss_mb),
+            }
+            for k, v in steps.items()
+        ]
+    )
+    return {"table": table, "summary": summary, "storage": str(root)}
+
+
+def _bare_als_seconds(root: Path) -> float:
+    from implicit.cpu.als import AlternatingLeastSquares
+    from threadpoolctl import threadpool_limits
+
+    from recpipeline.models.als import ALS
+
+    model = ALS()  # the pipeline's defaults: the same hyperparameters as its ALS step
+    train = pd.read_parquet(root / "train.parquet", columns=list(MATRIX_COLUMNS))
+    shape = (
+        len(pd.read_parquet(root / "user_id_map.parquet")),
+        len(pd.read_parquet(root / "item_id_map.parquet")),
+    )
+    confidence = model.confidence(interaction_matrix(train, *shape))
+    bare = AlternatingLeastSquares(
+        factors=model.factors,
+        regularization=model.regularization,
+        iterations=model.iterations,
+        random_state=model.seed,
+        alpha=1.0,
+    )
+    with threadpool_limits(1, "blas"):
+        started = time.perf_counter()
+        bare.fit(confidence, show_progress=False)
+        return time.perf_counter() - started
+
+
+def _bare_eval_seconds(root: Path) -> tuple[float, float]:
+    """Chunked ``users @ items.T`` + argpartition for the users the pipeline evaluated, with ALS's trained
+    factors; and ALS's fold-in of the same users from their train + validation history, in the same blocks."""
+    from recpipeline.models import load_model
+
+    model = load_model(root / "models" / "als_model")
+    users = np.unique(pd.read_parquet(root / "als_recommendations.parquet", columns=["user_idx"])["user_idx"])
+    item_factors = np.ascontiguousarray(model.item_factors_, dtype=np.float32)
+    user_factors = np.ascontiguousarray(model.user_factors_[users], dtype=np.float32)
+    rows_per_chunk = score_chunk_rows(len(item_factors))  # the blocks the pipeline scores in
+    started = time.perf_counter()
+    for lo in range(0, len(users), rows_per_chunk):
+        scores = user_factors[lo : lo + rows_per_chunk] @ item_factors.T
+        np.argpartition(-scores, 9, axis=1)[:, :10]
+    bound = time.perf_counter() - started
+
+    known = pd.concat(
+        [
+            pd.read_parquet(root / f"{split}.parquet", columns=list(MATRIX_COLUMNS))
+            for split in ("train", "validation")
+        ]
+    )
+    history = interaction_matrix(known, model.n_users_, model.n_items_)[users]
+    started = time.perf_counter()
+    for lo in range(0, len(users), rows_per_chunk):
+        model.user_vectors(history[lo : lo + rows_per_chunk])
+    return bound, time.perf_counter() - started
+
+
+def _recording_logger(recorder: _Recorder):
+    class _Handler(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            event = getattr(record, "dagster_meta", {}).get("dagster_event")
+            if event is not None:
+                recorder.on_event(event)
+
+    @logger(description="records step timings and peak memory for recpipeline bench")
+    def bench_logger(_):
+        log = logging.Logger("recpipeline.bench", level=logging.DEBUG)
+        log.addHandler(_Handler())
+        return log
+
+    return bench_logger
+
+
+def _reset_peak_rss() -> None:
+    with contextlib.suppress(OSError):  # not Linux, or not permitted: peaks then only grow
+        Path("/proc/self/clear_refs").write_text("5")
+
+
+def _peak_rss_mb() -> float:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def format_report(result: dict) -> str:
+    from recpipeline.evaluation.reports import markdown_table
+
+    return markdown_table(result["table"], float_format="{:.2f}") + "\n" + json.dumps(result["summary"])

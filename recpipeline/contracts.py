@@ -1,0 +1,16 @@
+"""The data contracts between the stages: the column names and event types each table carries.
+
+One definition each; every stage package imports them from here, so no stage imports another to learn
+a column name.
+"""
+
+from __future__ import annotations
+
+#: the contract's event types, in their categorical order
+EVENT_TYPES = ("view", "cart", "purchase", "rating")
+#: columns a cleaned event carries (``cleaned_events``)
+CLEANED_COLUMNS = ("user_id", "item_id", "event_type", "timestamp", "value", "session_id")
+#: lineage columns every raw row carries: the file it came from and its row there
+LINEAGE_COLUMNS = ("_source_file", "_row")
+#: columns every item catalogue starts with (a source's own attributes follow)
+ITEM_COLUMNS = ("item_id", "title", "category", "brand", "price")

@@ -1,0 +1,253 @@
+"""Bring your own recommendations: top-K lists from files, scored with the pipeline's own metric engine.
+
+A list file (CSV or Parquet) has columns ``user_id``, ``item_id`` and ``rank`` (1 = best) or ``score``
+(higher = better). Lists are cleaned the same way everywhere, with every change counted:
+
+* rows are ordered by rank (or descending score), ties by item_id;
+* a repeated (user, item) keeps its best-ranked row — the others are dropped (``duplicates``);
+* lists longer than K are cut to their first K rows (``truncated_lists`` / ``truncated_rows``);
+* rows whose user or item the evaluation does not know are then dropped (``unknown_user_rows`` /
+  ``unknown_item_rows``); the items after a dropped one move up a place.
+
+Interaction files (train, optional validation, test) have ``user_id`` and ``item_id``; other columns are
+ignored. An item features file has ``item_id`` and ``category``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from recpipeline.evaluation.protocol import evaluate_models, prepare_evaluation
+from recpipeline.models.recommending import RECOMMENDATION_COLUMNS
+from recpipeline.preparation.splitting import as_of
+
+SUFFIXES = (".csv", ".parquet")
+ID_COLUMNS = ("user_id", "item_id")
+
+
+class ExternalDataError(ValueError):
+    """A bad input file; the message names the file and the column."""
+
+
+@dataclass
+class ListIssues:
+    """Rows changed while cleaning one recommendations file."""
+
+    duplicates: int = 0
+    truncated_lists: int = 0
+    truncated_rows: int = 0
+    unknown_user_rows: int = 0
+    unknown_item_rows: int = 0
+
+    def messages(self, source: str, k: int) -> list[str]:
+        text = {
+            "duplicates": "repeated (user, item) rows dropped",
+            "truncated_lists": f"lists longer than K={k} truncated",
+            "truncated_rows": f"rows beyond K={k} dropped",
+            "unknown_user_rows": "rows of unknown users dropped",
+            "unknown_item_rows": "rows of unknown items dropped",
+        }
+        return [f"{source}: {count} {text[name]}" for name, count in asdict(self).items() if count]
+
+    def as_metadata(self) -> dict[str, int]:
+        return {f.name: int(getattr(self, f.name)) for f in fields(self)}
+
+
+def read_table(path: Path, required: Sequence[str], what: str) -> pd.DataFrame:
+    """A CSV or Parquet file with ``required`` columns; ids are read as strings."""
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        raise ExternalDataError(f"{path}: {what} must be a .csv or .parquet file")
+    try:
+        if path.suffix.lower() == ".csv":
+            frame = pd.read_csv(path, dtype={c: str for c in ID_COLUMNS})
+        else:
+            frame = pd.read_parquet(path)
+    except (OSError, ValueError) as exc:
+        raise ExternalDataError(f"{path}: cannot read {what}: {exc}") from None
+    for column in required:
+        if column not in frame.columns:
+            raise ExternalDataError(
+                f"{path}: missing column {column!r} in {what} (expected {', '.join(required)}; "
+                f"found {', '.join(map(str, frame.columns))})"
+            )
+    for column in ID_COLUMNS:
+        if column in frame.columns:
+            if frame[column].isna().any():
+                raise ExternalDataError(
+                    f"{path}: column {column!r} has {frame[column].isna().sum()} empty values"
+                )
+            frame[column] = frame[column].astype(str)
+    return frame
+
+
+def read_recommendations(path: Path) -> pd.DataFrame:
+    """A recommendations file: user_id, item_id and a numeric ``rank`` or ``score`` column."""
+    frame = read_table(path, ID_COLUMNS, "recommendations")
+    order_by = "rank" if "rank" in frame.columns else "score" if "score" in frame.columns else None
+    if order_by is None:
+        raise ExternalDataError(
+            f"{path}: missing column 'rank' (or 'score') in recommendations (expected user_id, item_id and "
+            f"rank or score; found {', '.join(map(str, frame.columns))})"
+        )
+    values = pd.to_numeric(frame[order_by], errors="coerce")
+    if values.isna().any():
+        raise ExternalDataError(
+            f"{path}: column {order_by!r} has {int(values.isna().sum())} empty or non-numeric values"
+        )
+    frame[order_by] = values.astype(np.float64)
+    return frame
+
+
+def clean_recommendations(
+    frame: pd.DataFrame, model: str, k: int, user_map: pd.DataFrame, item_map: pd.DataFrame
+) -> tuple[pd.DataFrame, ListIssues]:
+    """Lists of ``read_recommendations`` in the recommendations contract, with the rows changed counted.
+
+    user_map / item_map: id maps (``id`` str, ``idx`` int); rank becomes 1..K after cleaning.
+    """
+    issues = ListIssues()
+    by_rank = "rank" in frame.columns
+    key = frame["rank"] if by_rank else -frame["score"]
+    lists = frame.assign(_key=key.to_numpy(np.float64)).sort_values(
+        ["user_id", "_key", "item_id"], kind="stable"
+    )
+    first = ~lists.duplicated(["user_id", "item_id"])
+    issues.duplicates = int((~first).sum())
+    lists = lists[first]
+    position = lists.groupby("user_id", sort=False).cumcount().to_numpy()
+    too_long = position >= k
+    issues.truncated_lists = int(lists.loc[too_long, "user_id"].nunique())
+    issues.truncated_rows = int(too_long.sum())
+    lists, position = lists[~too_long], position[~too_long]
+
+    user_idx = lists["user_id"].map(user_map.set_index("id")["idx"])
+    item_idx = lists["item_id"].map(item_map.set_index("id")["idx"])
+    issues.unknown_user_rows = int(user_idx.isna().sum())
+    issues.unknown_item_rows = int((item_idx.isna() & user_idx.notna()).sum())
+    known = (user_idx.notna() & item_idx.notna()).to_numpy()
+    score = lists["score"] if "score" in lists.columns else pd.Series(np.nan, index=lists.index)
+    table = pd.DataFrame(
+        {
+            "model": model,
+            "user_id": lists["user_id"].to_numpy()[known],
+            "item_id": lists["item_id"].to_numpy()[known],
+            "user_idx": user_idx.to_numpy()[known].astype(np.int32),
+            "item_idx": item_idx.to_numpy()[known].astype(np.int32),
+            "rank": (position[known] + 1).astype(np.int16),
+            "score": score.to_numpy(np.float32)[known],
+        }
+    )
+    return table[list(RECOMMENDATION_COLUMNS)], issues
+
+
+def recommendation_files(folder: Path, reserved: Collection[str]) -> dict[str, Path]:
+    """The recommendation files of a folder by model name (the file stem), which must be unique."""
+    files: dict[str, Path] = {}
+    for path in sorted(Path(folder).iterdir()):
+        if path.suffix.lower() not in SUFFIXES or path.name.startswith("."):
+            continue
+        if path.stem in reserved:
+            raise ExternalDataError(
+                f"{path}: the name {path.stem!r} is already a configured model; rename the file"
+            )
+        if path.stem in files:
+            raise ExternalDataError(f"{path}: two files for the model name {path.stem!r}")
+        files[path.stem] = path
+    return files
+
+
+@dataclass(frozen=True)
+class ExternalLists:
+    """The cleaned lists of a folder's files, with what cleaning changed."""
+
+    table: pd.DataFrame  # RECOMMENDATION_COLUMNS; column model = the file stem
+    counts: dict[str, dict[str, int]]  # model -> rows kept plus ListIssues.as_metadata()
+    warnings: list[str]  # one message per kind of change, naming the file
+
+
+def read_external_lists(
+    folder: Path, reserved: Collection[str], k: int, user_id_map: pd.DataFrame, item_id_map: pd.DataFrame
+) -> ExternalLists:
+    """Every recommendation file of ``folder`` (``recommendation_files``) read and cleaned to top-``k`` lists
+    over the run's id maps."""
+    tables, counts, warnings = [], {}, []
+    for name, path in recommendation_files(folder, reserved).items():
+        table, issues = clean_recommendations(read_recommendations(path), name, k, user_id_map, item_id_map)
+        warnings += issues.messages(str(path), k)
+        tables.append(table)
+        counts[name] = {"rows": len(table), **issues.as_metadata()}
+    if not tables:
+        warnings.append(f"{folder}: no .csv or .parquet recommendation files")
+        tables.append(pd.DataFrame(columns=list(RECOMMENDATION_COLUMNS)))
+    return ExternalLists(pd.concat(tables, ignore_index=True), counts, warnings)
+
+
+def _id_map(*columns: pd.Series) -> pd.DataFrame:
+    ids = pd.unique(pd.concat(columns, ignore_index=True).astype(str))
+    return pd.DataFrame({"id": ids, "idx": np.arange(len(ids), dtype=np.int32)})
+
+
+def _indexed(frame: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.DataFrame) -> pd.DataFrame:
+    """The file's rows plus user_idx / item_idx from the id maps."""
+    return frame.assign(
+        user_idx=frame["user_id"].map(user_map.set_index("id")["idx"]).astype(np.int32),
+        item_idx=frame["item_id"].map(item_map.set_index("id")["idx"]).astype(np.int32),
+    )
+
+
+def evaluate_files(
+    train: Path,
+    test: Path,
+    recommendations: Path,
+    ks: Sequence[int],
+    item_features: Path | None = None,
+    validation: Path | None = None,
+    cold_max_interactions: int = 5,
+) -> tuple[pd.DataFrame, ListIssues]:
+    """The metrics table of one recommendations file, as the pipeline computes it (docs/metrics.md).
+
+    Relevant items are the test items a user had not interacted with in train or validation; novelty and
+    catalogue counts come from train. The model name is the recommendations file's stem.
+    """
+    frames = {
+        name: read_table(path, ID_COLUMNS, f"{name} interactions")
+        for name, path in (("train", train), ("validation", validation), ("test", test))
+        if path is not None
+    }
+    frames.setdefault("validation", frames["train"].iloc[:0])
+    catalog = read_table(item_features, ("item_id", "category"), "item features") if item_features else None
+    user_map = _id_map(*(f["user_id"] for f in frames.values()))
+    item_ids = [f["item_id"] for f in frames.values()] + ([catalog["item_id"]] if catalog is not None else [])
+    item_map = _id_map(*item_ids)
+    splits = {name: _indexed(frame, user_map, item_map) for name, frame in frames.items()}
+
+    data = prepare_evaluation(
+        splits["train"], splits["validation"], splits["test"], catalog, item_map, cold_max_interactions
+    )
+    model = Path(recommendations).stem
+    recs, issues = clean_recommendations(
+        read_recommendations(recommendations), model, max(ks), user_map, item_map
+    )
+    metrics = evaluate_models({model: recs}, data, ks)
+    metrics["run_id"] = uuid.uuid4().hex
+    end = as_of(frames["test"]["timestamp"]) if "timestamp" in frames["test"].columns else None
+    metrics["as_of"] = "" if end is None else str(end.date())
+    return metrics, issues
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> None:
+    """Write a table as CSV or Parquet, by the file's suffix."""
+    path = Path(path)
+    if path.suffix.lower() not in SUFFIXES:
+        raise ExternalDataError(f"{path}: the output must be a .csv or .parquet file")
+    if path.suffix.lower() == ".csv":
+        frame.to_csv(path, index=False)
+    else:
+        frame.to_parquet(path, index=False)

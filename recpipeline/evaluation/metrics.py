@@ -1,0 +1,429 @@
+"""Offline ranking metrics for top-K recommendation lists (binary relevance), fully vectorised.
+
+Definitions are fixed here so that numbers match across tools. For each *evaluated* user u (a user with at
+least one relevant test item): ``T_u`` = distinct relevant test items, ``L_u`` = the top-K list ordered by
+rank, ``rel_u(j)`` = 1 if the item at (1-based) position j is in ``T_u``.
+
+* precision@K = hits / K (K even when the list is shorter), recall@K = hits / |T_u|, hit_rate@K = [hits > 0]
+* ndcg@K = DCG / IDCG with DCG = sum_j rel_u(j) / log2(j + 1) and IDCG over min(|T_u|, K) ideal hits
+* map@K = (1 / min(|T_u|, K)) sum_j precision@j * rel_u(j); mrr@K = 1 / position of the first hit (0 if none)
+* catalog_coverage@K = |union_u L_u| / number of distinct training items
+* gini@K = Gini index of recommendation counts over training items (0 counts included) plus any recommended
+  item outside the training catalogue
+* novelty@K = mean over recommended (u, item) pairs of -log2(n_i / N) (n_i = training rows of item i, 1 when
+  unseen; N = training rows)
+* diversity@K = 1 - mean pairwise cosine similarity of item feature vectors within L_u (users with >= 2 items)
+
+Conventions (documented because they affect numbers):
+
+* Lists are ordered by ``rank`` with ties broken by ``item_idx`` (independent of row order); the position in
+  that order is the rank used for @K, so ranks need not start at 1 or be contiguous.
+* Missing slots (short or absent lists) count as misses. A repeated item inside one list keeps its slot but
+  only its first occurrence can be a hit (so hits <= |T_u|); it does count twice for exposure metrics.
+* Beyond-accuracy figures (coverage, gini, novelty) use the lists of the evaluated users only.
+* For diversity, items without a feature row (index beyond the matrix) or with an all-zero row act as zero
+  vectors (cosine 0 with everything) but still count as list members.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+ACCURACY_METRICS: tuple[str, ...] = ("precision", "recall", "ndcg", "map", "hit_rate", "mrr")
+BEYOND_ACCURACY_METRICS: tuple[str, ...] = ("catalog_coverage", "gini", "novelty")
+METRIC_NAMES: tuple[str, ...] = (*ACCURACY_METRICS, *BEYOND_ACCURACY_METRICS, "diversity")
+PER_USER_METRICS: tuple[str, ...] = (*ACCURACY_METRICS, "diversity")
+
+ItemFeatures = sp.spmatrix | sp.sparray | np.ndarray
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """Evaluated users and their ranked lists, in integer arrays."""
+
+    ks: list[int]
+    eval_users: np.ndarray  # sorted distinct user_idx of evaluated users
+    n_rel: np.ndarray  # |T_u| per evaluated user (>= 1)
+    u: np.ndarray  # position of the row's user in eval_users; rows sorted by (u, pos)
+    item: np.ndarray
+    pos: np.ndarray  # 0-based position within the user's list, < max(ks)
+    hit: np.ndarray  # bool: item in T_u and first occurrence in the list
+
+
+def _normalise_ks(ks: Sequence[int]) -> list[int]:
+    out = sorted({int(k) for k in ks})
+    if not out:
+        raise ValueError("ks must contain at least one K")
+    if out[0] < 1:
+        raise ValueError(f"every K must be >= 1, got {out[0]}")
+    return out
+
+
+def _int64(frame: pd.DataFrame, column: str) -> np.ndarray:
+    values = frame[column].to_numpy(dtype=np.int64)
+    if len(values) and values.min() < 0:
+        raise ValueError(f"{column} must be non-negative")
+    return values
+
+
+def _dense(top: int, n: int) -> bool:
+    """Whether a lookup table over ids 0..top is affordable next to ``n`` input values."""
+    return top <= max(4 * n, 1 << 20)
+
+
+def _index_in(sorted_keys: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Position of each value in ``sorted_keys`` (distinct, ascending, non-negative), -1 where absent."""
+    if not len(sorted_keys) or not len(values):
+        return np.full(len(values), -1, dtype=np.int64)
+    top = int(max(sorted_keys[-1], values.max()))
+    if _dense(top, len(values) + len(sorted_keys)):  # dense ids: O(n) lookup table
+        table = np.full(top + 1, -1, dtype=np.int64)
+        table[sorted_keys] = np.arange(len(sorted_keys), dtype=np.int64)
+        return table[values]
+    at = np.minimum(np.searchsorted(sorted_keys, values), len(sorted_keys) - 1)
+    return np.where(sorted_keys[at] == values, at, -1).astype(np.int64)
+
+
+def isin_ids(values: np.ndarray, members: np.ndarray) -> np.ndarray:
+    """Whether each of ``values`` is in ``members`` (non-negative integer ids or composite keys), O(n).
+
+    A boolean table over the ids when their range is small; else a hash lookup (np.isin sorts both arrays,
+    far slower at millions of rows, and a table over a huge key space such as users x items would not fit
+    in memory).
+    """
+    values = np.asarray(values, dtype=np.int64)
+    members = np.asarray(members, dtype=np.int64)
+    if not len(values) or not len(members):
+        return np.zeros(len(values), dtype=bool)
+    top = int(max(values.max(), members.max()))
+    if _dense(top, len(values) + len(members)):
+        table = np.zeros(top + 1, dtype=bool)
+        table[members] = True
+        return table[values]
+    if len(members) > len(values):
+        # Series.isin hashes its argument: hash the fewer values and keep only the members among them
+        members = members[pd.Series(members).isin(values).to_numpy()]
+    return pd.Series(values).isin(members).to_numpy()
+
+
+@dataclass(frozen=True)
+class Relevance:
+    """A relevance table in integer arrays, indexed once and reused for every list evaluated against it."""
+
+    users: np.ndarray  # sorted distinct user_idx: the evaluated users
+    n_rel: np.ndarray  # |T_u| per evaluated user (>= 1)
+    keys: np.ndarray  # sorted distinct u * width + item_idx (u: position in users)
+    width: int  # > every relevant item_idx
+
+
+def _distinct(values: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (np.unique hashes first, several times slower on many distinct int64 keys)."""
+    ordered = np.sort(values)
+    first = np.ones(len(ordered), dtype=bool)
+    first[1:] = ordered[1:] != ordered[:-1]
+    return ordered[first]
+
+
+def index_relevance(test: pd.DataFrame) -> Relevance:
+    """``test`` (user_idx, item_idx; duplicates allowed) as a Relevance."""
+    test_user = _int64(test, "user_idx")
+    test_item = _int64(test, "item_idx")
+    users = _distinct(test_user)
+    width = int(test_item.max(initial=0)) + 1
+    keys = _distinct(_index_in(users, test_user) * width + test_item)
+    return Relevance(users, np.bincount(keys // width, minlength=len(users)), keys, width)
+
+
+def _indexed(test: pd.DataFrame | Relevance) -> Relevance:
+    return test if isinstance(test, Relevance) else index_relevance(test)
+
+
+@dataclass(frozen=True)
+class ItemCounts:
+    """Training rows per item (catalogue, gini and novelty), counted once per training table."""
+
+    items: np.ndarray  # sorted distinct training item_idx: the catalogue
+    counts: np.ndarray  # training rows of each
+    n_rows: int
+
+
+def count_items(train: pd.DataFrame) -> ItemCounts:
+    """The ItemCounts of ``train`` (item_idx column)."""
+    item = _int64(train, "item_idx")
+    if _dense(int(item.max(initial=0)), len(item)):  # a bincount instead of sorting millions of rows
+        counts = np.bincount(item)
+        items = np.flatnonzero(counts)
+        return ItemCounts(items, counts[items], len(item))
+    items, counts = np.unique(item, return_counts=True)
+    return ItemCounts(items, counts, len(item))
+
+
+def _sort_order(u: np.ndarray, rank: np.ndarray, item: np.ndarray) -> np.ndarray:
+    """Row order by (u, rank, item); one int64 argsort when the composite key fits, else a lexsort."""
+    if len(u) and np.all(np.isfinite(rank)) and np.all(rank == np.floor(rank)):
+        r = (rank - rank.min()).astype(np.int64)
+        n_r, n_i = int(r.max()) + 1, int(item.max()) + 1
+        if (int(u.max()) + 1) * n_r * n_i < 2**62:
+            # rows with equal keys are identical, so an unstable sort is fine
+            return np.argsort((u * n_r + r) * n_i + item)
+    return np.lexsort((item, rank, u))
+
+
+def _prepare(recommendations: pd.DataFrame, relevance: Relevance, ks: Sequence[int]) -> _Prepared:
+    ks_list = _normalise_ks(ks)
+    max_k = ks_list[-1]
+
+    u = _index_in(relevance.users, _int64(recommendations, "user_idx"))
+    found = u >= 0
+    u = u[found]
+    item = _int64(recommendations, "item_idx")[found]
+    rank = recommendations["rank"].to_numpy(dtype=np.float64, na_value=np.nan)[found]
+    # order by (user, rank, item); skip the sort when rows already come strictly ordered (the usual case)
+    same_user = u[1:] == u[:-1]
+    if not np.all((u[1:] > u[:-1]) | (same_user & (rank[1:] > rank[:-1]))):
+        order = _sort_order(u, rank, item)
+        u, item = u[order], item[order]
+        same_user = u[1:] == u[:-1]
+
+    # 0-based position within each user's sorted list
+    n = len(u)
+    new_group = np.ones(n, dtype=bool)
+    new_group[1:] = ~same_user
+    starts = np.flatnonzero(new_group)
+    pos = np.arange(n, dtype=np.int64) - starts[np.cumsum(new_group) - 1] if n else np.zeros(0, np.int64)
+    keep = pos < max_k
+    u, item, pos = u[keep], item[keep], pos[keep]
+
+    # membership of (user, item) in the relevance keys; an item beyond their width is never relevant
+    keys = u * relevance.width + item
+    hit_rows = np.flatnonzero((item < relevance.width) & (_index_in(relevance.keys, keys) >= 0))
+    # a repeated item can only be a hit at its first occurrence in the list
+    hit_rows = hit_rows[np.unique(keys[hit_rows], return_index=True)[1]]
+    hit = np.zeros(len(keys), dtype=bool)
+    hit[hit_rows] = True
+    return _Prepared(ks_list, relevance.users, relevance.n_rel, u, item, pos, hit)
+
+
+def _normalised_features(item_features: ItemFeatures) -> tuple[sp.csr_array | np.ndarray, np.ndarray]:
+    """Row-normalised features (zero rows stay zero) and each row's squared norm after normalisation."""
+    if sp.issparse(item_features):
+        feats = sp.csr_array(item_features, dtype=np.float64)
+        norms = np.sqrt(np.asarray(feats.multiply(feats).sum(axis=1), dtype=np.float64).ravel())
+        inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+        normed = sp.csr_array(sp.diags_array(inv) @ feats)
+        sq = np.asarray(normed.multiply(normed).sum(axis=1), dtype=np.float64).ravel()
+        return normed, sq
+    dense = np.asarray(item_features, dtype=np.float64)
+    if dense.ndim != 2:
+        raise ValueError(f"item_features must be 2-D, got shape {dense.shape}")
+    norms = np.sqrt((dense * dense).sum(axis=1))
+    inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+    normed = dense * inv[:, None]
+    return normed, (normed * normed).sum(axis=1)
+
+
+def _row_sq_norms(mat: sp.sparray | sp.spmatrix | np.ndarray) -> np.ndarray:
+    if sp.issparse(mat):
+        return np.asarray(mat.multiply(mat).sum(axis=1), dtype=np.float64).ravel()
+    return (np.asarray(mat) ** 2).sum(axis=1)
+
+
+def _per_user_values(
+    prep: _Prepared, item_features: ItemFeatures | None, chunk_users: int
+) -> dict[str, np.ndarray]:
+    """f"{metric}@{k}" -> value per evaluated user."""
+    if chunk_users < 1:
+        raise ValueError("chunk_users must be >= 1")
+    ks, max_k = prep.ks, prep.ks[-1]
+    n_eval = len(prep.eval_users)
+    out = {f"{m}@{k}": np.full(n_eval, np.nan) for m in PER_USER_METRICS for k in ks}
+
+    ranks = np.arange(1, max_k + 1, dtype=np.float64)
+    disc = 1.0 / np.log2(ranks + 1.0)
+    ideal_cum = np.cumsum(disc)
+    features = _normalised_features(item_features) if item_features is not None else None
+
+    for s in range(0, n_eval, chunk_users):
+        e = min(s + chunk_users, n_eval)
+        n_chunk = e - s
+        a, b = np.searchsorted(prep.u, [s, e])
+        cu, cpos, citem = prep.u[a:b] - s, prep.pos[a:b], prep.item[a:b]
+        hits = np.zeros((n_chunk, max_k), dtype=bool)
+        hits[cu, cpos] = prep.hit[a:b]
+        n_rel = prep.n_rel[s:e]
+        list_len = np.bincount(cu, minlength=n_chunk)
+
+        cum_hits = np.cumsum(hits, axis=1)
+        dcg_cum = np.cumsum(hits * disc, axis=1)
+        ap_cum = np.cumsum(hits * (cum_hits / ranks), axis=1)
+        any_hit = hits.any(axis=1)
+        first_hit = np.where(any_hit, np.argmax(hits, axis=1), max_k)
+
+        for k in ks:
+            n_hits = cum_hits[:, k - 1].astype(np.float64)
+            cut = np.minimum(n_rel, k)
+            out[f"precision@{k}"][s:e] = n_hits / k
+            out[f"recall@{k}"][s:e] = n_hits / n_rel
+            out[f"hit_rate@{k}"][s:e] = (n_hits > 0).astype(np.float64)
+            out[f"ndcg@{k}"][s:e] = dcg_cum[:, k - 1] / ideal_cum[cut - 1]
+            out[f"map@{k}"][s:e] = ap_cum[:, k - 1] / cut
+            out[f"mrr@{k}"][s:e] = np.where(first_hit < k, 1.0 / (first_hit + 1.0), 0.0)
+
+        if features is None:
+            continue
+        normed, sq = features
+        has_row = (citem >= 0) & (citem < normed.shape[0])
+        for k in ks:
+            sel = has_row & (cpos < k)
+            rows, cols = cu[sel], citem[sel]
+            member = sp.csr_array((np.ones(len(rows)), (rows, cols)), shape=(n_chunk, normed.shape[0]))
+            sum_sq = _row_sq_norms(member @ normed)
+            self_sq = np.bincount(rows, weights=sq[cols], minlength=n_chunk)
+            n_items = np.minimum(list_len, k).astype(np.float64)
+            n_pairs2 = n_items * (n_items - 1.0)  # ordered pairs = 2 * unordered pairs
+            mean_cos = np.divide(sum_sq - self_sq, n_pairs2, out=np.full(n_chunk, np.nan), where=n_pairs2 > 0)
+            out[f"diversity@{k}"][s:e] = 1.0 - mean_cos
+    return out
+
+
+def per_user_metrics(
+    recommendations: pd.DataFrame,
+    test: pd.DataFrame | Relevance,
+    ks: Sequence[int],
+    item_features: ItemFeatures | None = None,
+    chunk_users: int = 50_000,
+) -> pd.DataFrame:
+    """Per-user accuracy and diversity metrics at every K.
+
+    recommendations: user_idx, item_idx, rank (1 = best; int); test: user_idx, item_idx (duplicates allowed,
+    deduplicated), or its Relevance (index_relevance) to share across calls. Returns one row per evaluated
+    user (users with >= 1 test item, sorted by user_idx): column user_idx plus f"{metric}@{k}" float64
+    columns for metric in PER_USER_METRICS and k in sorted distinct ks (diversity NaN for users with < 2
+    items or without features). Users are processed in chunks of ``chunk_users`` to bound memory.
+    """
+    prep = _prepare(recommendations, _indexed(test), ks)
+    table = pd.DataFrame({"user_idx": prep.eval_users.astype(np.int64)})
+    return pd.concat([table, pd.DataFrame(_per_user_values(prep, item_features, chunk_users))], axis=1)
+
+
+def mean_ndcg(recommendations: pd.DataFrame, test: pd.DataFrame | Relevance, k: int) -> float:
+    """Mean ndcg@``k`` over the users of ``test``, the figure ``evaluate`` reports (NaN without users); the
+    validation signal of early stopping and tuning, so they optimise the reported metric."""
+    prep = _prepare(recommendations, _indexed(test), [k])
+    values = _per_user_values(prep, None, chunk_users=50_000)[f"ndcg@{k}"]
+    return float(values.mean()) if len(values) else float("nan")
+
+
+def _gini(counts: np.ndarray) -> float:
+    """Gini index with the sorted formula; NaN when nothing was counted."""
+    x = np.sort(np.asarray(counts, dtype=np.float64))
+    n, total = len(x), x.sum()
+    if n == 0 or total <= 0:
+        return float("nan")
+    i = np.arange(1, n + 1, dtype=np.float64)
+    return float(((2.0 * i - n - 1.0) * x).sum() / (n * total))
+
+
+def _beyond_accuracy(
+    item: np.ndarray, pos: np.ndarray, ks: Sequence[int], counts: ItemCounts
+) -> dict[tuple[str, int], float]:
+    """Coverage, gini and novelty of the list rows (item, 0-based position)."""
+    at = _index_in(counts.items, item)  # catalogue position, -1 outside the training catalogue
+    n_catalogue = len(counts.items)
+    out: dict[tuple[str, int], float] = {}
+    for k in ks:
+        top = pos < k
+        top_at = at[top]
+        inside = top_at >= 0
+        exposure = np.bincount(top_at[inside], minlength=n_catalogue)
+        outside = np.unique(item[top][~inside], return_counts=True)[1]  # recommended, not in training
+        n_recommended = int(np.count_nonzero(exposure)) + len(outside)
+        out[("catalog_coverage", k)] = n_recommended / n_catalogue if n_catalogue else float("nan")
+        out[("gini", k)] = _gini(np.concatenate([exposure, outside]))
+        if len(top_at) and counts.n_rows:
+            n_i = np.ones(len(top_at))  # unseen in training -> 1
+            n_i[inside] = counts.counts[top_at[inside]]
+            out[("novelty", k)] = float(np.mean(-np.log2(n_i / counts.n_rows)))
+        else:
+            out[("novelty", k)] = float("nan")
+    return out
+
+
+def exposure_share(
+    recommendations: pd.DataFrame, test: pd.DataFrame | Relevance, ks: Sequence[int], items: np.ndarray
+) -> dict[int, float]:
+    """Per K: the share of the evaluated users' filled top-K slots holding one of ``items`` (NaN if none).
+
+    test: user_idx, item_idx (who is evaluated), or its Relevance (index_relevance).
+    """
+    prep = _prepare(recommendations, _indexed(test), ks)
+    flagged = np.isin(prep.item, np.asarray(items, dtype=np.int64))
+    return {k: float(flagged[prep.pos < k].mean()) if (prep.pos < k).any() else float("nan") for k in prep.ks}
+
+
+def evaluate(
+    recommendations: pd.DataFrame,
+    test: pd.DataFrame,
+    train: pd.DataFrame,
+    ks: Sequence[int],
+    item_features: ItemFeatures | None = None,
+    users: np.ndarray | None = None,
+) -> pd.DataFrame:
+    """Aggregate metric table: columns metric (str), k (int64), value (float64), n_users (int64).
+
+    One row per (metric, k) for every name in METRIC_NAMES (metric-major, k ascending). train: user_idx,
+    item_idx (catalogue and novelty counts). users: optional subset of user_idx (a segment); accuracy and
+    diversity means and coverage/gini/novelty then use only those users' lists and test rows. n_users =
+    number of evaluated users. Accuracy metrics are means over evaluated users, diversity over users with a
+    defined value; a figure with nothing to average is NaN.
+    """
+    return evaluate_subsets(
+        recommendations, index_relevance(test), count_items(train), ks, item_features, [users]
+    )[0]
+
+
+def evaluate_subsets(
+    recommendations: pd.DataFrame,
+    relevance: Relevance,
+    counts: ItemCounts,
+    ks: Sequence[int],
+    item_features: ItemFeatures | None = None,
+    subsets: Sequence[np.ndarray | None] = (None,),
+) -> list[pd.DataFrame]:
+    """``evaluate`` of one list against prepared test and training tables, once per user subset.
+
+    A user's metrics depend only on their own list and relevant items, so they are computed once and each
+    subset (None: every user) aggregates its rows: the same values as one ``evaluate`` call per subset.
+    """
+    prep = _prepare(recommendations, relevance, ks)
+    per_user = _per_user_values(prep, item_features, chunk_users=50_000)
+    tables = []
+    for users in subsets:
+        chosen = np.ones(len(prep.eval_users), dtype=bool)
+        if users is not None:
+            chosen = np.isin(prep.eval_users, np.asarray(users, dtype=np.int64))
+        values: dict[tuple[str, int], float] = {}
+        for k in prep.ks:
+            for metric in PER_USER_METRICS:
+                col = per_user[f"{metric}@{k}"][chosen]
+                col = col[~np.isnan(col)]
+                values[(metric, k)] = float(col.mean()) if len(col) else float("nan")
+        rows = chosen[prep.u]
+        values.update(_beyond_accuracy(prep.item[rows], prep.pos[rows], prep.ks, counts))
+        names = [(m, k) for m in METRIC_NAMES for k in prep.ks]
+        tables.append(
+            pd.DataFrame(
+                {
+                    "metric": [m for m, _ in names],
+                    "k": np.array([k for _, k in names], dtype=np.int64),
+                    "value": np.array([values[r] for r in names], dtype=np.float64),
+                    "n_users": np.full(len(names), int(chosen.sum()), dtype=np.int64),
+                }
+            )
+        )
+    return tables

@@ -1,0 +1,283 @@
+"""Evaluation protocol: which test items count, user and item segments, per-user values, rating errors.
+
+Relevance (``recpipeline.evaluation.relevance``): the test items a user had not interacted with before the
+test window (train or validation). Metric definitions: ``docs/metrics.md``. Segments (column ``segment``):
+
+* ``all`` — every user with at least one relevant test item;
+* ``warm`` / ``cold`` / ``new_users`` — a partition of those users by their history before the test window
+  (train + validation rows, what the models see when recommending): more than ``cold_max_interactions``,
+  1 to ``cold_max_interactions``, none (served by the cold-start fallback);
+* ``cross_category`` — relevance restricted to test items whose category the user never touched before the
+  test window, over users with history and at least one such item (needs the item catalogue);
+* ``new_items`` — relevance restricted to items first seen in the test window (users with at least one), plus
+  ``exposure_share``: the share of all evaluated users' top-K slots holding a new item (its n_users is the
+  number of all evaluated users).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from recpipeline.evaluation.metrics import (
+    count_items,
+    evaluate_subsets,
+    exposure_share,
+    index_relevance,
+    isin_ids,
+    per_user_metrics,
+)
+from recpipeline.evaluation.relevance import unseen_relevant
+from recpipeline.models.base import Recommender, score_chunk_rows
+from recpipeline.models.context import ScoreContext
+from recpipeline.models.registry import model_class
+from recpipeline.preparation.encoding import interaction_matrix
+
+METRICS_COLUMNS = ("model", "segment", "metric", "k", "value", "n_users")
+#: a partition of the evaluated users by history length; the per-user table carries one of these per user
+USER_SEGMENTS = ("warm", "cold", "new_users")
+SEGMENTS = ("all", *USER_SEGMENTS, "cross_category", "new_items")
+#: k of metrics that are not cut-off metrics (rmse, mae)
+NO_K = 0
+
+#: family of recommendation lists read from files; a registered model's family is its class attribute
+EXTERNAL = "external"
+#: families never chosen as the default significance baseline: the neural models, the external lists
+NOT_BASELINE_FAMILIES = ("neural", EXTERNAL)
+
+
+def list_families(model_names: Iterable[str], external_names: Iterable[str]) -> dict[str, str]:
+    """The family of every evaluated list: each registered model's ``family``, ``external`` for the lists
+    read from files (a name that is neither raises: it could never be labelled correctly)."""
+    families = {name: model_class(name).family for name in model_names}
+    return {**families, **dict.fromkeys(external_names, EXTERNAL)}
+
+
+def category_codes(item_catalog: pd.DataFrame, item_id_map: pd.DataFrame) -> np.ndarray:
+    """Category code per item index (items missing from the catalogue share an 'unknown' category)."""
+    category = item_id_map["id"].map(item_catalog.set_index("item_id")["category"]).fillna("<unknown>")
+    codes, _ = pd.factorize(category.astype(str), sort=True)
+    out = np.empty(len(item_id_map), dtype=np.int64)
+    out[item_id_map["idx"].to_numpy()] = codes
+    return out
+
+
+def _one_hot(codes: np.ndarray) -> sp.csr_matrix:
+    rows = np.arange(len(codes))
+    return sp.csr_matrix(
+        (np.ones(len(rows), dtype=np.float32), (rows, codes)), shape=(len(codes), codes.max(initial=-1) + 1)
+    )
+
+
+@dataclass(frozen=True)
+class EvaluationData:
+    """Everything the metrics need besides the lists, prepared once per run."""
+
+    relevant: pd.DataFrame  # distinct unseen (user_idx, item_idx) test pairs
+    train: pd.DataFrame  # catalogue and novelty counts
+    features: sp.csr_matrix | None  # one-hot categories; None without a catalogue
+    user_segment: pd.Series  # evaluated user_idx (sorted) -> one of USER_SEGMENTS
+    cross_category: (
+        pd.DataFrame | None
+    )  # relevant pairs in a category new to the user; None without catalogue
+    new_items: np.ndarray  # item_idx first seen in the test window
+
+    def users_in(self, segment: str) -> np.ndarray:
+        return self.user_segment.index[self.user_segment.to_numpy() == segment].to_numpy()
+
+
+def prepare_evaluation(
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    test: pd.DataFrame,
+    item_catalog: pd.DataFrame | None,
+    item_id_map: pd.DataFrame,
+    cold_max_interactions: int,
+) -> EvaluationData:
+    """Relevance, segments and item features from the splits (indices) and the catalogue (string ids)."""
+    pair = ["user_idx", "item_idx"]
+    known = pd.concat([train[pair], validation[pair]], ignore_index=True)
+    relevant = unseen_relevant(test, known)
+    known_user = known["user_idx"].to_numpy(np.int64)
+    known_item = known["item_idx"].to_numpy(np.int64)
+    users = np.unique(relevant["user_idx"].to_numpy(np.int64))
+    # rows before the test window per user_idx, long enough for every relevant user
+    known_rows = np.bincount(known_user, minlength=int(users.max(initial=-1)) + 1)
+    history = known_rows[users]
+    segment = np.where(history == 0, "new_users", np.where(history <= cold_max_interactions, "cold", "warm"))
+    test_item = test["item_idx"].to_numpy(np.int64)
+    new_items = np.unique(test_item[~isin_ids(test_item, known_item)])
+
+    features = cross = None
+    if item_catalog is not None:
+        codes = category_codes(item_catalog, item_id_map)
+        features = _one_hot(codes)
+        n_cat = int(codes.max(initial=-1)) + 1
+        rel_user = relevant["user_idx"].to_numpy(np.int64)
+        rel_category = codes[relevant["item_idx"].to_numpy(np.int64)]
+        novel = ~isin_ids(rel_user * n_cat + rel_category, known_user * n_cat + codes[known_item])
+        has_history = known_rows[rel_user] > 0  # for new users every category is new: that's new_users
+        cross = relevant[novel & has_history].reset_index(drop=True)
+    return EvaluationData(
+        relevant=relevant,
+        train=train,
+        features=features,
+        user_segment=pd.Series(segment, index=pd.Index(users, name="user_idx"), name="user_segment"),
+        cross_category=cross,
+        new_items=new_items,
+    )
+
+
+def _labelled(parts: Sequence[tuple[str, str, pd.DataFrame]]) -> pd.DataFrame:
+    """The (model, segment, table) parts stacked and labelled at once (an assign per part is slow)."""
+    sizes = [len(table) for _, _, table in parts]
+    stacked = pd.concat([table for _, _, table in parts], ignore_index=True)
+    models = np.repeat([model for model, _, _ in parts], sizes)
+    segments = np.repeat([segment for _, segment, _ in parts], sizes)
+    return stacked.assign(model=models, segment=segments)[list(METRICS_COLUMNS)]
+
+
+def evaluate_models(
+    recommendations: Mapping[str, pd.DataFrame], data: EvaluationData, ks: Sequence[int]
+) -> pd.DataFrame:
+    """Metrics for every model and segment on the test window: METRICS_COLUMNS rows."""
+    # (relevant pairs, {segment: user subset}), indexed once for every model; the user segments are subsets
+    # of segment all, so each list's per-user metrics are computed once for all four
+    relevant = index_relevance(data.relevant)
+    cases = [(relevant, {"all": None, **{s: data.users_in(s) for s in USER_SEGMENTS}})]
+    if data.cross_category is not None:
+        cases.append((index_relevance(data.cross_category), {"cross_category": None}))
+    new_items = data.relevant[data.relevant["item_idx"].isin(data.new_items)]
+    cases.append((index_relevance(new_items), {"new_items": None}))
+    counts = count_items(data.train)
+    parts = []
+    for model, recs in recommendations.items():
+        for relevance, segments in cases:
+            evaluated = evaluate_subsets(recs, relevance, counts, ks, data.features, list(segments.values()))
+            parts += [(model, segment, table) for segment, table in zip(segments, evaluated, strict=True)]
+        shares = exposure_share(recs, relevant, ks, data.new_items)
+        exposure = pd.DataFrame(
+            {
+                "metric": "exposure_share",
+                "k": list(shares),
+                "value": list(shares.values()),
+                "n_users": len(data.user_segment),
+            }
+        )
+        parts.append((model, "new_items", exposure))
+    return _typed(_labelled(parts))
+
+
+def _typed(table: pd.DataFrame) -> pd.DataFrame:
+    dtypes = {
+        "model": str,
+        "segment": str,
+        "metric": str,
+        "k": np.int64,
+        "value": np.float64,
+        "n_users": np.int64,
+    }
+    return table.astype(dtypes)
+
+
+def per_user_values(
+    recommendations: Mapping[str, pd.DataFrame], data: EvaluationData, ks: Sequence[int]
+) -> pd.DataFrame:
+    """Per model and evaluated user (segment ``all`` relevance): model, user_idx, user_segment, metric@k.
+
+    Every model has the same rows (the evaluated users, sorted), so values are paired across models.
+    """
+    relevant = index_relevance(data.relevant)
+    frames = []
+    for model, recs in recommendations.items():
+        values = per_user_metrics(recs, relevant, ks, item_features=data.features)
+        values.insert(0, "model", model)
+        values.insert(2, "user_segment", data.user_segment.to_numpy())
+        frames.append(values)
+    return pd.concat(frames, ignore_index=True)
+
+
+def rating_errors(
+    models: Mapping[str, Recommender],
+    train: pd.DataFrame,
+    validation: pd.DataFrame,
+    test: pd.DataFrame,
+    rating_weight: float,
+) -> pd.DataFrame:
+    """RMSE and MAE of every model's rating predictions on the test window's explicit ratings.
+
+    The models' scores are ranking scores, not ratings, so each model gets a linear calibration
+    ``rating ~ a + b * score`` fitted by least squares on the validation window's ratings (scored from the
+    training history), then predicts the test ratings (scored from train + validation history), clipped to
+    the observed rating range. Ratings are the ``rating`` events' weight / ``rating_weight``. No rows when
+    either window has no ratings or ``rating_weight`` is 0 (the rating value cannot be recovered).
+    """
+    if rating_weight <= 0:
+        return _typed(pd.DataFrame(columns=list(METRICS_COLUMNS)))
+    fit_pairs, test_pairs = _ratings(validation, rating_weight), _ratings(test, rating_weight)
+    if not len(fit_pairs) or not len(test_pairs):
+        return _typed(pd.DataFrame(columns=list(METRICS_COLUMNS)))
+    known = pd.concat([train, validation], ignore_index=True)
+    scale = _ratings(known, rating_weight)["rating"]
+    low, high = scale.min(), scale.max()
+    rows = []
+    for name, model in models.items():
+        shape = (model.n_users_, model.n_items_)
+        fit_scores = score_pairs(model, fit_pairs, interaction_matrix(train, *shape), ScoreContext(train))
+        test_scores = score_pairs(model, test_pairs, interaction_matrix(known, *shape), ScoreContext(known))
+        ratings = fit_pairs["rating"].to_numpy()
+        ok = np.isfinite(fit_scores)
+        fallback = float(ratings.mean())
+        slope, intercept = _linear_fit(fit_scores[ok], ratings[ok]) if ok.any() else (0.0, fallback)
+        predicted = np.where(np.isfinite(test_scores), intercept + slope * test_scores, fallback)
+        error = np.clip(predicted, low, high) - test_pairs["rating"].to_numpy()
+        n_users = int(test_pairs["user_idx"].nunique())
+        rows += [
+            (name, "all", "rmse", NO_K, float(np.sqrt(np.mean(error**2))), n_users),
+            (name, "all", "mae", NO_K, float(np.mean(np.abs(error))), n_users),
+        ]
+    return _typed(pd.DataFrame(rows, columns=list(METRICS_COLUMNS)))
+
+
+def _ratings(split: pd.DataFrame, rating_weight: float) -> pd.DataFrame:
+    """Mean rating per (user_idx, item_idx) of a split's rating events."""
+    rated = split[split["event_type"].astype(str) == "rating"]
+    rating = rated["weight"].to_numpy(np.float64) / rating_weight
+    pairs = rated[["user_idx", "item_idx"]].assign(rating=rating)
+    return pairs.groupby(["user_idx", "item_idx"], as_index=False, sort=True)["rating"].mean()
+
+
+def _linear_fit(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Least-squares slope and intercept (x non-empty); a constant prediction when x does not vary."""
+    spread = x - x.mean()
+    denominator = float(spread @ spread)
+    slope = float(spread @ (y - y.mean())) / denominator if denominator > 0 else 0.0
+    return slope, float(y.mean() - slope * x.mean())
+
+
+def score_pairs(
+    model: Recommender, pairs: pd.DataFrame, history: sp.csr_matrix, context: ScoreContext | None = None
+) -> np.ndarray:
+    """The model's score of each (user_idx, item_idx) row of ``pairs``, scoring users in bounded chunks.
+
+    ``history``: the users x items matrix of everything known; ``context``: the events behind it.
+    """
+    users, row = np.unique(pairs["user_idx"].to_numpy(np.int64), return_inverse=True)
+    row = row.ravel()
+    items = pairs["item_idx"].to_numpy(np.int64)
+    order = np.argsort(row, kind="stable")
+    sorted_row = row[order]
+    history = history.tocsr()
+    out = np.empty(len(pairs), dtype=np.float64)
+    rows_per_chunk = score_chunk_rows(history.shape[1])
+    for first in range(0, len(users), rows_per_chunk):
+        chunk_users = users[first : first + rows_per_chunk]
+        a, b = np.searchsorted(sorted_row, [first, first + rows_per_chunk])
+        take = order[a:b]
+        scores = np.asarray(model.score(chunk_users, history[chunk_users], context), dtype=np.float64)
+        out[take] = scores[row[take] - first, items[take]]
+    return out

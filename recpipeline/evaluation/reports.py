@@ -1,0 +1,232 @@
+"""Human-readable summaries of metric tables: Markdown for the Dagster UI and the CLI, and the HTML report.
+
+The report is one self-contained page (plots embedded as base64 PNGs, drawn with matplotlib's Agg canvas):
+bars of mean ndcg / recall with bootstrap confidence intervals, the accuracy vs novelty / coverage
+trade-off, the ndcg trend over past runs, the significance table and the metrics of every segment.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from recpipeline.evaluation.history import run_order
+from recpipeline.evaluation.protocol import NO_K, USER_SEGMENTS
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+
+def markdown_table(frame: pd.DataFrame, float_format: str = "{:.4f}") -> str:
+    """A GitHub-flavoured Markdown table (no extra dependency)."""
+
+    def cell(value: object) -> str:
+        if isinstance(value, float | np.floating):
+            return "" if np.isnan(value) else float_format.format(value)
+        return str(value).replace("|", "\\|")
+
+    header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
+    rule = "| " + " | ".join("---" for _ in frame.columns) + " |"
+    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([header, rule, *rows])
+
+
+def metrics_summary(
+    metrics: pd.DataFrame, segment: str = "all", ks: Sequence[int] | None = None
+) -> pd.DataFrame:
+    """One row per model for a segment: n_users, then one column per ``metric@k`` (just ``metric`` for
+    metrics without a cut-off such as rmse), optionally only at ``ks``; sorted by ndcg at the largest K.
+    """
+    rows = metrics[metrics["segment"] == segment]
+    if ks is not None:
+        rows = rows[rows["k"].isin([*ks, NO_K])]
+    wide = rows.pivot(index="model", columns=["metric", "k"], values="value")  # keeps empty segments' NaN
+    wide = wide[pd.MultiIndex.from_frame(rows[["metric", "k"]].drop_duplicates())]  # the table's metric order
+    wide.columns = [metric if k == NO_K else f"{metric}@{k}" for metric, k in wide.columns]
+    ndcg = rows[rows["metric"] == "ndcg"]
+    if len(ndcg):
+        top = ndcg[ndcg["k"] == ndcg["k"].max()].set_index("model")
+        wide.insert(0, "n_users", top["n_users"].reindex(wide.index))
+        wide = wide.sort_values(f"ndcg@{ndcg['k'].max()}", ascending=False)
+    return wide.reset_index()
+
+
+# -- the HTML / Markdown report ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReportInputs:
+    """What a report shows: one run's tables plus the history of earlier runs."""
+
+    metrics: pd.DataFrame  # METRICS_COLUMNS (+ run_id, as_of)
+    significance: pd.DataFrame  # significance.SIGNIFICANCE_COLUMNS
+    per_user: pd.DataFrame  # evaluation.per_user_values
+    history: pd.DataFrame  # history.HISTORY_COLUMNS
+    ks: tuple[int, ...]
+    n_boot: int = 1000
+    seed: int = 42
+
+
+def _png(fig: Figure) -> str:
+    """A figure as an embeddable data URI."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _figure(n_panels: int) -> tuple[Figure, list]:
+    from matplotlib.figure import Figure  # Agg canvas, no pyplot state: safe in a worker process
+
+    fig = Figure(figsize=(5.2 * n_panels, 3.8), layout="constrained")
+    return fig, list(np.atleast_1d(fig.subplots(1, n_panels)))
+
+
+def _colour(model: str, models: Sequence[str]) -> str:
+    """The same colour for a model in every chart of a report."""
+    return f"C{list(models).index(model) % 10}"
+
+
+def _interval_chart(inputs: ReportInputs, k: int) -> str:
+    """Bars of mean ndcg@k and recall@k per model (segment all) and ndcg@k per user segment, 95% CIs."""
+    from recpipeline.evaluation.significance import bootstrap_mean_ci
+
+    models = list(pd.unique(inputs.per_user["model"]))
+    groups = [("all", "ndcg"), ("all", "recall"), *((s, "ndcg") for s in USER_SEGMENTS)]
+    fig, (by_metric, by_segment) = _figure(2)
+    width = 0.8 / len(models)
+    for m, model in enumerate(models):
+        rows = inputs.per_user[inputs.per_user["model"] == model]
+        means, lows, highs = [], [], []
+        for segment, metric in groups:
+            values = rows[f"{metric}@{k}"].to_numpy()
+            if segment != "all":
+                values = values[rows["user_segment"].to_numpy() == segment]
+            low, high = bootstrap_mean_ci(values[:, None], inputs.n_boot, inputs.seed)
+            means.append(values.mean() if len(values) else np.nan)
+            lows.append(low[0])
+            highs.append(high[0])
+        means, lows, highs = np.array(means), np.array(lows), np.array(highs)
+        err = np.nan_to_num(np.vstack([means - lows, highs - means]))
+        for ax, part in ((by_metric, slice(0, 2)), (by_segment, slice(2, None))):
+            x = np.arange(len(means[part])) + (m - (len(models) - 1) / 2) * width
+            ax.bar(
+                x, means[part], width, yerr=err[:, part], capsize=3, label=model, color=_colour(model, models)
+            )
+    by_metric.set_xticks(range(2), [f"ndcg@{k}", f"recall@{k}"])
+    by_metric.set_title(f"Segment all, mean with 95% bootstrap CI (K={k})")
+    by_segment.set_xticks(range(len(USER_SEGMENTS)), list(USER_SEGMENTS))
+    by_segment.set_title(f"ndcg@{k} by user segment")
+    by_metric.legend(fontsize=8)
+    return _png(fig)
+
+
+def _tradeoff_chart(metrics: pd.DataFrame, k: int) -> str:
+    """Accuracy (ndcg@k) against novelty@k and catalog_coverage@k, one point per model (segment all)."""
+    models = list(pd.unique(metrics["model"]))
+    wide = metrics_summary(metrics)
+    fig, axes = _figure(2)
+    for ax, other in zip(axes, ("novelty", "catalog_coverage"), strict=True):
+        x, y = wide.get(f"{other}@{k}"), wide.get(f"ndcg@{k}")
+        if x is None or y is None:
+            continue
+        ax.scatter(x, y, c=[_colour(m, models) for m in wide["model"]])
+        ax.margins(0.15)
+        for name, xi, yi in zip(wide["model"], x, y, strict=True):
+            ax.annotate(str(name), (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.set_xlabel(f"{other}@{k}")
+        ax.set_ylabel(f"ndcg@{k}")
+        ax.set_title(f"Accuracy vs {other.replace('_', ' ')}")
+    return _png(fig)
+
+
+def _trend_chart(history: pd.DataFrame, models: Sequence[str], k: int) -> str:
+    """ndcg@k on segment all per model of this run across the runs of the history (oldest first)."""
+    rows = history[(history["metric"] == "ndcg") & (history["k"] == k) & (history["segment"] == "all")]
+    runs = run_order(rows)
+    position = {run: i for i, run in enumerate(runs)}
+    fig, (ax,) = _figure(1)
+    for model in models:
+        group = rows[rows["model"] == model]
+        ax.plot(
+            group["run_id"].map(position),
+            group["value"],
+            marker="o",
+            label=model,
+            color=_colour(model, models),
+        )
+    labels = rows.drop_duplicates("run_id").set_index("run_id")["as_of"].reindex(runs)
+    ax.set_xticks(range(len(runs)), [f"{a}\n{r[:8]}" for r, a in labels.items()], fontsize=7)
+    ax.set_ylabel(f"ndcg@{k}")
+    ax.set_title(f"ndcg@{k} over the last {len(runs)} run(s)")
+    if len(rows):
+        ax.legend(fontsize=8)
+    return _png(fig)
+
+
+def significance_summary(significance: pd.DataFrame, k: int) -> pd.DataFrame:
+    """The significance rows of segment ``all`` at cut-off ``k``."""
+    rows = significance[(significance["segment"] == "all") & (significance["k"] == k)]
+    return rows.drop(columns=["segment"])
+
+
+def report_markdown(inputs: ReportInputs) -> str:
+    """The report's tables as Markdown (metrics at the largest K per segment, significance on segment all)."""
+    k = max(inputs.ks)
+    parts = [_heading(inputs), f"## Metrics at K={k}"]
+    for segment in pd.unique(inputs.metrics["segment"]):
+        table = metrics_summary(inputs.metrics, segment, ks=(k,))
+        parts += [f"### {segment}", markdown_table(table)]
+    parts += [
+        f"## Significance against the baseline (segment all, K={k})",
+        markdown_table(significance_summary(inputs.significance, k)),
+    ]
+    return "\n\n".join(parts)
+
+
+def _heading(inputs: ReportInputs) -> str:
+    run_id = inputs.metrics["run_id"].iloc[0] if "run_id" in inputs.metrics and len(inputs.metrics) else ""
+    as_of = inputs.metrics["as_of"].iloc[0] if "as_of" in inputs.metrics and len(inputs.metrics) else ""
+    baseline = inputs.significance["baseline"].iloc[0] if len(inputs.significance) else "none"
+    return f"# Recommender evaluation, as of {as_of}\n\nRun `{run_id}`; significance baseline: `{baseline}`."
+
+
+def report_html(inputs: ReportInputs) -> str:
+    """A self-contained HTML page: plots as embedded PNGs, metrics per segment at every K, significance."""
+    k = max(inputs.ks)
+    tables = "".join(
+        f"<h3>{html.escape(str(segment))}</h3>{_html_table(metrics_summary(inputs.metrics, segment))}"
+        for segment in pd.unique(inputs.metrics["segment"])
+    )
+    figures = [
+        ("Accuracy with confidence intervals", _interval_chart(inputs, k)),
+        ("Accuracy against novelty and coverage", _tradeoff_chart(inputs.metrics, k)),
+        ("Trend over runs", _trend_chart(inputs.history, list(pd.unique(inputs.metrics["model"])), k)),
+    ]
+    images = "".join(f'<h2>{title}</h2><img alt="{title}" src="{uri}">' for title, uri in figures)
+    heading = _heading(inputs).replace("# ", "", 1).split("\n\n")
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(heading[0])}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
+table {{ border-collapse: collapse; font-size: 0.8em; margin-bottom: 1.5em; }}
+th, td {{ border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; }}
+th {{ background: #f2f2f2; }} img {{ max-width: 100%; }} .tables {{ overflow-x: auto; }}
+</style></head><body>
+<h1>{html.escape(heading[0])}</h1><p>{html.escape(heading[1]).replace("`", "")}</p>
+{images}
+<h2>Significance against the baseline</h2>
+<div class="tables">{_html_table(inputs.significance)}</div>
+<h2>Metrics per segment</h2><div class="tables">{tables}</div>
+</body></html>
+"""
+
+
+def _html_table(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="", border=0)

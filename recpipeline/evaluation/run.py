@@ -1,0 +1,143 @@
+"""One run's evaluation, end to end: metrics, per-user values, significance against the baseline, history.
+
+The ``metrics`` asset calls ``evaluate_run`` once; everything it shows (summaries, headline figures, users
+per segment) comes back in ``RunEvaluation``. Metric definitions: ``docs/metrics.md``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from recpipeline.evaluation.history import append_history
+from recpipeline.evaluation.protocol import (
+    NO_K,
+    evaluate_models,
+    list_families,
+    per_user_values,
+    prepare_evaluation,
+    rating_errors,
+)
+from recpipeline.evaluation.reports import markdown_table, metrics_summary, significance_summary
+from recpipeline.evaluation.significance import choose_baseline, significance_table
+from recpipeline.models.base import Recommender
+from recpipeline.preparation.splitting import as_of
+
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """The run settings the evaluation reads (from ``RunConfig`` and its ``evaluation`` section)."""
+
+    ks: Sequence[int]
+    k: int  # the headline cut-off: summaries, significance summary, the default baseline's ndcg
+    seed: int
+    cold_max_interactions: int
+    rating_weight: float  # weight of a rating event per rating point; 0: no rating errors
+    baseline: str | None
+    bootstrap_samples: int
+    alpha: float
+
+
+@dataclass(frozen=True)
+class EvaluationSplits:
+    """The encoded splits plus what the segments need (the catalogue may be empty of categories)."""
+
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    test: pd.DataFrame
+    item_catalog: pd.DataFrame | None
+    item_id_map: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class RunEvaluation:
+    metrics: pd.DataFrame  # METRICS_COLUMNS plus run_id, as_of
+    per_user: pd.DataFrame
+    significance: pd.DataFrame
+    history: pd.DataFrame
+    baseline: str
+    n_evaluated_users: int
+    summary: str  # Markdown: segment all at the headline k
+    headline: dict[str, float]  # "model/metric@k" (or "model/rmse") -> value, segment all
+    users_per_segment: dict[str, int]
+    significance_shown: str  # Markdown: segment all at the headline k
+    significantly_better: list[str]  # models significantly better than the baseline there
+
+
+def evaluated_lists(
+    model_lists: Mapping[str, pd.DataFrame], external: pd.DataFrame | None
+) -> dict[str, pd.DataFrame]:
+    """Every list to evaluate by name: the configured models', then each external file's (column model)."""
+    lists = dict(model_lists)
+    if external is not None:
+        lists.update({str(m): frame for m, frame in external.groupby("model", sort=True)})
+    return lists
+
+
+def evaluate_run(
+    splits: EvaluationSplits,
+    model_lists: Mapping[str, pd.DataFrame],
+    external: pd.DataFrame | None,
+    models: Mapping[str, Recommender],
+    settings: EvaluationSettings,
+    run_id: str,
+    previous_history: pd.DataFrame | None,
+) -> RunEvaluation:
+    """Evaluate the configured models' lists (``model_lists``, fitted ``models``) and the external lists on
+    the test window, test each against the baseline and append the metrics to ``previous_history``."""
+    data = prepare_evaluation(
+        splits.train,
+        splits.validation,
+        splits.test,
+        splits.item_catalog,
+        splits.item_id_map,
+        settings.cold_max_interactions,
+    )
+    lists = evaluated_lists(model_lists, external)
+    table = pd.concat(
+        [
+            evaluate_models(lists, data, settings.ks),
+            rating_errors(models, splits.train, splits.validation, splits.test, settings.rating_weight),
+        ],
+        ignore_index=True,
+    )
+    table["run_id"] = run_id
+    table["as_of"] = str(as_of(splits.test["timestamp"]).date())
+
+    per_user = per_user_values(lists, data, settings.ks)
+    families = list_families(model_lists, [name for name in lists if name not in model_lists])
+    baseline = choose_baseline(table, settings.k, families, settings.baseline)
+    tests = significance_table(
+        per_user, baseline, settings.ks, settings.bootstrap_samples, settings.alpha, settings.seed
+    )
+    shown = significance_summary(tests, settings.k)
+    better = shown.loc[shown["significant"] & (shown["mean_diff"] > 0), "model"].unique()
+    return RunEvaluation(
+        metrics=table,
+        per_user=per_user,
+        significance=tests,
+        history=append_history(previous_history, table),
+        baseline=baseline,
+        n_evaluated_users=len(data.user_segment),
+        summary=markdown_table(metrics_summary(table, ks=(settings.k,))),
+        headline=headline_figures(table, settings.k),
+        users_per_segment=users_per_segment(table),
+        significance_shown=markdown_table(shown),
+        significantly_better=[str(m) for m in better],
+    )
+
+
+def headline_figures(metrics: pd.DataFrame, k: int) -> dict[str, float]:
+    """Segment ``all`` at cut-off ``k`` (and the rating errors) as "model/metric@k" -> value."""
+    top = metrics[(metrics["segment"] == "all") & metrics["k"].isin([k, NO_K])]
+    return {
+        f"{r.model}/{r.metric}" + (f"@{r.k}" if r.k != NO_K else ""): float(r.value) for r in top.itertuples()
+    }
+
+
+def users_per_segment(metrics: pd.DataFrame) -> dict[str, int]:
+    """Evaluated users per segment (the largest ndcg n_users of any list)."""
+    segments = metrics[metrics["metric"] == "ndcg"].groupby("segment")["n_users"].max()
+    return {str(s): int(n) for s, n in segments.items()}

@@ -1,0 +1,107 @@
+"""The model registry: config name -> model class, imported on first use.
+
+Adding a model is one module plus one line in ``_LOCATIONS``. Nothing here imports a model module at import
+time, so configuration can validate names (``MODEL_NAMES``, ``has_item_similarity``) without loading torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from recpipeline.models.base import Recommender, RunSettings
+
+#: config name -> (module, class, whether the class implements similar_items); baselines first, then CF,
+#: content / hybrid and the neural models
+_LOCATIONS: dict[str, tuple[str, str, bool]] = {
+    "popularity": ("recpipeline.models.popularity", "Popularity", False),
+    "random": ("recpipeline.models.random_baseline", "Random", False),
+    "item_knn": ("recpipeline.models.item_knn", "ItemKNN", True),
+    "user_knn": ("recpipeline.models.user_knn", "UserKNN", False),
+    "als": ("recpipeline.models.als", "ALS", True),
+    "bpr": ("recpipeline.models.bpr", "BPR", True),
+    "ease": ("recpipeline.models.ease", "EASE", True),
+    "svd": ("recpipeline.models.svd", "SVD", True),
+    "content": ("recpipeline.models.content", "Content", True),
+    "hybrid": ("recpipeline.models.hybrid", "Hybrid", True),
+    "mult_vae": ("recpipeline.models.mult_vae", "MultVAE", True),
+    "neumf": ("recpipeline.models.neumf", "NeuMF", True),
+    "sasrec": ("recpipeline.models.sasrec", "SASRec", True),
+    "gru4rec": ("recpipeline.models.gru4rec", "GRU4Rec", True),
+}
+
+#: every registered model name, in registry order
+MODEL_NAMES: tuple[str, ...] = tuple(_LOCATIONS)
+
+
+def _unknown(name: str) -> ValueError:
+    return ValueError(f"unknown model {name!r}; known: {', '.join(sorted(MODEL_NAMES))}")
+
+
+def model_class(name: str) -> type[Recommender]:
+    """The class of registered model ``name`` (its module is imported now); ``ValueError`` if unknown."""
+    if name not in _LOCATIONS:
+        raise _unknown(name)
+    module, class_name, _ = _LOCATIONS[name]
+    cls = getattr(importlib.import_module(module), class_name)
+    if cls.name != name:
+        raise TypeError(f"registry entry {name!r} is {module}.{class_name}, whose name is {cls.name!r}")
+    return cls
+
+
+def has_item_similarity(name: str) -> bool:
+    """Whether model ``name`` implements ``similar_items`` (item embeddings or a similarity matrix), from the
+    registry alone (no model module is imported; the contract tests check it against the class)."""
+    if name not in _LOCATIONS:
+        raise _unknown(name)
+    return _LOCATIONS[name][2]
+
+
+class _Registry(Mapping[str, type[Recommender]]):
+    """``MODEL_NAMES`` as a read-only mapping to the classes, each imported when first looked up."""
+
+    def __getitem__(self, name: str) -> type[Recommender]:
+        if name not in _LOCATIONS:
+            raise KeyError(name)
+        return model_class(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(MODEL_NAMES)
+
+    def __len__(self) -> int:
+        return len(MODEL_NAMES)
+
+    def __contains__(self, name: object) -> bool:
+        return name in _LOCATIONS
+
+
+#: every model by config name (a lazy mapping: membership and iteration import nothing)
+MODEL_REGISTRY: Mapping[str, type[Recommender]] = _Registry()
+
+
+def create_model(
+    name: str, params: dict[str, Any] | None = None, settings: RunSettings | None = None
+) -> Recommender:
+    """Instantiate model ``name`` with ``params`` plus the run ``settings`` the model declares
+    (``Recommender.run_settings``; a value in ``params`` wins); config mistakes surface as a ``ValueError``
+    naming them."""
+    cls = model_class(name)
+    params = settings.apply(cls, params) if settings is not None else dict(params or {})
+    known = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
+    unknown = sorted(set(params) - set(known))
+    if unknown:
+        plural = "s" if len(unknown) > 1 else ""
+        names = ", ".join(map(repr, unknown))
+        raise ValueError(f"model {name!r} has no parameter{plural} {names}; known: {', '.join(known)}")
+    return cls(**params)
+
+
+def load_model(directory: Path | str) -> Recommender:
+    """Reload a saved model; the class comes from the ``model`` field of its ``params.json``."""
+    directory = Path(directory)
+    meta = json.loads((directory / "params.json").read_text())
+    return model_class(meta["model"]).load(directory)

@@ -1,0 +1,78 @@
+"""Fit one configured model on the run's splits: the domain step behind each model asset."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from recpipeline.models.base import Logger, Recommender, RunSettings, no_log
+from recpipeline.models.context import FitContext, ScoreContext, align_rows, id_map_version
+from recpipeline.models.registry import create_model, model_class
+from recpipeline.models.tuning import tune
+from recpipeline.preparation.encoding import interaction_matrix
+
+
+@dataclass(frozen=True)
+class TrainingData:
+    """The encoded splits and side information a model is fitted on (string ids in catalogue / profiles)."""
+
+    train: pd.DataFrame
+    validation: pd.DataFrame
+    user_id_map: pd.DataFrame
+    item_id_map: pd.DataFrame
+    item_catalog: pd.DataFrame
+    user_profiles: pd.DataFrame
+
+
+@dataclass(frozen=True)
+class TrainedModel:
+    model: Recommender
+    seconds: float  # wall time of fitting (all trials when tuned)
+    #: one entry per tuning trial ({"params", "ndcg", "seconds"}); None when not tuned
+    trials: list[dict[str, Any]] | None = None
+
+
+def train_model(
+    name: str,
+    params: dict[str, Any] | None,
+    settings: RunSettings,
+    data: TrainingData,
+    tuning_trials: int = 0,
+    log: Logger = no_log,
+) -> TrainedModel:
+    """Fit model ``name`` with ``params`` plus the run ``settings`` it declares; with ``tuning_trials`` > 0
+    the parameters not set in ``params`` are searched on validation NDCG@k (``recpipeline.models.tuning``).
+    """
+    params = settings.apply(model_class(name), params)
+    shape = (len(data.user_id_map), len(data.item_id_map))
+    context = FitContext(
+        item_features=align_rows(data.item_catalog, data.item_id_map, "item_id"),
+        user_features=align_rows(data.user_profiles, data.user_id_map, "user_id"),
+        train_events=data.train,
+        validation_events=data.validation,
+        id_map_version=id_map_version(data.user_id_map, data.item_id_map),
+    )
+    train, validation = interaction_matrix(data.train, *shape), interaction_matrix(data.validation, *shape)
+    started = time.perf_counter()
+    trials = None
+    if tuning_trials > 0:
+        result = tune(
+            name,
+            params,
+            train,
+            validation,
+            trials=tuning_trials,
+            k=settings.k,
+            seed=settings.seed,
+            context=context,
+            score_context=ScoreContext(history_events=data.train, user_features=context.user_features),
+            log=log,
+        )
+        model, trials = result.model, result.trials
+    else:
+        model = create_model(name, params)
+        model.fit(train, validation, context=context, log=log)
+    return TrainedModel(model, time.perf_counter() - started, trials)

@@ -1,0 +1,131 @@
+"""Mapping a source's raw rows onto the cleaned-events contract (before cleaning judges them).
+
+``apply_mapping`` renames the mapped columns, turns ids into strings, event types into contract names and
+timestamps into UTC; it never drops a row. Values that do not parse become missing (NA / NaT), so cleaning
+quarantines them with the right reason while the raw row stays as ingested.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from recpipeline.contracts import LINEAGE_COLUMNS
+
+#: epoch numbers at least this large are milliseconds (1e11 seconds would be the year 5138)
+_MS_THRESHOLD = 1e11
+# an ISO time with a UTC designator or offset at the end: "...10:00Z", "...10:00:00+02:00", "...1000-0500"
+_AWARE = r"\d:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
+_INT64_MICROS = 9.2e18
+
+
+@dataclass(frozen=True)
+class EventMapping:
+    """How one source's columns become the contract's."""
+
+    #: contract name -> source column: user_id, item_id, timestamp; optional event_type, value, session_id
+    columns: Mapping[str, str]
+    event_type_default: str | None = None  # for logs of a single kind (no event_type column)
+    event_types: Mapping[str, str] = field(default_factory=dict)  # source value -> contract event type
+    timezone: str = "UTC"  # the zone of naive timestamps
+    timestamp_unit: str = "auto"  # auto | s | ms | iso
+
+
+def apply_mapping(raw: pd.DataFrame, mapping: EventMapping) -> pd.DataFrame:
+    """Contract columns (plus the lineage columns) for each raw row, same index, nothing dropped."""
+    columns = mapping.columns
+    contract = pd.DataFrame(
+        {
+            "user_id": id_strings(raw[columns["user_id"]]),
+            "item_id": id_strings(raw[columns["item_id"]]),
+            "event_type": _event_types(raw, mapping),
+            "timestamp": parse_timestamps(
+                raw[columns["timestamp"]], mapping.timestamp_unit, mapping.timezone
+            ),
+            "value": raw[columns["value"]] if "value" in columns else 1.0,
+            "session_id": id_strings(raw[columns["session_id"]]) if "session_id" in columns else pd.NA,
+        },
+        index=raw.index,
+    )
+    for column in LINEAGE_COLUMNS:
+        if column in raw:
+            contract[column] = raw[column]
+    return contract
+
+
+def id_strings(values: pd.Series) -> pd.Series:
+    """Ids as strings. Text stays exactly as given; a float column holding whole numbers (an integer id
+    column with gaps, as pandas and Parquet writers make them: 17850.0) is written without the '.0'."""
+    if pd.api.types.is_float_dtype(values):
+        # only below 2**53 is a float an exact integer
+        whole = np.isfinite(values) & (values == np.round(values)) & (values.abs() < 2.0**53)
+        as_int = values.where(whole).astype("Int64").astype("string")
+        return as_int.where(whole, values.astype("string"))
+    return values.astype("string")
+
+
+def parse_timestamps(values: pd.Series, unit: str = "auto", timezone: str = "UTC") -> pd.Series:
+    """UTC timestamps (``datetime64[us, UTC]``), NaT where a value does not parse.
+
+    Epoch numbers (``s``, ``ms``; ``auto`` tells them apart by size, per value) are absolute. ISO strings
+    with an offset or ``Z`` are converted; naive ones are local time in ``timezone`` (an hour that occurs
+    twice at the end of summer time is taken as the first, one skipped at its start moves forward).
+    """
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        return values.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
+    if pd.api.types.is_datetime64_dtype(values.dtype):
+        return _localize(values, timezone)
+    numeric = pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype)
+    text = None if numeric else values.astype("string").str.strip()
+    parsed = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us, UTC]")
+    if unit != "iso":
+        numbers = pd.Series(
+            pd.to_numeric(values if numeric else text, errors="coerce").to_numpy("float64", na_value=np.nan),
+            index=values.index,
+        )
+        scale = {"s": 1e6, "ms": 1e3}.get(unit)
+        if scale is None:
+            micros = numbers * np.where(numbers.abs() >= _MS_THRESHOLD, 1e3, 1e6)
+        else:
+            micros = numbers * scale
+        ok = np.isfinite(micros) & (micros.abs() < _INT64_MICROS)
+        parsed[ok] = pd.to_datetime(micros[ok].round().astype("int64"), unit="us", utc=True)
+        if text is None or unit != "auto":
+            return parsed
+        text = text.where(~ok)
+    # pyarrow's RE2 directly: several times faster than pandas' str.contains for this pattern
+    matches = pc.match_substring_regex(pa.array(text, type=pa.string()), _AWARE)
+    aware = pd.Series(matches.fill_null(False).to_numpy(zero_copy_only=False), index=text.index)
+    parsed[aware] = pd.to_datetime(text[aware], format="ISO8601", utc=True, errors="coerce")
+    naive = text.notna() & ~aware
+    if naive.any():
+        parsed[naive] = _localize(pd.to_datetime(text[naive], format="ISO8601", errors="coerce"), timezone)
+    return parsed
+
+
+def most_frequent(frame: pd.DataFrame, key: str, column: str) -> pd.Series:
+    """Per ``key``, the most frequent non-missing ``column`` value (ties: the smallest value)."""
+    counts = frame.groupby([key, column], observed=True).size().rename("n").reset_index()
+    top = counts.sort_values([key, "n"], ascending=[True, False], kind="stable").drop_duplicates(key)
+    return top.set_index(key)[column]
+
+
+def _localize(values: pd.Series, timezone: str) -> pd.Series:
+    localized = values.dt.tz_localize(
+        timezone, ambiguous=np.ones(len(values), dtype=bool), nonexistent="shift_forward"
+    )
+    return localized.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
+
+
+def _event_types(raw: pd.DataFrame, mapping: EventMapping) -> pd.Series | str:
+    if "event_type" not in mapping.columns:
+        return mapping.event_type_default
+    values = raw[mapping.columns["event_type"]].astype("string").str.strip()
+    if not mapping.event_types:
+        return values
+    return values.map(dict(mapping.event_types)).fillna(values).astype("string")

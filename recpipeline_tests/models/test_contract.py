@@ -1,0 +1,92 @@
+"""Every registered model runs the model contract (recpipeline_tests/models/contract.py), with small, fast
+settings; a registry entry without a contract class here fails ``test_every_registered_model_has_a_contract``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from recpipeline.models import MODEL_NAMES
+from recpipeline_tests.models.contract import ModelContract
+
+SEQUENCE = {"factors": 8, "max_len": 8, "epochs": 2, "batch_size": 32, "dropout": 0.0}
+
+
+class TestPopularity(ModelContract):
+    name = "popularity"
+
+
+class TestSegmentPopularity(ModelContract):
+    name = "popularity"
+    params = {"segment_by": ["region"]}
+
+
+class TestRandom(ModelContract):
+    name = "random"
+
+
+class TestItemKNN(ModelContract):
+    name = "item_knn"
+
+
+class TestUserKNN(ModelContract):
+    name = "user_knn"
+
+
+class TestALS(ModelContract):
+    name = "als"
+    params = {"factors": 4, "iterations": 5}
+
+
+class TestBPR(ModelContract):
+    name = "bpr"
+    params = {"factors": 8, "iterations": 10}
+
+
+class TestEASE(ModelContract):
+    name = "ease"
+
+
+class TestSVD(ModelContract):
+    name = "svd"
+    params = {"factors": 3}
+
+
+class TestContent(ModelContract):
+    name = "content"
+
+
+class TestHybrid(ModelContract):
+    name = "hybrid"
+    params = {"cf_params": {"factors": 4, "iterations": 5}}
+
+
+class TestMultVAE(ModelContract):
+    name = "mult_vae"
+    params = {"hidden": 16, "latent": 4, "epochs": 2, "batch_size": 32, "device": "cpu"}
+
+
+class TestNeuMF(ModelContract):
+    name = "neumf"
+    params = {"factors": 4, "layers": [8, 4], "epochs": 2, "batch_size": 128, "device": "cpu"}
+
+
+class TestSASRec(ModelContract):
+    name = "sasrec"
+    params = SEQUENCE
+
+
+class TestGRU4Rec(ModelContract):
+    name = "gru4rec"
+    params = SEQUENCE
+
+
+def test_every_registered_model_has_a_contract() -> None:
+    module = sys.modules[__name__]
+    covered = {
+        cls.name
+        for cls in vars(module).values()
+        if isinstance(cls, type) and issubclass(cls, ModelContract) and cls is not ModelContract
+    }
+    missing = [name for name in MODEL_NAMES if name not in covered]
+    assert not missing, f"registered models without a contract class in {__name__}: {missing}"

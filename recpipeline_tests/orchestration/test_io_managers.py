@@ -1,0 +1,109 @@
+import pandas as pd
+import pytest
+from dagster import (
+    AssetExecutionContext,
+    AssetIn,
+    DailyPartitionsDefinition,
+    asset,
+    materialize,
+)
+from upath import UPath
+
+from recpipeline.orchestration.io_managers import ParquetIOManager, contained_path
+
+DAYS = DailyPartitionsDefinition(start_date="2026-10-01", end_date="2026-10-05")
+
+
+@asset(partitions_def=DAYS)
+def daily(context: AssetExecutionContext) -> dict[str, pd.DataFrame]:
+    return {
+        key: pd.DataFrame({"day": [key] * 2, "n": [1, 2], "id": ['ü,"x', "9007199254740993"]})
+        for key in context.partition_keys
+    }
+
+
+@asset
+def summary(daily: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat(daily.values(), ignore_index=True)
+
+
+@asset(partitions_def=DAYS)
+def same_day(daily: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    return {key: frame.assign(n=frame["n"] * 10) for key, frame in daily.items()}
+
+
+@asset(ins={"daily": AssetIn(metadata={"columns": ["id"]})})
+def ids_only(daily: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    return pd.concat(daily.values(), ignore_index=True)
+
+
+def resources(root):
+    return {"io_manager": ParquetIOManager(root=str(root))}
+
+
+def test_partitioned_and_unpartitioned_round_trip(tmp_path):
+    for key in DAYS.get_partition_keys():
+        materialize([daily, same_day], partition_key=key, resources=resources(tmp_path))
+    files = sorted(p.name for p in (tmp_path / "daily").iterdir())
+    assert files == ["2026-10-01.parquet", "2026-10-02.parquet", "2026-10-03.parquet", "2026-10-04.parquet"]
+    assert not list(tmp_path.rglob("*.tmp"))  # atomic writes leave no temporary files
+    result = materialize([daily.to_source_asset(), summary], resources=resources(tmp_path))
+    table = result.output_for_node("summary")
+    assert len(table) == 8 and set(table["day"]) == set(DAYS.get_partition_keys())
+    assert table["id"].tolist()[:2] == ['ü,"x', "9007199254740993"]
+    assert pd.read_parquet(tmp_path / "same_day" / "2026-10-02.parquet")["n"].tolist() == [10, 20]
+
+
+def test_a_single_run_over_a_range_writes_one_file_per_day(tmp_path):
+    materialize(
+        [daily, same_day],
+        resources=resources(tmp_path),
+        tags={
+            "dagster/asset_partition_range_start": "2026-10-02",
+            "dagster/asset_partition_range_end": "2026-10-04",
+        },
+    )
+    assert sorted(p.stem for p in (tmp_path / "same_day").iterdir()) == [
+        "2026-10-02",
+        "2026-10-03",
+        "2026-10-04",
+    ]
+
+
+def test_rematerializing_a_partition_replaces_it(tmp_path):
+    materialize([daily], partition_key="2026-10-01", resources=resources(tmp_path))
+    materialize([daily], partition_key="2026-10-01", resources=resources(tmp_path))
+    assert len(pd.read_parquet(tmp_path / "daily" / "2026-10-01.parquet")) == 2
+
+
+def test_missing_upstream_partition_names_the_file(tmp_path):
+    materialize([daily], partition_key="2026-10-01", resources=resources(tmp_path))
+    with pytest.raises(Exception, match="2026-10-02.parquet"):
+        materialize([daily.to_source_asset(), summary], resources=resources(tmp_path))
+
+
+def test_fsspec_url_storage(tmp_path):
+    root = f"file://{tmp_path}/remote"
+    materialize([daily], partition_key="2026-10-03", resources=resources(root))
+    assert (tmp_path / "remote" / "daily" / "2026-10-03.parquet").exists()
+
+
+def test_an_input_reads_only_the_columns_its_metadata_names(tmp_path):
+    materialize(
+        [daily],
+        resources=resources(tmp_path),
+        tags={
+            "dagster/asset_partition_range_start": "2026-10-01",
+            "dagster/asset_partition_range_end": "2026-10-04",
+        },
+    )
+    result = materialize([daily.to_source_asset(), ids_only], resources=resources(tmp_path))
+    assert result.output_for_node("ids_only").columns.tolist() == ["id"]
+
+
+@pytest.mark.parametrize("key", ["../outside", "a/../../b", "/absolute", ".."])
+def test_a_partition_key_cannot_leave_the_asset_folder(tmp_path, key):
+    folder = UPath(tmp_path) / "daily"
+    path = contained_path(folder, key)
+    assert path.resolve().is_relative_to(folder.resolve())
+    assert contained_path(folder, "my..backup/2026-10-01") == folder / "my..backup" / "2026-10-01"
