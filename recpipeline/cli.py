@@ -168,7 +168,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     from recpipeline.evaluation.reports import markdown_table, metrics_summary
 
     try:
-        metrics, issues = evaluate_files(
+        metrics, warnings = evaluate_files(
             args.train,
             args.test,
             args.recommendations,
@@ -182,7 +182,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     except ExternalDataError as exc:
         print(f"recpipeline: {exc}", file=sys.stderr)
         return 2
-    for message in issues.messages(str(args.recommendations), max(args.k)):
+    for message in warnings:
         print(f"recpipeline: warning: {message}", file=sys.stderr)
     for segment in pd.unique(metrics["segment"]):
         print(f"\n## {segment}\n\n{markdown_table(metrics_summary(metrics, segment))}")

@@ -9,13 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import glob
 import os
+import re
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from recpipeline.contracts import EVENT_TYPES
+from recpipeline.contracts import EVENT_TYPES, VALUE_RANGE
 from recpipeline.models.registry import MODEL_NAMES, has_item_similarity
 
 #: environment variable naming the configuration file the Dagster code location loads
@@ -24,7 +25,9 @@ DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.yaml")
 
 
 SOURCE_KINDS = ("synthetic", "files", "movielens", "online_retail")
-SPLIT_KINDS = ("temporal", "predefined")
+SPLIT_KINDS = ("temporal", "predefined", "random", "stratified", "leave_last_out")
+#: the entity whose interactions a stratified split divides by ratio
+STRATIFY_BY = ("user", "item")
 #: the settings each source kind takes besides kind, start_date and end_date
 SOURCE_SETTINGS = {
     "synthetic": {"synthetic"},
@@ -41,6 +44,8 @@ TIMESTAMP_UNITS = ("auto", "s", "ms", "iso")
 MAPPED_COLUMNS = ("user_id", "item_id", "timestamp", "event_type", "value", "session_id")
 SIDE_TABLE_IDS = {"items": "item_id", "users": "user_id"}
 EXECUTORS = ("in_process", "multiprocess")
+#: files of an external_recommendations folder that are lists (named by their stem)
+EXTERNAL_SUFFIXES = (".csv", ".parquet")
 
 
 class ConfigError(ValueError):
@@ -83,13 +88,35 @@ class SourceConfig:
 @dataclass(frozen=True)
 class CleaningConfig:
     max_quarantine_share: float = 0.1
+    #: [min, max] of event values (ratings, quantities); a value outside is quarantined as bad_value
+    value_range: tuple[float, float] = VALUE_RANGE
+
+
+@dataclass(frozen=True)
+class PreparationConfig:
+    """k-core filtering of the interactions, iterated until every user and item meets both minimums."""
+
+    #: users with fewer distinct items are removed (1: no filtering)
+    min_user_interactions: int = 1
+    #: items with fewer distinct users are removed (1: no filtering)
+    min_item_interactions: int = 1
 
 
 @dataclass(frozen=True)
 class SplitConfig:
+    #: temporal | predefined | random | stratified | leave_last_out
     kind: str = "temporal"
+    #: temporal: the last test_days whole days are test, the validation_days before them validation
     validation_days: int = 7
     test_days: int = 7
+    #: random: shares of all interactions; stratified: shares of each user's (or item's) interactions.
+    #: test takes test_ratio; validation takes validation_ratio of what remains
+    test_ratio: float = 0.2
+    validation_ratio: float = 0.1
+    #: stratified: user (each user's interactions split by the ratios) or item
+    stratify_by: str = "user"
+    #: leave_last_out: each user's last n interactions by time to test, the n before them to validation
+    leave_last: int = 1
     #: predefined: files read with the source's settings; no validation file = carved from train
     train: str | None = None
     validation: str | None = None
@@ -110,6 +137,15 @@ class EvaluationConfig:
     history_runs: int = 7
     #: folder of <name>.csv / <name>.parquet top-K lists evaluated as extra models (absolute local path)
     external_recommendations: str | None = None
+    #: choose hyperparameters and epochs on validation, then refit every model on train + validation with
+    #: those choices before it recommends for test; false: models fitted on train only recommend for test
+    refit: bool = True
+    #: segments with fewer evaluated users are shown but flagged, and left out of significance
+    min_segment_users: int = 30
+    #: event types whose test interactions count as relevant (null: every type)
+    relevant_event_types: tuple[str, ...] | None = None
+    #: rating events below this value are not relevant (null: every rating)
+    min_rating: float | None = None
 
 
 @dataclass(frozen=True)
@@ -157,6 +193,7 @@ class RunConfig:
         default_factory=lambda: SourceConfig(start_date=dt.date(2026, 10, 1), end_date=dt.date(2026, 10, 28))
     )
     cleaning: CleaningConfig = field(default_factory=CleaningConfig)
+    preparation: PreparationConfig = field(default_factory=PreparationConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     #: interaction weight per event type (ratings are additionally multiplied by the rating value)
     event_weights: dict[str, float] = field(
@@ -222,19 +259,24 @@ def parse_config(raw: dict[str, Any], source_name: str = "<dict>", base_dir: Pat
     source = _source(raw, where, base_dir) if "source" in raw else defaults.source
     cleaning = _section(raw, "cleaning", CleaningConfig, where)
     _number(cleaning.max_quarantine_share, where, "cleaning.max_quarantine_share", 0.0, 1.0)
+    cleaning = replace(cleaning, value_range=_value_range(cleaning.value_range, where))
+    preparation = _section(raw, "preparation", PreparationConfig, where)
+    for key in ("min_user_interactions", "min_item_interactions"):
+        _integer(getattr(preparation, key), where, f"preparation.{key}", 1)
     split = _split(raw, where, base_dir, source.kind)
     models = _models(raw["models"], where) if "models" in raw else defaults.models
     storage = validate_storage(raw.get("storage", defaults.storage), where, base_dir)
     return RunConfig(
         source=source,
         cleaning=cleaning,
+        preparation=preparation,
         split=split,
         event_weights=_event_weights(raw.get("event_weights", {}), defaults.event_weights, where),
         models=models,
         similar_items=_similar_items(raw, where, models),
         tuning=_tuning(raw, where, models),
         ks=_ks(raw.get("k", list(defaults.ks)), where),
-        evaluation=_evaluation(raw, where, base_dir),
+        evaluation=_evaluation(raw, where, base_dir, models),
         seed=_integer(raw.get("seed", defaults.seed), where, "seed", 0),
         storage=storage,
         execution=_execution(raw, where, storage),
@@ -242,8 +284,66 @@ def parse_config(raw: dict[str, Any], source_name: str = "<dict>", base_dir: Pat
     )
 
 
+def validate_models(config: RunConfig) -> None:
+    """Every configured model's hyperparameters against its class: names from ``__init__``'s signature, value
+    types where a default makes them clear, then the class's own checks (it is built once, fitting nothing).
+
+    Separate from ``parse_config`` because it imports each model's module (torch for the neural ones), which
+    parsing must not; ``build_definitions`` calls it, so a run stops on a bad parameter before any step.
+    Tuned models (``tuning.models``) are among these: their configured parameters are the fixed ones.
+    """
+    import inspect
+
+    from recpipeline.models.registry import model_class
+
+    where = config.config_file
+    for spec in config.models:
+        cls = model_class(spec.name)
+        parameters = dict(inspect.signature(cls.__init__).parameters)
+        parameters.pop("self")
+        for key, value in spec.params.items():
+            if key not in parameters:
+                raise ConfigError(
+                    f"{where}: models.{spec.name}.{key}: not a parameter of {spec.name}; "
+                    f"known: {', '.join(parameters)}"
+                )
+            _parameter_type(value, parameters[key].default, where, f"models.{spec.name}.{key}")
+        try:
+            cls(**spec.params)
+        except (ValueError, TypeError) as exc:
+            raise ConfigError(f"{where}: models.{spec.name}: {exc}") from None
+
+
+#: a default of this exact type -> (the types a value may have, how the message names them); bool apart from
+#: int although it is an int subclass: neither `factors: true` nor `binarize: 1` is meant
+_PARAMETER_TYPES = {
+    bool: ((bool,), "true or false"),
+    int: ((int,), "an integer"),
+    float: ((int, float), "a number"),
+    str: ((str,), "text"),
+}
+
+
+#: a number YAML 1.1 reads as text: an exponent without a decimal point or without a sign (1e-3, 1.0e3)
+_EXPONENT = r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+"
+
+
+def _parameter_type(value: Any, default: Any, where: str, key: str) -> None:
+    """``value`` of a hyperparameter whose default is a bool, int, float or str has that default's type."""
+    if type(default) not in _PARAMETER_TYPES:
+        return  # None or a container: the type is not clear from the default
+    accepted, noun = _PARAMETER_TYPES[type(default)]
+    if isinstance(value, accepted) and (bool in accepted or not isinstance(value, bool)):
+        return
+    hint = ""
+    if float in accepted and isinstance(value, str) and re.fullmatch(_EXPONENT, value.strip()):
+        hint = "; YAML reads this as text: write exponents with a point and a sign (1.0e-3, 5.0e+2)"
+    raise ConfigError(f"{where}: {key}: expected {noun} (the default is {default!r}), got {value!r}{hint}")
+
+
 def validate_storage(value: Any, where: str, base_dir: Path) -> str:
-    """A storage root: an fsspec URL with a known protocol, or a local path (made absolute)."""
+    """A storage root: an fsspec URL with a known protocol, or a local path (made absolute) in a folder this
+    process may write to."""
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{where}: storage: expected a local path or an fsspec URL, got {value!r}")
     if "://" in value:
@@ -252,7 +352,25 @@ def validate_storage(value: Any, where: str, base_dir: Path) -> str:
     if "\x00" in value:
         raise ConfigError(f"{where}: storage: path contains a NUL byte")
     path = Path(value).expanduser()
-    return str((path if path.is_absolute() else base_dir / path).resolve())
+    path = (path if path.is_absolute() else base_dir / path).resolve()
+    _check_writable(path, where)
+    return str(path)
+
+
+def _check_writable(path: Path, where: str) -> None:
+    """A run creates ``path`` as needed, so it, or the nearest parent that exists, must be a folder this
+    process may write in: found now rather than when the first step writes."""
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(
+            f"{where}: storage: {existing} is a file, not a folder; choose another storage path"
+        )
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(
+            f"{where}: storage: cannot write in {existing}; choose a storage path you may write to"
+        )
 
 
 def input_path(value: Any, where: str, key: str, base_dir: Path) -> str:
@@ -395,6 +513,13 @@ def _split(raw: dict[str, Any], where: str, base_dir: Path, source_kind: str) ->
         raise ConfigError(f"{where}: split.kind: unknown kind {split.kind!r}; expected one of {SPLIT_KINDS}")
     for key in ("validation_days", "test_days"):
         _integer(getattr(split, key), where, f"split.{key}", 1)
+    _integer(split.leave_last, where, "split.leave_last", 1)
+    _number(split.test_ratio, where, "split.test_ratio", 0.0, 1.0, open_interval=True)
+    _number(split.validation_ratio, where, "split.validation_ratio", 0.0, 1.0, open_interval=True)
+    if split.stratify_by not in STRATIFY_BY:
+        raise ConfigError(
+            f"{where}: split.stratify_by: expected one of {STRATIFY_BY}, got {split.stratify_by!r}"
+        )
     files = {"train": split.train, "validation": split.validation, "test": split.test}
     if split.kind != "predefined":
         given = [key for key, value in files.items() if value is not None]
@@ -430,6 +555,17 @@ def _mapping(value: Any, where: str, key: str) -> dict[Any, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"{where}: {key}: expected a mapping, got {type(value).__name__} {value!r}")
     return value
+
+
+def _value_range(value: Any, where: str) -> tuple[float, float]:
+    """``cleaning.value_range``: [min, max], finite, min <= max, within float32 (encoding's value type)."""
+    key = "cleaning.value_range"
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise ConfigError(f"{where}: {key}: expected [min, max], got {value!r}")
+    low, high = (_number(v, where, key, -1e30, 1e30) for v in value)
+    if low > high:
+        raise ConfigError(f"{where}: {key}: min {low!r} is above max {high!r}")
+    return float(low), float(high)
 
 
 def _integer(value: Any, where: str, key: str, lowest: int) -> int:
@@ -469,26 +605,61 @@ def _ks(value: Any, where: str) -> tuple[int, ...]:
     return tuple(sorted(set(values)))
 
 
-def _evaluation(raw: dict[str, Any], where: str, base_dir: Path) -> EvaluationConfig:
+def _evaluation(
+    raw: dict[str, Any], where: str, base_dir: Path, models: tuple[ModelSpec, ...]
+) -> EvaluationConfig:
     section = _section(raw, "evaluation", EvaluationConfig, where)
     for key, lowest in (("cold_max_interactions", 0), ("bootstrap_samples", 1), ("history_runs", 1)):
         _integer(getattr(section, key), where, f"evaluation.{key}", lowest)
     for key in ("alpha", "regression_tolerance"):
         _number(getattr(section, key), where, f"evaluation.{key}", 0.0, 1.0, open_interval=True)
+    _integer(section.min_segment_users, where, "evaluation.min_segment_users", 0)
+    if not isinstance(section.refit, bool):
+        raise ConfigError(f"{where}: evaluation.refit: expected true or false, got {section.refit!r}")
+    if section.min_rating is not None:
+        _number(section.min_rating, where, "evaluation.min_rating", -1e30, 1e30)
+    types = section.relevant_event_types
+    if types is not None:
+        if not isinstance(types, list | tuple) or not types or any(t not in EVENT_TYPES for t in types):
+            raise ConfigError(
+                f"{where}: evaluation.relevant_event_types: expected a non-empty list of {EVENT_TYPES} or "
+                f"null, got {types!r}"
+            )
+        section = replace(section, relevant_event_types=tuple(types))
     if section.baseline is not None and not isinstance(section.baseline, str):
         raise ConfigError(f"{where}: evaluation.baseline: expected a model name, got {section.baseline!r}")
     folder = section.external_recommendations
-    if folder is None:
-        return section
-    if not isinstance(folder, str):
-        raise ConfigError(
-            f"{where}: evaluation.external_recommendations: expected a folder path, got {folder!r}"
+    if folder is not None:
+        if not isinstance(folder, str):
+            raise ConfigError(
+                f"{where}: evaluation.external_recommendations: expected a folder path, got {folder!r}"
+            )
+        path = Path(folder).expanduser()
+        path = (path if path.is_absolute() else base_dir / path).resolve()
+        if not path.is_dir():
+            raise ConfigError(f"{where}: evaluation.external_recommendations: {path} is not a folder")
+        section = replace(section, external_recommendations=str(path))
+    _baseline(section, where, [m.name for m in models])
+    return section
+
+
+def _baseline(section: EvaluationConfig, where: str, names: list[str]) -> None:
+    """The named baseline must be evaluated: a configured model or an external list (a file's stem)."""
+    if section.baseline is None or section.baseline in names:
+        return
+    external = []
+    if section.external_recommendations is not None:
+        # the rule of recpipeline.evaluation.external.recommendation_files, which imports too much for here
+        files = Path(section.external_recommendations).iterdir()
+        external = sorted(
+            f.stem for f in files if f.suffix.lower() in EXTERNAL_SUFFIXES and not f.name.startswith(".")
         )
-    path = Path(folder).expanduser()
-    path = (path if path.is_absolute() else base_dir / path).resolve()
-    if not path.is_dir():
-        raise ConfigError(f"{where}: evaluation.external_recommendations: {path} is not a folder")
-    return replace(section, external_recommendations=str(path))
+    if section.baseline not in external:
+        lists = f" or external lists {external}" if section.external_recommendations is not None else ""
+        raise ConfigError(
+            f"{where}: evaluation.baseline: {section.baseline!r} is not among models {names}{lists}; "
+            "name one of them or leave it null"
+        )
 
 
 def _execution(raw: dict[str, Any], where: str, storage: str) -> ExecutionConfig:

@@ -14,3 +14,6 @@ CLEANED_COLUMNS = ("user_id", "item_id", "event_type", "timestamp", "value", "se
 LINEAGE_COLUMNS = ("_source_file", "_row")
 #: columns every item catalogue starts with (a source's own attributes follow)
 ITEM_COLUMNS = ("item_id", "title", "category", "brand", "price")
+#: cleaning's default range of event values (``cleaning.value_range``): ratings and quantities fit, while
+#: a -5 rating or a 1e38 quantity (which would overflow float32 in encoding) is a ``bad_value``
+VALUE_RANGE = (0.0, 1e6)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 from pathlib import Path
 
@@ -26,11 +27,10 @@ def test_clear_error_stops_on_a_cyclic_exception_chain():
     assert _clear_error(_cycle(ValueError("a"), clear, RuntimeError("b"))) is clear
 
 
-@pytest.mark.integration
-def test_a_failing_step_ends_the_run_with_one_line_naming_the_step(tmp_path: Path, monkeypatch, capsys):
+def _run_cli(tmp_path: Path, monkeypatch, **overrides) -> int:
+    """``recpipeline run`` on the tiny shop with ``overrides``; a hang fails the test rather than block it."""
     config = tmp_path / "settings.yaml"
-    raw = tiny_raw_config(str(tmp_path / "warehouse"), models=[{"als": {"factorz": 8}}])
-    config.write_text(yaml.safe_dump(raw))
+    config.write_text(yaml.safe_dump(tiny_raw_config(str(tmp_path / "warehouse"), **overrides)))
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
 
     def hung(signum, frame):
@@ -39,13 +39,36 @@ def test_a_failing_step_ends_the_run_with_one_line_naming_the_step(tmp_path: Pat
     previous = signal.signal(signal.SIGALRM, hung)
     signal.alarm(300)
     try:
-        code = main(["run", "--config", str(config), "--no-progress"])
+        return main(["run", "--config", str(config), "--no-progress"])
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
 
-    assert code == 2
+
+def _one_error_line(capsys) -> str:
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1, lines
-    assert lines[0].startswith("recpipeline: train_and_evaluate (run ")
-    assert "failed in step als_model: " in lines[0] and "factorz" in lines[0]
+    return lines[0]
+
+
+@pytest.mark.integration
+def test_a_failing_step_ends_the_run_with_one_line_naming_the_step(tmp_path: Path, monkeypatch, capsys):
+    # ten days cannot hold 5 validation + 8 test days: the split step raises
+    code = _run_cli(tmp_path, monkeypatch, split={"validation_days": 5, "test_days": 8})
+    assert code == 2
+    line = _one_error_line(capsys)
+    assert line.startswith("recpipeline: train_and_evaluate (run ")
+    assert "failed in step split: " in line and "no training data" in line
+
+
+@pytest.mark.integration
+def test_a_failed_quarantine_gate_names_the_days_and_the_setting(tmp_path: Path, monkeypatch, capsys):
+    source = tiny_raw_config("")["source"]
+    source["synthetic"] = {**source["synthetic"], "dirty_share": 0.4}
+    code = _run_cli(tmp_path, monkeypatch, source=source)
+    assert code == 2
+    line = _one_error_line(capsys)
+    assert "quarantine_share_below_ceiling" in line and "over the quarantine ceiling of 10.0%" in line
+    assert "failed in step clean: DagsterAssetCheckFailedError: " in line
+    assert re.search(r"2026-10-\d\d: \d+\.\d% quarantined \(\d+ of \d+ rows; missing_user_id \d+", line)
+    assert "cleaning.max_quarantine_share" in line

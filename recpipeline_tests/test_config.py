@@ -1,6 +1,7 @@
 import re
 import subprocess
 import sys
+import time
 from dataclasses import fields, replace
 from pathlib import Path
 
@@ -15,9 +16,10 @@ from recpipeline.config import (
     SimilarItemsConfig,
     load_config,
     parse_config,
+    validate_models,
 )
 from recpipeline.models.registry import MODEL_NAMES
-from recpipeline_tests.conftest import REPO_ROOT
+from recpipeline_tests.conftest import REPO_ROOT, tiny_raw_config
 
 
 def test_embedded_default_loads():
@@ -87,12 +89,14 @@ BROKEN = [
     ({"source": {"synthetic": [300]}}, "source.synthetic", "expected a mapping"),
     ({"cleaning": 5}, "cleaning", "expected a mapping"),
     ({"cleaning": {"max_quarantine_share": "abc"}}, "cleaning.max_quarantine_share", "[0, 1]"),
+    ({"cleaning": {"max_quarantine_share": "high"}}, "cleaning.max_quarantine_share", "got 'high'"),
     ({"cleaning": {"max_quarantine_share": True}}, "cleaning.max_quarantine_share", ""),
     ({"cleaning": {"max_quarantine_share": 1.5}}, "cleaning.max_quarantine_share", ""),
-    ({"split": {"kind": "random"}}, "split.kind", "unknown kind 'random'"),
+    ({"split": {"kind": "rolling"}}, "split.kind", "unknown kind 'rolling'"),
     ({"split": {"test_days": 0}}, "split.test_days", "expected an integer >= 1"),
     ({"split": {"test_days": True}}, "split.test_days", ""),
     ({"split": {"validation_days": 1.5}}, "split.validation_days", ""),
+    ({"split": {"validation_days": True}}, "split.validation_days", "got True"),
     ({"event_weights": [1, 3, 5]}, "event_weights", "expected a mapping"),
     ({"event_weights": {"like": 2}}, "event_weights.like", "unknown event type"),
     ({"event_weights": {"cart": "x"}}, "event_weights.cart", ""),
@@ -101,6 +105,7 @@ BROKEN = [
     ({"models": ["deep_magic"]}, "models", "unknown model 'deep_magic'"),
     ({"models": []}, "models", "non-empty list"),
     ({"models": None}, "models", "non-empty list"),
+    ({"models": {}}, "models", "non-empty list"),
     ({"models": {"als": {}}}, "models", ""),
     ({"models": [42]}, "models", ""),
     ({"models": [{"als": 3}]}, "models.als", "hyperparameters"),
@@ -118,12 +123,16 @@ BROKEN = [
     ({"evaluation": {"alpha": "0.05"}}, "evaluation.alpha", "(0, 1)"),
     ({"evaluation": {"alpha": True}}, "evaluation.alpha", ""),
     ({"evaluation": {"baseline": 3}}, "evaluation.baseline", ""),
+    ({"evaluation": {"baseline": "ease"}}, "evaluation.baseline", "'ease' is not among models"),
+    ({"models": ["als"], "evaluation": {"baseline": "popularity"}}, "evaluation.baseline", "['als']"),
     ({"evaluation": {"external_recommendations": 5}}, "evaluation.external_recommendations", ""),
     ({"seed": True}, "seed", ""),
     ({"seed": "42"}, "seed", ""),
     ({"seed": -1}, "seed", ""),
     ({"storage": 5}, "storage", ""),
     ({"storage": "nosuchproto://bucket/x"}, "storage", "unsupported URL protocol 'nosuchproto'"),
+    ({"storage": ""}, "storage", "expected a local path"),
+    ({"storage": "broken.yaml/warehouse"}, "storage", "is a file, not a folder"),
     ({"colour": "blue"}, "colour", "unknown key colour"),
     ({"execution": {"executor": "threads"}}, "execution.executor", "unknown executor 'threads'"),
     ({"execution": {"max_concurrent": 2}}, "execution.max_concurrent", "only for execution.executor multi"),
@@ -146,10 +155,107 @@ def test_bad_configuration_names_file_and_key(tmp_path: Path, raw: dict, key: st
     file.write_text(yaml.safe_dump(raw), encoding="utf-8")
     with pytest.raises(ConfigError) as info:
         load_config(file)
-    message = str(info.value)
+    _assert_one_line_naming(str(info.value), file, key, detail)
+
+
+def _assert_one_line_naming(message: str, file: Path, key: str, detail: str) -> None:
+    assert "\n" not in message, message
     assert message.startswith(f"{file}: ")
     assert re.search(rf"(?<![\w.]){re.escape(key)}(?![\w])", message), message
     assert detail in message
+
+
+#: models whose hyperparameters parse but do not fit the model: caught by validate_models, which the
+#: definitions call before any run (parsing imports no model); same columns as BROKEN
+BROKEN_MODELS = [
+    ({"als": {"factorz": 8}}, "models.als.factorz", "not a parameter of als; known: factors, regularization"),
+    ({"mult_vae": {"epoch": 3}}, "models.mult_vae.epoch", "not a parameter of mult_vae"),
+    ({"als": {"factors": "eight"}}, "models.als.factors", "expected an integer (the default is 64)"),
+    ({"als": {"factors": True}}, "models.als.factors", "expected an integer"),
+    ({"als": {"factors": 8.5}}, "models.als.factors", "expected an integer"),
+    ({"als": {"regularization": "low"}}, "models.als.regularization", "expected a number"),
+    ({"mult_vae": {"lr": "1e-3"}}, "models.mult_vae.lr", "write exponents with a point and a sign"),
+    ({"ease": {"regularization": "5.0e2"}}, "models.ease.regularization", "(1.0e-3, 5.0e+2)"),
+    ({"ease": {"binarize": 1}}, "models.ease.binarize", "expected true or false"),
+    ({"als": {"device": 0}}, "models.als.device", "expected text"),
+    ({"als": {"device": "tpu"}}, "models.als", "'device' must be 'auto', 'cpu' or 'cuda'"),
+    ({"popularity": {"by": "clicks"}}, "models.popularity", "'by' must be 'users' or 'weight'"),
+    ({"sasrec": {"factors": 10, "heads": 3}}, "models.sasrec", "must be divisible by heads"),
+    ({"hybrid": {"alpha": 2.0}}, "models.hybrid", "'alpha' must be in [0, 1]"),
+]
+
+
+@pytest.mark.parametrize(("model", "key", "detail"), BROKEN_MODELS, ids=[key for _, key, _ in BROKEN_MODELS])
+def test_bad_model_parameter_names_file_and_key(tmp_path: Path, model: dict, key: str, detail: str):
+    file = tmp_path / "broken.yaml"
+    # a tuned model's configured parameters are its fixed ones: checked the same way
+    name = next(iter(model))
+    file.write_text(yaml.safe_dump({"models": [model], "tuning": {"trials": 2, "models": [name]}}))
+    config = load_config(file)
+    with pytest.raises(ConfigError) as info:
+        validate_models(config)
+    _assert_one_line_naming(str(info.value), file, key, detail)
+
+
+def test_good_model_parameters_pass():
+    # every shipped configuration, every model at its defaults, a float parameter given an int
+    for file in (None, *sorted((REPO_ROOT / "data").glob("*.yaml"))):
+        validate_models(load_config(file))
+    validate_models(parse_config({"models": "all"}))
+    validate_models(
+        parse_config({"models": [{"ease": {"regularization": 100}}, {"svd": {"binarize": False}}]})
+    )
+
+
+def test_baseline_may_name_an_external_list(tmp_path: Path):
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "vendor.csv").write_text("user_id,item_id,rank\n")
+    (lists / "notes.txt").write_text("not a list")
+    settings = {"external_recommendations": "lists"}
+    config = parse_config({"evaluation": {**settings, "baseline": "vendor"}}, base_dir=tmp_path)
+    assert config.evaluation.baseline == "vendor"
+    for other in ("notes", "other"):
+        with pytest.raises(
+            ConfigError, match=r"'popularity', 'als', 'mult_vae'\] or external lists \['vendor'\]"
+        ):
+            parse_config({"evaluation": {**settings, "baseline": other}}, base_dir=tmp_path)
+
+
+def test_storage_is_created_below_the_nearest_folder_that_exists(tmp_path: Path):
+    config = parse_config({"storage": "new/deeper/warehouse"}, base_dir=tmp_path)
+    assert config.storage == str(tmp_path / "new" / "deeper" / "warehouse")
+    assert not (tmp_path / "new").exists()  # checked, not created
+
+
+#: three broken configurations through the command line: a model parameter (found when the definitions are
+#: built), a baseline and a storage path (found when the file is parsed)
+CLI_BROKEN = [
+    ({"models": ["popularity", {"als": {"factorz": 8}}]}, "models.als.factorz"),
+    ({"evaluation": {"baseline": "ease"}}, "evaluation.baseline"),
+    ({"storage": "settings.yaml/warehouse"}, "storage"),
+]
+
+
+@pytest.mark.parametrize(("overrides", "key"), CLI_BROKEN, ids=[key for _, key in CLI_BROKEN])
+def test_recpipeline_run_stops_at_once_on_a_bad_configuration(
+    tmp_path: Path, monkeypatch, capsys, overrides: dict, key: str
+):
+    from recpipeline.cli import main
+
+    file = tmp_path / "settings.yaml"
+    file.write_text(yaml.safe_dump({**tiny_raw_config(str(tmp_path / "warehouse")), **overrides}))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    started = time.monotonic()
+    code = main(["run", "--config", str(file), "--no-progress"])
+    assert time.monotonic() - started < 60
+    assert code == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"recpipeline: {file}: {key}: ")
+    assert "Traceback" not in captured.err + captured.out
+    assert not (tmp_path / "warehouse").exists()  # nothing ingested
 
 
 def test_execution_defaults_to_in_process():

@@ -3,11 +3,13 @@
 A list file (CSV or Parquet) has columns ``user_id``, ``item_id`` and ``rank`` (1 = best) or ``score``
 (higher = better). Lists are cleaned the same way everywhere, with every change counted:
 
-* rows are ordered by rank (or descending score), ties by item_id;
-* a repeated (user, item) keeps its best-ranked row — the others are dropped (``duplicates``);
+* rows are ordered by rank (or descending score), ties by item_id; a row repeated with the same rank (or
+  score) is one slot, its copies dropped (``repeated_rows``); the n-th row of a list is then its rank n;
 * lists longer than K are cut to their first K rows (``truncated_lists`` / ``truncated_rows``);
-* rows whose user or item the evaluation does not know are then dropped (``unknown_user_rows`` /
-  ``unknown_item_rows``); the items after a dropped one move up a place.
+* every slot keeps its rank, as in the metric engine: a repeated (user, item) row (``duplicates``) and an
+  item the evaluation does not know (``unknown_item_rows``) stay in the list as misses, so the items after
+  them do not move up; an unknown item counts as a recommended item outside the training catalogue;
+* rows of users the evaluation does not know are dropped (``unknown_user_rows``): nobody is scored on them.
 
 Interaction files (train, optional validation, test) have ``user_id`` and ``item_id``; other columns are
 ignored. An item features file has ``item_id`` and ``category``.
@@ -23,7 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recpipeline.evaluation.protocol import evaluate_models, prepare_evaluation
+from recpipeline.evaluation.metrics import isin_ids
+from recpipeline.evaluation.protocol import EvaluationData, evaluate_models, prepare_evaluation
 from recpipeline.models.recommending import RECOMMENDATION_COLUMNS
 from recpipeline.preparation.splitting import as_of
 
@@ -37,8 +40,9 @@ class ExternalDataError(ValueError):
 
 @dataclass
 class ListIssues:
-    """Rows changed while cleaning one recommendations file."""
+    """Rows cut, dropped or kept as misses while cleaning one recommendations file."""
 
+    repeated_rows: int = 0
     duplicates: int = 0
     truncated_lists: int = 0
     truncated_rows: int = 0
@@ -47,11 +51,12 @@ class ListIssues:
 
     def messages(self, source: str, k: int) -> list[str]:
         text = {
-            "duplicates": "repeated (user, item) rows dropped",
+            "repeated_rows": "copies of a row (same user, item and rank or score) dropped",
+            "duplicates": "repeated (user, item) rows in the top K, each a miss at its rank",
             "truncated_lists": f"lists longer than K={k} truncated",
             "truncated_rows": f"rows beyond K={k} dropped",
-            "unknown_user_rows": "rows of unknown users dropped",
-            "unknown_item_rows": "rows of unknown items dropped",
+            "unknown_user_rows": "rows of users not in the evaluation's data dropped",
+            "unknown_item_rows": "rows of items not in the evaluation's data, each a miss at its rank",
         }
         return [f"{source}: {count} {text[name]}" for name, count in asdict(self).items() if count]
 
@@ -60,7 +65,7 @@ class ListIssues:
 
 
 def read_table(path: Path, required: Sequence[str], what: str) -> pd.DataFrame:
-    """A CSV or Parquet file with ``required`` columns; ids are read as strings."""
+    """A CSV or Parquet file with ``required`` columns and at least one row; ids are read as strings."""
     path = Path(path)
     if path.suffix.lower() not in SUFFIXES:
         raise ExternalDataError(f"{path}: {what} must be a .csv or .parquet file")
@@ -71,6 +76,9 @@ def read_table(path: Path, required: Sequence[str], what: str) -> pd.DataFrame:
             frame = pd.read_parquet(path)
     except (OSError, ValueError) as exc:
         raise ExternalDataError(f"{path}: cannot read {what}: {exc}") from None
+    if frame.empty:
+        # scored anyway, an empty file would look like a real result (every metric 0.0, or NaN)
+        raise ExternalDataError(f"{path}: the {what} file has no rows; nothing to evaluate")
     for column in required:
         if column not in frame.columns:
             raise ExternalDataError(
@@ -110,7 +118,8 @@ def clean_recommendations(
 ) -> tuple[pd.DataFrame, ListIssues]:
     """Lists of ``read_recommendations`` in the recommendations contract, with the rows changed counted.
 
-    user_map / item_map: id maps (``id`` str, ``idx`` int); rank becomes 1..K after cleaning.
+    user_map / item_map: id maps (``id`` str, ``idx`` int); rank becomes 1..K after cleaning. An unknown
+    item gets an index past the item map (one per item id), which no test item has: a miss at its rank.
     """
     issues = ListIssues()
     by_rank = "rank" in frame.columns
@@ -118,9 +127,9 @@ def clean_recommendations(
     lists = frame.assign(_key=key.to_numpy(np.float64)).sort_values(
         ["user_id", "_key", "item_id"], kind="stable"
     )
-    first = ~lists.duplicated(["user_id", "item_id"])
-    issues.duplicates = int((~first).sum())
-    lists = lists[first]
+    repeated = lists.duplicated(["user_id", "item_id", "_key"])
+    issues.repeated_rows = int(repeated.sum())
+    lists = lists[~repeated]
     position = lists.groupby("user_id", sort=False).cumcount().to_numpy()
     too_long = position >= k
     issues.truncated_lists = int(lists.loc[too_long, "user_id"].nunique())
@@ -129,9 +138,14 @@ def clean_recommendations(
 
     user_idx = lists["user_id"].map(user_map.set_index("id")["idx"])
     item_idx = lists["item_id"].map(item_map.set_index("id")["idx"])
-    issues.unknown_user_rows = int(user_idx.isna().sum())
-    issues.unknown_item_rows = int((item_idx.isna() & user_idx.notna()).sum())
-    known = (user_idx.notna() & item_idx.notna()).to_numpy()
+    known = user_idx.notna().to_numpy()
+    unknown_item = item_idx.isna().to_numpy() & known
+    issues.unknown_user_rows = int((~known).sum())
+    issues.unknown_item_rows = int(unknown_item.sum())
+    issues.duplicates = int(lists[known].duplicated(["user_id", "item_id"]).sum())
+    codes, _ = pd.factorize(lists["item_id"].to_numpy()[unknown_item])
+    item_idx = item_idx.to_numpy(np.float64, copy=True)
+    item_idx[unknown_item] = int(np.max(item_map["idx"].to_numpy(), initial=-1)) + 1 + codes
     score = lists["score"] if "score" in lists.columns else pd.Series(np.nan, index=lists.index)
     table = pd.DataFrame(
         {
@@ -139,7 +153,7 @@ def clean_recommendations(
             "user_id": lists["user_id"].to_numpy()[known],
             "item_id": lists["item_id"].to_numpy()[known],
             "user_idx": user_idx.to_numpy()[known].astype(np.int32),
-            "item_idx": item_idx.to_numpy()[known].astype(np.int32),
+            "item_idx": item_idx[known].astype(np.int32),
             "rank": (position[known] + 1).astype(np.int16),
             "score": score.to_numpy(np.float32)[known],
         }
@@ -210,11 +224,13 @@ def evaluate_files(
     item_features: Path | None = None,
     validation: Path | None = None,
     cold_max_interactions: int = 5,
-) -> tuple[pd.DataFrame, ListIssues]:
-    """The metrics table of one recommendations file, as the pipeline computes it (docs/metrics.md).
+) -> tuple[pd.DataFrame, list[str]]:
+    """The metrics table of one recommendations file, as the pipeline computes it (docs/metrics.md), and
+    the warnings about its lists (``ListIssues``, users without a list, items the user already had).
 
     Relevant items are the test items a user had not interacted with in train or validation; novelty and
-    catalogue counts come from train. The model name is the recommendations file's stem.
+    catalogue counts come from train. The model name is the recommendations file's stem. Empty files, lists
+    of no known user and a test window without a relevant item raise ``ExternalDataError``.
     """
     frames = {
         name: read_table(path, ID_COLUMNS, f"{name} interactions")
@@ -232,14 +248,49 @@ def evaluate_files(
         splits["train"], splits["validation"], splits["test"], catalog, item_map, cold_max_interactions
     )
     model = Path(recommendations).stem
+    if data.user_segment.empty:
+        raise ExternalDataError(
+            f"{test}: no test row is an item its user had not already had in train or validation; "
+            "nothing is relevant, so nothing can be scored"
+        )
     recs, issues = clean_recommendations(
         read_recommendations(recommendations), model, max(ks), user_map, item_map
     )
+    if recs.empty:
+        raise ExternalDataError(
+            f"{recommendations}: no list is for a user of train, validation or test; check the user ids"
+        )
+    warnings = issues.messages(str(recommendations), max(ks))
+    warnings += list_warnings(recs, data, pd.concat([splits["train"], splits["validation"]]), recommendations)
     metrics = evaluate_models({model: recs}, data, ks)
     metrics["run_id"] = uuid.uuid4().hex
     end = as_of(frames["test"]["timestamp"]) if "timestamp" in frames["test"].columns else None
     metrics["as_of"] = "" if end is None else str(end.date())
-    return metrics, issues
+    return metrics, warnings
+
+
+def list_warnings(recs: pd.DataFrame, data: EvaluationData, known: pd.DataFrame, source: Path) -> list[str]:
+    """Counts the metrics hide: evaluated users without a list (scored as zero) and list rows holding an
+    item the user already had before the test window (``known``: user_idx, item_idx), never relevant."""
+    users = data.user_segment.index.to_numpy(np.int64)
+    listed = recs["user_idx"].to_numpy(np.int64)
+    without = int((~isin_ids(users, listed)).sum())
+    width = int(max(recs["item_idx"].max(), known["item_idx"].max())) + 1
+    pairs = listed * width + recs["item_idx"].to_numpy(np.int64)
+    seen = known["user_idx"].to_numpy(np.int64) * width + known["item_idx"].to_numpy(np.int64)
+    n_seen = int(isin_ids(pairs, seen).sum())
+    warnings = []
+    if without:
+        warnings.append(
+            f"{source}: {without} of {len(users)} evaluated users (with a relevant test item) have no list; "
+            "each is scored as zero"
+        )
+    if n_seen:
+        warnings.append(
+            f"{source}: {n_seen} list rows hold an item the user already had in train or validation "
+            "(never relevant: each is a miss)"
+        )
+    return warnings
 
 
 def write_table(frame: pd.DataFrame, path: Path) -> None:

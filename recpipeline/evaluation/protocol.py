@@ -12,6 +12,9 @@ test window (train or validation). Metric definitions: ``docs/metrics.md``. Segm
 * ``new_items`` — relevance restricted to items first seen in the test window (users with at least one), plus
   ``exposure_share``: the share of all evaluated users' top-K slots holding a new item (its n_users is the
   number of all evaluated users).
+
+A segment without users (no cold users, no catalogue categories new to anyone) has no rows in the metrics
+table, rather than rows of NaN; segment ``all`` always has its rows.
 """
 
 from __future__ import annotations
@@ -158,7 +161,12 @@ def evaluate_models(
     for model, recs in recommendations.items():
         for relevance, segments in cases:
             evaluated = evaluate_subsets(recs, relevance, counts, ks, data.features, list(segments.values()))
-            parts += [(model, segment, table) for segment, table in zip(segments, evaluated, strict=True)]
+            # a segment without users would only hold NaN rows; segment all stays (its NaN flags a bad run)
+            parts += [
+                (model, segment, table)
+                for segment, table in zip(segments, evaluated, strict=True)
+                if segment == "all" or table["n_users"].iloc[0] > 0
+            ]
         shares = exposure_share(recs, relevant, ks, data.new_items)
         exposure = pd.DataFrame(
             {

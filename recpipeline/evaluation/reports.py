@@ -47,7 +47,8 @@ def metrics_summary(
     rows = metrics[metrics["segment"] == segment]
     if ks is not None:
         rows = rows[rows["k"].isin([*ks, NO_K])]
-    wide = rows.pivot(index="model", columns=["metric", "k"], values="value")  # keeps empty segments' NaN
+    # pivot keeps NaN values (e.g. diversity without item features)
+    wide = rows.pivot(index="model", columns=["metric", "k"], values="value")
     wide = wide[pd.MultiIndex.from_frame(rows[["metric", "k"]].drop_duplicates())]  # the table's metric order
     wide.columns = [metric if k == NO_K else f"{metric}@{k}" for metric, k in wide.columns]
     ndcg = rows[rows["metric"] == "ndcg"]

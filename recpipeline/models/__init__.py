@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from recpipeline.models.base import MODEL_FAMILIES, Recommender, RunSettings, no_log
+from recpipeline.models.base import MODEL_FAMILIES, ArtefactError, Recommender, RunSettings, no_log
 from recpipeline.models.context import FitContext, ScoreContext
 from recpipeline.models.registry import (
     MODEL_NAMES,
@@ -39,6 +39,7 @@ _CLASSES = {
 
 __all__ = [
     "MODEL_FAMILIES",
+    "ArtefactError",
     "MODEL_NAMES",
     "MODEL_REGISTRY",
     "FitContext",

@@ -16,9 +16,10 @@ import implicit.gpu.als
 import numpy as np
 import scipy.sparse as sp
 from implicit.cpu.als import AlternatingLeastSquares
+from implicit.recommender_base import ModelFitError
 from threadpoolctl import threadpool_limits
 
-from recpipeline.models.base import Logger, Recommender, no_log
+from recpipeline.models.base import NON_FINITE_REMEDY, Logger, Recommender, no_log
 from recpipeline.models.context import FitContext, ScoreContext
 from recpipeline.models.similarity import cosine_neighbours
 
@@ -33,6 +34,7 @@ class ALS(Recommender):
 
     name = "als"
     family = "factorisation"
+    state_shapes = {"item_factors_": ("n_items", "factors"), "user_factors_": ("n_users", "factors")}
     run_settings = ("seed",)
     search_space = {
         "factors": [32, 64, 128, 200],
@@ -109,7 +111,10 @@ class ALS(Recommender):
             # implicit parallelises over users itself; a multi-threaded BLAS underneath oversubscribes cores
             with threadpool_limits(limits=1, user_api="blas"):
                 model = self._implicit_model()
-                model.fit(conf, show_progress=False)
+                try:
+                    model.fit(conf, show_progress=False)
+                except ModelFitError as error:
+                    raise ValueError(f"als: the fit diverged ({error}); {NON_FINITE_REMEDY}") from error
         self.item_factors_ = np.ascontiguousarray(model.item_factors, dtype=np.float32)
         self.user_factors_ = np.ascontiguousarray(model.user_factors, dtype=np.float32)
         log(

@@ -9,8 +9,10 @@ the caller's job. Side information (item / user features, time-ordered events) c
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +34,91 @@ SCORE_BLOCK_CELLS = 2**24
 
 #: the families a registered model can belong to (lists read from files are family ``external``)
 MODEL_FAMILIES = ("baseline", "neighbourhood", "factorisation", "linear", "content", "hybrid", "neural")
+
+
+#: the file of the learned arrays of the numpy models (torch models: ``neural.STATE_FILE``)
+NPZ_FILE = "state.npz"
+PARAMS_FILE = "params.json"
+#: how a zip archive starts: a local file header, or the end record of an archive without members
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+
+
+#: what to do about a fit that ended in NaN / inf
+NON_FINITE_REMEDY = (
+    "the likely cause is ratings or values out of range in the input (huge or negative): narrow the "
+    "value range (`cleaning.value_range`) so they are quarantined as bad_value"
+)
+
+
+class ArtefactError(ValueError):
+    """A saved model that cannot be used (unreadable file, shapes off the recorded id maps, NaN / inf) or a
+    fitted model that must not be saved; the message names the file (or the model) and what to do."""
+
+    def __init__(
+        self, path: Path | str, problem: str, remedy: str = "rematerialize the model asset to refit it"
+    ) -> None:
+        super().__init__(f"{path}: {problem}; {remedy}")
+        self.path, self.problem, self.remedy = str(path), problem, remedy
+
+
+def error_summary(error: BaseException) -> str:
+    """``Type: first line of the message``, so a wrapped library error keeps the message one line."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0] if lines else ''}"
+
+
+def read_params(directory: Path, known: Collection[str] = ()) -> dict[str, Any]:
+    """``params.json`` of a saved model, checked for the fields ``load`` needs (``ArtefactError`` if not);
+    with ``known``, the model name must be one of them."""
+    path = Path(directory) / PARAMS_FILE
+    try:
+        meta = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ArtefactError(path, "missing") from None
+    except (OSError, ValueError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ArtefactError(path, f"unreadable ({error_summary(error)})") from error
+    if not isinstance(meta, dict) or not isinstance(meta.get("model"), str):
+        raise ArtefactError(path, "not a model's params.json (no 'model' name)")
+    if known and meta["model"] not in known:
+        raise ArtefactError(
+            path, f"names an unknown model {meta['model']!r}; known: {', '.join(sorted(known))}"
+        )
+    if not isinstance(meta.get("params"), dict):
+        raise ArtefactError(path, "no 'params' object")
+    for key in ("n_users", "n_items"):
+        # the id-map sizes every array shape is checked against (bool is an int to Python)
+        if type(meta.get(key)) is not int or meta[key] < 0:
+            raise ArtefactError(path, f"{key!r} is {meta.get(key)!r}, not a count")
+    return meta
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """Every array of an npz file, read now; a missing or damaged file raises ``ArtefactError``."""
+    try:
+        with open(path, "rb") as file:
+            magic = file.read(4)
+    except FileNotFoundError:
+        raise ArtefactError(path, "missing") from None
+    except OSError as error:
+        raise ArtefactError(path, f"unreadable ({error_summary(error)})") from error
+    # checked here, as numpy takes anything else for a pickle (and suggests loading it unsafely)
+    if magic not in ZIP_MAGIC:
+        raise ArtefactError(path, "not an npz archive (overwritten or damaged)")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {key: data[key] for key in data.files}
+    # a truncated archive fails in any of these, some only when a member is read
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as error:
+        raise ArtefactError(path, f"unreadable ({error_summary(error)})") from error
+
+
+def non_finite(arrays: Mapping[str, Any]) -> str | None:
+    """The name of the first floating-point array holding NaN or inf (CPU torch tensors do too), or None."""
+    for name, values in arrays.items():
+        values = np.asarray(values)
+        if values.dtype.kind in "fc" and not np.isfinite(values).all():
+            return name
+    return None
 
 
 def score_chunk_rows(n_items: int) -> int:
@@ -83,6 +170,9 @@ class Recommender(ABC):
     event_columns: ClassVar[tuple[str, ...]] = ()
     #: hyperparameter -> candidate values for the validation search (``recpipeline.models.tuning``)
     search_space: ClassVar[dict[str, list[Any]]] = {}
+    #: learned attribute -> its shape, checked on load: ``n_users`` / ``n_items`` are the recorded id-map
+    #: sizes, any other name a dimension all arrays naming it share (user and item factors: ``factors``)
+    state_shapes: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     n_users_: int
     n_items_: int
@@ -179,7 +269,17 @@ class Recommender(ABC):
     # -- persistence: npz/safetensors + JSON, never pickle -------------------------------------------------
 
     def save(self, directory: Path) -> None:
-        """Write ``params.json`` and the learned arrays (``_save_state``) into ``directory``."""
+        """Write ``params.json`` and the learned arrays (``_save_state``) into ``directory``.
+
+        A learned state with NaN or inf is refused (``ArtefactError``) before anything is written.
+        """
+        bad = non_finite(self._learned_arrays())
+        if bad is not None:
+            raise ArtefactError(
+                f"model {self.name!r}",
+                f"the fitted {bad} holds NaN or inf, so it is not saved",
+                NON_FINITE_REMEDY,
+            )
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         meta = {
@@ -194,9 +294,16 @@ class Recommender(ABC):
 
     @classmethod
     def load(cls, directory: Path) -> Recommender:
+        """The model saved in ``directory``; every file is checked (readable, shapes against the recorded
+        ``n_users`` / ``n_items`` and each other, values finite) and any fault raises ``ArtefactError``."""
         directory = Path(directory)
-        meta = json.loads((directory / "params.json").read_text())
-        model = cls(**meta["params"])
+        meta = read_params(directory)
+        if meta["model"] != cls.name:
+            raise ArtefactError(directory / PARAMS_FILE, f"holds model {meta['model']!r}, not {cls.name!r}")
+        try:
+            model = cls(**meta["params"])
+        except (TypeError, ValueError) as error:
+            raise ArtefactError(directory / PARAMS_FILE, f"bad params ({error_summary(error)})") from error
         model.n_users_, model.n_items_ = meta["n_users"], meta["n_items"]
         model.id_map_version_ = meta.get("id_map_version")
         model._load_state(directory)
@@ -204,11 +311,39 @@ class Recommender(ABC):
 
     def _save_state(self, directory: Path) -> None:
         arrays = self._state_arrays()
-        np.savez(directory / "state.npz", **arrays)
+        np.savez(directory / NPZ_FILE, **arrays)
 
     def _load_state(self, directory: Path) -> None:
-        with np.load(directory / "state.npz", allow_pickle=False) as data:
-            self._set_state_arrays({key: data[key] for key in data.files})
+        path = directory / NPZ_FILE
+        arrays = read_npz(path)
+        bad = non_finite(arrays)
+        if bad is not None:
+            raise ArtefactError(path, f"array {bad!r} holds NaN or inf")
+        try:
+            self._set_state_arrays(arrays)
+        except KeyError as error:
+            raise ArtefactError(path, f"array {error} missing") from error
+        except (ValueError, TypeError) as error:  # e.g. a sparse matrix whose index arrays do not fit
+            raise ArtefactError(path, f"arrays do not fit together ({error_summary(error)})") from error
+        self._check_shapes(path)
+
+    def _check_shapes(self, path: Path) -> None:
+        """Each ``state_shapes`` attribute against the recorded id-map sizes and the dimensions it shares."""
+        dims = {"n_users": self.n_users_, "n_items": self.n_items_}
+        for attribute, names in self.state_shapes.items():
+            shape = getattr(self, attribute).shape
+            expected = [dims.setdefault(name, size) for name, size in zip(names, shape, strict=False)]
+            if len(shape) != len(names) or tuple(expected) != shape:
+                wanted = ", ".join(f"{name}={dims.get(name, '?')}" for name in names)
+                raise ArtefactError(
+                    path,
+                    f"{attribute.rstrip('_')} has shape {shape}, expected ({wanted}) from the recorded "
+                    f"{self.n_users_} users x {self.n_items_} items",
+                )
+
+    def _learned_arrays(self) -> Mapping[str, Any]:
+        """The learned state as saved (checked for NaN / inf before saving)."""
+        return self._state_arrays()
 
     def _state_arrays(self) -> dict[str, np.ndarray]:
         """Learned arrays to persist; models with torch modules override ``_save_state`` instead."""

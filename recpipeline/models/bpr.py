@@ -28,6 +28,11 @@ class BPR(Recommender):
 
     name = "bpr"
     family = "factorisation"
+    state_shapes = {
+        "user_factors_": ("n_users", "factors"),
+        "item_factors_": ("n_items", "factors"),
+        "trained_users_": ("n_users",),
+    }
     run_settings = ("seed",)
     search_space = {
         "factors": [32, 64, 128],

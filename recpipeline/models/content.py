@@ -47,6 +47,7 @@ class Content(Recommender):
 
     name = "content"
     family = "content"
+    state_shapes = {"item_vectors_": ("n_items", "features")}
 
     def __init__(
         self,

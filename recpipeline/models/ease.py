@@ -26,6 +26,7 @@ class EASE(Recommender):
 
     name = "ease"
     family = "linear"
+    state_shapes = {"weights_": ("n_items", "n_items"), "item_penalty_": ("n_items",)}
     search_space = {
         "regularization": [100.0, 200.0, 300.0, 500.0, 1000.0, 2000.0],
         "binarize": [True, False],

@@ -32,6 +32,7 @@ class Hybrid(Recommender):
 
     name = "hybrid"
     family = "hybrid"
+    state_shapes = {"cold_items_": ("n_items",)}
     run_settings = ("seed",)
     serves_cold_users = True
     event_columns = EVENT_COLUMNS  # the CF model may be a sequence model
@@ -125,13 +126,28 @@ class Hybrid(Recommender):
     def _save_state(self, directory: Path) -> None:
         for part in _PARTS:
             getattr(self, f"{part}_model_").save(Path(directory) / part)
-        np.savez(Path(directory) / "state.npz", cold_items=self.cold_items_)
+        super()._save_state(directory)
 
     def _load_state(self, directory: Path) -> None:
         from recpipeline.models import load_model  # the registry imports this module
 
+        # each part checks its own files
         self.cf_model_ = load_model(Path(directory) / "cf")
         self.content_model_ = Content.load(Path(directory) / "content")
         self.popularity_model_ = Popularity.load(Path(directory) / "popularity")
-        with np.load(Path(directory) / "state.npz", allow_pickle=False) as data:
-            self.cold_items_ = data["cold_items"].astype(bool)
+        super()._load_state(directory)
+
+    def _learned_arrays(self) -> dict[str, Any]:
+        # the parts' arrays too, so a non-finite part is refused before any file is written
+        parts = {
+            f"{part}/{key}": values
+            for part in _PARTS
+            for key, values in getattr(self, f"{part}_model_")._learned_arrays().items()
+        }
+        return {**parts, **self._state_arrays()}
+
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        return {"cold_items": self.cold_items_}
+
+    def _set_state_arrays(self, arrays: dict[str, np.ndarray]) -> None:
+        self.cold_items_ = arrays["cold_items"].astype(bool)

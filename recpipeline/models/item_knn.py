@@ -33,6 +33,7 @@ class ItemKNN(Recommender):
 
     name = "item_knn"
     family = "neighbourhood"
+    state_shapes = {"similarity_": ("n_items", "n_items")}
     search_space = {
         "neighbours": [20, 50, 100, 200, 400],
         "weighting": ["none", "tfidf", "bm25"],

@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
 from recpipeline.evaluation.relevance import holdout_relevance
-from recpipeline.models.base import Logger, Recommender
+from recpipeline.models.base import ArtefactError, Logger, Recommender, error_summary, non_finite
 from recpipeline.models.context import ScoreContext
 from recpipeline.models.holdout import holdout_ndcg
 
@@ -137,12 +138,38 @@ class TorchRecommender(Recommender):
 
     # -- persistence: safetensors, never pickle ---------------------------------------------------------
 
+    def _learned_arrays(self) -> dict[str, torch.Tensor]:
+        return {key: value.detach().cpu() for key, value in self.module_.state_dict().items()}
+
     def _save_state(self, directory: Path) -> None:
-        state = {key: value.detach().cpu().contiguous() for key, value in self.module_.state_dict().items()}
+        state = {key: value.contiguous() for key, value in self._learned_arrays().items()}
         save_file(state, str(Path(directory) / STATE_FILE))
 
     def _load_state(self, directory: Path) -> None:
+        """The module rebuilt from the recorded sizes, so each tensor's shape is checked against them."""
+        path = Path(directory) / STATE_FILE
+        try:
+            state = load_file(str(path), device="cpu")
+        except FileNotFoundError:
+            raise ArtefactError(path, "missing") from None
+        except (OSError, SafetensorError) as error:
+            raise ArtefactError(path, f"unreadable ({error_summary(error)})") from error
+        bad = non_finite(state)
+        if bad is not None:
+            raise ArtefactError(path, f"tensor {bad!r} holds NaN or inf")
         self.device_ = resolve_device(self.device)
         self.module_ = self._build_module()
-        self.module_.load_state_dict(load_file(str(Path(directory) / STATE_FILE), device="cpu"))
+        expected = {key: tuple(value.shape) for key, value in self.module_.state_dict().items()}
+        found = {key: tuple(value.shape) for key, value in state.items()}
+        if found != expected:
+            key = min(set(found) ^ set(expected) or {k for k in found if found[k] != expected[k]})
+            problem = (
+                f"tensor {key!r} has shape {found[key]}, expected {expected[key]}"
+                if key in found and key in expected
+                else f"tensor {key!r} {'missing' if key in expected else 'not part of the model'}"
+            )
+            raise ArtefactError(
+                path, f"{problem} for the recorded {self.n_users_} users x {self.n_items_} items"
+            )
+        self.module_.load_state_dict(state)
         self.module_.to(self.device_).eval()

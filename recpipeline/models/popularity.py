@@ -35,6 +35,11 @@ class Popularity(Recommender):
 
     name = "popularity"
     family = "baseline"
+    state_shapes = {
+        "item_scores_": ("n_items",),
+        "segment_keys_": ("segments",),
+        "segment_scores_": ("segments", "n_items"),
+    }
     serves_cold_users = True
 
     def __init__(

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from recpipeline.models.base import Recommender, RunSettings
+from recpipeline.models.base import Recommender, RunSettings, read_params
 
 #: config name -> (module, class, whether the class implements similar_items); baselines first, then CF,
 #: content / hybrid and the neural models
@@ -101,7 +100,7 @@ def create_model(
 
 
 def load_model(directory: Path | str) -> Recommender:
-    """Reload a saved model; the class comes from the ``model`` field of its ``params.json``."""
+    """Reload a saved model, every file checked (``Recommender.load``); the class comes from the ``model``
+    field of its ``params.json``."""
     directory = Path(directory)
-    meta = json.loads((directory / "params.json").read_text())
-    return model_class(meta["model"]).load(directory)
+    return model_class(read_params(directory, MODEL_NAMES)["model"]).load(directory)

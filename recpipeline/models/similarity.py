@@ -111,7 +111,10 @@ def sparse_arrays(matrix: sp.csr_matrix, prefix: str) -> dict[str, np.ndarray]:
 
 
 def sparse_from_arrays(arrays: dict[str, np.ndarray], prefix: str) -> sp.csr_matrix:
+    """The CSR matrix of ``sparse_arrays``; ``ValueError`` where the arrays do not form one."""
     shape = tuple(int(x) for x in arrays[f"{prefix}_shape"])
-    return sp.csr_matrix(
+    matrix = sp.csr_matrix(
         (arrays[f"{prefix}_data"], arrays[f"{prefix}_indices"], arrays[f"{prefix}_indptr"]), shape=shape
     )
+    matrix.check_format(full_check=True)  # indices in range, indptr ascending: scipy checks only lengths
+    return matrix

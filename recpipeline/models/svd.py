@@ -20,6 +20,7 @@ class SVD(Recommender):
 
     name = "svd"
     family = "factorisation"
+    state_shapes = {"components_": ("factors", "n_items"), "singular_values_": ("factors",)}
     run_settings = ("seed",)
     search_space = {"factors": [16, 32, 64, 128, 256], "binarize": [True, False]}
 

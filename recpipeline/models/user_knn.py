@@ -7,6 +7,8 @@ New users fold in through their history; a training user never counts as their o
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import scipy.sparse as sp
 
@@ -26,6 +28,7 @@ class UserKNN(Recommender):
 
     name = "user_knn"
     family = "neighbourhood"
+    state_shapes = {"train_": ("n_users", "n_items"), "idf_": ("n_items",)}
     search_space = {
         "neighbours": [20, 50, 100, 200],
         "weighting": ["none", "tfidf", "bm25"],
@@ -98,7 +101,10 @@ class UserKNN(Recommender):
         self.train_ = sparse_from_arrays(arrays, "train")
         self.idf_ = arrays["idf"]
         self.mean_length_ = float(arrays["mean_length"])
-        self._weigh_train()
+
+    def _load_state(self, directory: Path) -> None:
+        super()._load_state(directory)
+        self._weigh_train()  # from arrays whose shapes are checked by now
 
 
 def _row_norms(matrix: sp.csr_matrix) -> np.ndarray:

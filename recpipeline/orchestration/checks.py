@@ -1,11 +1,15 @@
 """Asset checks, kept apart from the assets they guard (the cleaning check lives with its multi-asset)."""
 
+from collections.abc import Iterable
+
 import pandas as pd
 from dagster import (
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
     AssetIn,
+    DagsterEvent,
+    DagsterEventType,
     MetadataValue,
     asset_check,
 )
@@ -13,7 +17,13 @@ from dagster import (
 from recpipeline.config import RunConfig
 from recpipeline.evaluation.history import regression_report
 from recpipeline.evaluation.reports import markdown_table
-from recpipeline.preparation.quality import empty_days, null_counts, quarantine_shares, rows_outside_their_day
+from recpipeline.preparation.quality import (
+    empty_days,
+    null_counts,
+    quarantine_breaches,
+    quarantine_shares,
+    rows_outside_their_day,
+)
 from recpipeline.preparation.splitting import Splits, events_in_test_and_earlier, in_time_order
 
 QUARANTINE_CHECK = AssetCheckSpec(
@@ -77,20 +87,56 @@ def cleaned_check_results(cleaned: dict[str, pd.DataFrame]) -> list[AssetCheckRe
     ]
 
 
+#: failing days named one by one in the check's description; the metadata lists them all
+DAYS_NAMED = 5
+
+
 def quarantine_check_result(config: RunConfig, counts: pd.DataFrame) -> AssetCheckResult:
-    """Pass when every partition's quarantined / raw share is at most the configured ceiling."""
+    """Pass when every partition's quarantined / raw share is at most the configured ceiling; a failure's
+    description names each day over it (share, rows, top reasons) and the setting to change."""
+    ceiling = config.cleaning.max_quarantine_share
     shares = quarantine_shares(counts)
     worst = shares.iloc[0]
+    breaches = quarantine_breaches(counts, ceiling)
+    metadata = {
+        "worst_partition": str(worst["partition"]),
+        "worst_share": float(worst["share"]),
+        "ceiling": ceiling,
+    }
+    description = None
+    if breaches:
+        more = f"; and {len(breaches) - DAYS_NAMED} more day(s)" if len(breaches) > DAYS_NAMED else ""
+        description = (
+            f"{len(breaches)} day(s) over the quarantine ceiling of {ceiling:.1%}: "
+            f"{'; '.join(breaches[:DAYS_NAMED])}{more}. The rows and their reasons are in "
+            "quarantined_events: fix the source, or raise cleaning.max_quarantine_share in "
+            f"{config.config_file}"
+        )
+        metadata["days_over_ceiling"] = MetadataValue.md("\n".join(f"- {line}" for line in breaches))
     return AssetCheckResult(
         check_name=QUARANTINE_CHECK.name,
         asset_key="cleaned_events",
-        passed=bool((shares["share"] <= config.cleaning.max_quarantine_share).all()),
-        metadata={
-            "worst_partition": str(worst["partition"]),
-            "worst_share": float(worst["share"]),
-            "ceiling": config.cleaning.max_quarantine_share,
-        },
+        passed=not breaches,
+        metadata=metadata,
+        description=description,
     )
+
+
+def failed_check_descriptions(events: Iterable[DagsterEvent]) -> list[str]:
+    """The descriptions of a run's failed asset checks of ERROR severity, in event order.
+
+    A failed blocking check stops its step with an error that names only the check; its description says
+    which rows, which values and what to change.
+    """
+    found = []
+    for event in events:
+        if event.event_type != DagsterEventType.ASSET_CHECK_EVALUATION:
+            continue
+        evaluation = event.event_specific_data
+        failed = not evaluation.passed and evaluation.severity == AssetCheckSeverity.ERROR
+        if failed and evaluation.description:
+            found.append(evaluation.description)
+    return found
 
 
 def build_checks(config: RunConfig) -> list:
@@ -130,7 +176,7 @@ def build_checks(config: RunConfig) -> list:
     )
     def metrics_cover_every_model(metrics: pd.DataFrame) -> AssetCheckResult:
         missing = sorted(set(config.model_names) - set(metrics["model"]))
-        # smaller segments (e.g. new_users) may legitimately be empty, with NaN values
+        # smaller segments (e.g. new_users) may legitimately be empty: they then have no rows
         accuracy = metrics[
             metrics["metric"].isin(["precision", "recall", "ndcg"]) & (metrics["segment"] == "all")
         ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dagster import Definitions, ExecutorDefinition, in_process_executor, multiprocess_executor
 
-from recpipeline.config import RunConfig, load_config_from_env
+from recpipeline.config import RunConfig, load_config_from_env, validate_models
 from recpipeline.orchestration.assets.evaluation import build_evaluation_assets
 from recpipeline.orchestration.assets.ingestion import build_ingestion_assets, daily_partitions
 from recpipeline.orchestration.assets.modeling import build_model_assets
@@ -39,6 +39,9 @@ def build_executor(config: RunConfig) -> ExecutorDefinition:
 
 
 def build_definitions(config: RunConfig) -> Definitions:
+    """Everything for ``config``; a model hyperparameter the model does not take stops here, before any run
+    (a ``ConfigError`` naming the file and key), not when its step starts."""
+    validate_models(config)
     jobs, schedules, sensors = build_jobs()
     return Definitions(
         assets=build_assets(config),

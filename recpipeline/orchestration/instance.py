@@ -2,16 +2,36 @@
 
 Created on first use with a ``dagster.yaml`` that limits concurrency: at most one training run at a time
 (run tag ``recpipeline/training``) and one model fit at a time across runs (pool ``training``).
+
+Runs the CLI starts carry its process id and host as tags, so that a later CLI run can tell a run whose
+process was killed (``kill -9``, a lost terminal) from one still under way, mark it failed and give back the
+pool slot it held; without that, every later model fit would wait for the slot forever.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import socket
 from pathlib import Path
+
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
 
 DEFAULT_DAGSTER_HOME = Path("data") / "dagster_home"
 TRAINING_TAG = "recpipeline/training"
 TRAINING_POOL = "training"
+PID_TAG = "recpipeline/pid"
+HOST_TAG = "recpipeline/host"
+
+#: statuses of a run whose process has not reported its end (a queued run has no process yet)
+_UNFINISHED = [
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+]
+
+log = logging.getLogger(__name__)
 
 DAGSTER_YAML = f"""\
 # Created by recpipeline on first use. Storage: SQLite files in this folder (Dagster's default).
@@ -38,3 +58,55 @@ def ensure_dagster_home(home: str | os.PathLike[str] | None = None) -> Path:
         config.write_text(DAGSTER_YAML)
     os.environ["DAGSTER_HOME"] = str(path)
     return path
+
+
+def process_tags() -> dict[str, str]:
+    """Tags naming this process, for the runs it executes itself."""
+    return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
+
+
+def release_dead_runs(instance: DagsterInstance) -> list[str]:
+    """Mark failed the runs started by a process of this host that has since died, and free the pool slots
+    they hold (also for such runs already marked failed or canceled); return their ids, logging one line
+    each.
+
+    Only runs tagged by ``process_tags`` are considered: runs of the daemon or the UI carry no process id,
+    runs of other hosts cannot be checked from here, and runs of live processes are left alone.
+    """
+    host = {HOST_TAG: socket.gethostname()}
+    unfinished = instance.get_runs(RunsFilter(statuses=_UNFINISHED, tags=host))
+    unfinished_ids = {run.run_id for run in unfinished}
+    holders = _slot_holders(instance) - unfinished_ids
+    finished = instance.get_runs(RunsFilter(run_ids=sorted(holders), tags=host)) if holders else []
+    released = []
+    for run in [*unfinished, *finished]:
+        pid = run.tags.get(PID_TAG, "")
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        done = "marked failed, " if run.run_id in unfinished_ids else ""
+        if done:
+            instance.report_run_failed(run, message=f"process {pid} died before the run ended")
+        if instance.event_log_storage.supports_global_concurrency_limits:
+            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        log.warning(
+            f"recpipeline: run {run.run_id} ({run.job_name}, {run.status.value}) was left by process {pid}, "
+            f"which is no longer running: {done}pool slots freed"
+        )
+        released.append(run.run_id)
+    return released
+
+
+def _slot_holders(instance: DagsterInstance) -> set[str]:
+    """Runs holding or waiting for a pool slot."""
+    storage = instance.event_log_storage
+    return storage.get_concurrency_run_ids() if storage.supports_global_concurrency_limits else set()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True

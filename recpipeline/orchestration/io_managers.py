@@ -32,7 +32,7 @@ from dagster import (
 )
 from upath import UPath
 
-from recpipeline.models import Recommender, load_model
+from recpipeline.models import ArtefactError, Recommender, load_model
 
 
 def contained_path(base: UPath, relative: str) -> UPath:
@@ -147,7 +147,10 @@ class PartitionedParquetIOManager(_AtomicIOManager):
 
 
 class ModelArtefactIOManager(_AtomicIOManager):
-    """A fitted ``Recommender`` as a folder: ``params.json`` plus npz / safetensors — never pickle."""
+    """A fitted ``Recommender`` as a folder: ``params.json`` plus npz / safetensors — never pickle.
+
+    Loading checks every file (``Recommender.load``); an ``ArtefactError`` names the stored file.
+    """
 
     def dump_to_path(self, context: OutputContext, obj: Recommender, path: UPath) -> None:
         with tempfile.TemporaryDirectory() as local:
@@ -159,7 +162,12 @@ class ModelArtefactIOManager(_AtomicIOManager):
             raise FileNotFoundError(f"{path}: no saved model")
         with tempfile.TemporaryDirectory() as local:
             path.fs.get(path.path.rstrip("/") + "/", local, recursive=True)
-            return load_model(Path(local))
+            try:
+                return load_model(Path(local))
+            except ArtefactError as error:
+                # name the stored file, not its temporary copy
+                stored = path.joinpath(*Path(error.path).relative_to(local).parts)
+                raise ArtefactError(stored, error.problem, error.remedy) from error
 
 
 class ParquetIOManager(ConfigurableIOManagerFactory):

@@ -10,6 +10,7 @@ with the failed step and the user's error on one line.
 from __future__ import annotations
 
 import logging
+import re
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -28,7 +29,9 @@ from dagster import (
 from tqdm import tqdm
 
 from recpipeline.config import ConfigError, RunConfig, load_config
+from recpipeline.orchestration.checks import failed_check_descriptions
 from recpipeline.orchestration.definitions import build_definitions
+from recpipeline.orchestration.instance import process_tags, release_dead_runs
 from recpipeline.orchestration.resources import Warehouse
 
 PARTITION_RANGE_START = "dagster/asset_partition_range_start"
@@ -57,11 +60,13 @@ def run_pipeline(
 ) -> PipelineOutcome:
     """Ingest the days ``start``..``end`` (default: every partition) as one run, then train and evaluate.
 
-    Re-running a day replaces its files, so this doubles as an idempotent backfill.
+    Re-running a day replaces its files, so this doubles as an idempotent backfill. Runs left unfinished
+    by a killed CLI process are marked failed first, and their pool slots freed, so they block nothing.
     """
     defs = build_definitions(config)
     instance = instance or DagsterInstance.ephemeral()
     _multiprocess_config_file(config, instance)  # fail before any run starts
+    release_dead_runs(instance)
     ingestion = defs.resolve_job_def("daily_ingestion")
     keys = ingestion.partitions_def.get_partition_keys()
     if not keys:
@@ -91,7 +96,8 @@ def execute(
     run_config: dict | None = None,
 ) -> None:
     """Run one job through Dagster's public ``execute_job`` and raise ``RunFailedError`` naming the failed
-    step and its error when the run fails.
+    step and its error when the run fails. The run is tagged with this process's id and host, by which a
+    later run finds it should this process be killed before the run ends (``release_dead_runs``).
 
     The job is reconstructable: with the multiprocess executor every step process rebuilds it from the
     configuration file; with the in-process executor it is rebuilt here from the configuration in memory
@@ -103,6 +109,7 @@ def execute(
         _IN_PROCESS[reference] = (config, loggers or {})
     try:
         job = build_reconstructable_job(__name__, reconstruct_job.__name__, (reference, job_name))
+        tags = {**tags, **process_tags()}
         with execute_job(job, instance=instance, run_config=run_config or {}, tags=tags) as result:
             if not result.success:
                 raise RunFailedError(_failure_message(job_name, result))
@@ -145,7 +152,8 @@ def _multiprocess_config_file(config: RunConfig, instance: DagsterInstance) -> s
 
 def _failure_message(job_name: str, result) -> str:
     """The failed step and the innermost error of its chain (the user's exception, not Dagster's wrapper),
-    on one line."""
+    on one line; for a failed blocking check, the check's own description (which says what to change)."""
+    checks = "; ".join(failed_check_descriptions(result.all_events))
     for event in result.all_events:
         if event.event_type != DagsterEventType.STEP_FAILURE:
             continue
@@ -153,6 +161,9 @@ def _failure_message(job_name: str, result) -> str:
         while error is not None and error.cause is not None:
             error = error.cause
         reason = " ".join(error.message.split()) if error is not None else "unknown error"
+        reason = re.sub(r"^[\w.]+\.(\w+): ", r"\1: ", reason)  # the error's class without its module path
+        if checks:
+            reason = f"{reason}: {' '.join(checks.split())}"
         return f"{job_name} (run {result.run_id}) failed in step {event.step_key}: {reason}"
     return f"{job_name} (run {result.run_id}) failed; see the run's log in the Dagster UI"
 

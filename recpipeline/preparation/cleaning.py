@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from recpipeline.config import RunConfig
-from recpipeline.contracts import EVENT_TYPES, LINEAGE_COLUMNS
+from recpipeline.contracts import EVENT_TYPES, LINEAGE_COLUMNS, VALUE_RANGE
 from recpipeline.sources import open_source
 from recpipeline.sources.reading import FileTable, file_key, table_files
 
@@ -41,6 +41,7 @@ def clean_events(
     day: dt.date | pd.Series | None,
     now: pd.Timestamp | None = None,
     raw: pd.DataFrame | None = None,
+    value_range: tuple[float, float] = VALUE_RANGE,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split one day's rows into (cleaned, quarantine).
 
@@ -49,7 +50,8 @@ def clean_events(
     ``events`` itself, for sources that already speak the contract). Quarantine rows and exact duplicates
     are taken from ``raw``. ``day`` is the partition's day, or each row's partition day (UTC midnights,
     see ``clean_partitions``), or None to skip the partition test (files outside the daily partitions, e.g.
-    predefined splits); ``now`` bounds timestamps from above (default: the current time).
+    predefined splits); ``now`` bounds timestamps from above (default: the current time); a value outside
+    ``value_range`` (inclusive), or none at all, is a ``bad_value``.
     """
     raw = events if raw is None else raw
     now = now if now is not None else pd.Timestamp.now(tz="UTC")
@@ -80,7 +82,8 @@ def clean_events(
         "timestamp_in_future": timestamp > now,
         "timestamp_outside_partition": outside,
         "unknown_event_type": ~event_type.isin(EVENT_TYPES).fillna(False),
-        "bad_value": ~np.isfinite(value.astype("float64")).fillna(False),
+        # NaN compares false, so a missing value is out of range too
+        "bad_value": ~value.astype("float64").between(*value_range),
         "duplicate": raw.duplicated(subset=content, keep="first"),
     }
     # one column per reason (a loop over reasons, not rows); a row's reason is its first true column
@@ -117,6 +120,7 @@ def clean_partitions(
     to_contract: Callable[[pd.DataFrame], pd.DataFrame],
     now: pd.Timestamp | None = None,
     batch_rows: int = CLEAN_BATCH_ROWS,
+    value_range: tuple[float, float] = VALUE_RANGE,
 ) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
     """``clean_events`` for many daily partitions (keys YYYY-MM-DD): the same result as cleaning each day
     alone, without the fixed cost per call hundreds of days would add up to. Consecutive days are cleaned
@@ -127,7 +131,7 @@ def clean_partitions(
     results: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
     for batch in np.unique(batch_of_day):
         days = [key for key, b in zip(keys, batch_of_day, strict=True) if b == batch]
-        results.update(_clean_days({key: raw_by_day[key] for key in days}, to_contract, now))
+        results.update(_clean_days({key: raw_by_day[key] for key in days}, to_contract, now, value_range))
     return results
 
 
@@ -135,6 +139,7 @@ def _clean_days(
     raw_by_day: Mapping[str, pd.DataFrame],
     to_contract: Callable[[pd.DataFrame], pd.DataFrame],
     now: pd.Timestamp | None,
+    value_range: tuple[float, float],
 ) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
     keys = sorted(raw_by_day)
     raw = pd.concat([raw_by_day[key] for key in keys], ignore_index=True)
@@ -142,7 +147,9 @@ def _clean_days(
     starts = pd.DatetimeIndex(keys).tz_localize("UTC").as_unit("us")
     day = pd.Series(starts[partition], index=raw.index)
     # the partition number joins the raw columns so that rows are duplicates only within their own day
-    cleaned, quarantine = clean_events(to_contract(raw), day, now, raw=raw.assign(_partition=partition))
+    cleaned, quarantine = clean_events(
+        to_contract(raw), day, now, raw=raw.assign(_partition=partition), value_range=value_range
+    )
     # both come out grouped by day: cleaned sorted by time, quarantine in raw order
     times = cleaned["timestamp"].dt.tz_convert(None).to_numpy()
     cleaned_bounds = [*np.searchsorted(times, starts.tz_localize(None).to_numpy()), len(cleaned)]
@@ -173,11 +180,13 @@ class CleanedPartitions:
 
 
 def clean_and_account(
-    raw_by_day: Mapping[str, pd.DataFrame], to_contract: Callable[[pd.DataFrame], pd.DataFrame]
+    raw_by_day: Mapping[str, pd.DataFrame],
+    to_contract: Callable[[pd.DataFrame], pd.DataFrame],
+    value_range: tuple[float, float] = VALUE_RANGE,
 ) -> CleanedPartitions:
     """``clean_partitions`` plus the row accounting every run relies on: raw = cleaned + quarantined per
     partition (a ``RuntimeError`` otherwise), with the rows per quarantine reason."""
-    results = clean_partitions(raw_by_day, to_contract)
+    results = clean_partitions(raw_by_day, to_contract, value_range=value_range)
     cleaned, quarantined, counts = {}, {}, []
     for key, raw in raw_by_day.items():
         cleaned[key], quarantined[key] = results[key]
@@ -196,11 +205,14 @@ def clean_and_account(
 
 
 def clean_split_files(
-    rows: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]],
+    rows: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]], value_range: tuple[float, float] = VALUE_RANGE
 ) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
     """Predefined split files' ``{name: (raw, contract)}`` rows -> ``{name: (cleaned, quarantine)}``, each
     cleaned without a partition day (the files lie outside the daily partitions)."""
-    return {name: clean_events(contract, None, raw=raw) for name, (raw, contract) in rows.items()}
+    return {
+        name: clean_events(contract, None, raw=raw, value_range=value_range)
+        for name, (raw, contract) in rows.items()
+    }
 
 
 def clean_predefined_split(config: RunConfig) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
@@ -214,12 +226,12 @@ def clean_predefined_split(config: RunConfig) -> dict[str, tuple[pd.DataFrame, p
     paths = {"train": split.train, "validation": split.validation, "test": split.test}
     paths = {name: path for name, path in paths.items() if path is not None}
     files = tuple(file_key(file) for path in paths.values() for file in table_files(FileTable(path)))
-    key = (repr(config.source), tuple(paths.items()), files)
+    key = (repr(config.source), config.cleaning.value_range, tuple(paths.items()), files)
     if key not in _SPLIT_CACHE:
         _SPLIT_CACHE.clear()  # one split at a time: a long-lived process does not pile up old data
         source = open_source(config)
         _SPLIT_CACHE[key] = clean_split_files(
-            {name: source.split_file_rows(path) for name, path in paths.items()}
+            {name: source.split_file_rows(path) for name, path in paths.items()}, config.cleaning.value_range
         )
     return _SPLIT_CACHE[key]
 

@@ -32,3 +32,23 @@ def quarantine_shares(counts: pd.DataFrame) -> pd.DataFrame:
     the largest share first."""
     share = counts["quarantined"] / counts["raw"].clip(lower=1)
     return counts.assign(share=share).sort_values("share", ascending=False)
+
+
+def quarantine_breaches(counts: pd.DataFrame, ceiling: float, top_reasons: int = 3) -> list[str]:
+    """One line per partition whose quarantined share is above ``ceiling``, the largest share first: the day,
+    its share and rows, and its ``top_reasons`` most frequent quarantine reasons with their rows.
+
+    ``counts``: partition, raw, cleaned, quarantined, then one column of rows per reason.
+    """
+    shares = quarantine_shares(counts)
+    over = shares[shares["share"] > ceiling].sort_values(["share", "partition"], ascending=[False, True])
+    reasons = over.drop(columns=["partition", "raw", "cleaned", "quarantined", "share"], errors="ignore")
+    lines = []
+    for (_, day), (_, by_reason) in zip(over.iterrows(), reasons.iterrows(), strict=True):
+        frequent = by_reason[by_reason > 0].sort_values(ascending=False, kind="stable").head(top_reasons)
+        named = ", ".join(f"{reason} {int(n)}" for reason, n in frequent.items())
+        lines.append(
+            f"{day['partition']}: {day['share']:.1%} quarantined ({int(day['quarantined'])} of "
+            f"{int(day['raw'])} rows; {named})"
+        )
+    return lines

@@ -7,8 +7,11 @@ columns in their stored types; plus the lineage columns ``_source_file`` (the fi
 
 from __future__ import annotations
 
+import gzip
 import json
+import lzma
 import re
+import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,10 +22,12 @@ import fsspec
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from fsspec.implementations.local import LocalFileSystem
 
 from recpipeline.config import FILE_FORMATS
+from recpipeline.sources.mapping import id_strings
 
 _SUFFIX_FORMATS = {
     ".csv": "csv",
@@ -39,6 +44,11 @@ _GLOB_CHARS = re.compile(r"[*?\[]")
 
 class SourceError(ValueError):
     """Unreadable or mis-shaped input; the message names the file, the column and what was expected."""
+
+
+class SourceUnavailable(SourceError):
+    """A file that could not be read for a reason that may pass (a network or storage error): worth a retry,
+    unlike every other ``SourceError``, which would repeat."""
 
 
 @dataclass(frozen=True)
@@ -121,7 +131,13 @@ def read_file(
         else:
             frame = _read_jsonl(table, file)
     require_columns(file, [str(c) for c in frame.columns], required)
-    return with_lineage(frame[columns] if columns is not None else frame, file)
+    frame = frame[columns] if columns is not None else frame
+    _require_scalar_ids(table, file, fmt, frame, required)
+    if fmt == "jsonl":
+        frame = _json_text(frame)
+    elif fmt == "csv":
+        _require_one_line_records(file, frame)
+    return with_lineage(frame, file)
 
 
 def read_files(
@@ -129,7 +145,125 @@ def read_files(
 ) -> pd.DataFrame:
     """Every file of ``table`` as one frame, in file order (lineage tells the files apart)."""
     frames = [read_file(table, file, required, only_required) for file in table_files(table)]
-    return pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
+    return pd.concat(_one_schema(frames), ignore_index=True) if len(frames) > 1 else frames[0]
+
+
+def _one_schema(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
+    """The files' frames with one type per column, so that their rows can be stored as one table.
+
+    A column typed differently across the files (``user_id`` int64 in one Parquet file, text in another or
+    in a CSV file) becomes text in all of them, whole numbers without '.0' (as the mapping writes ids);
+    numeric columns of different widths are left to pandas, which widens them losslessly enough.
+    """
+    columns = dict.fromkeys(column for frame in frames for column in frame.columns)
+    for column in columns:
+        present = [frame for frame in frames if column in frame]
+        dtypes = {frame[column].dtype for frame in present}
+        numeric = all(pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t) for t in dtypes)
+        if len(dtypes) > 1 and not numeric:
+            for frame in present:
+                frame[column] = id_strings(frame[column])
+    return frames
+
+
+#: what an id column is for; its values must be text or numbers
+_ID_KEYS = ("user_id", "item_id", "session_id")
+#: pandas' inferred types of an object column that hold only text and numbers
+_SCALAR_KINDS = {"string", "empty", "integer", "floating", "mixed-integer-float", "decimal"}
+
+
+def _require_scalar_ids(
+    table: FileTable, file: str, fmt: str, frame: pd.DataFrame, required: Mapping[str, str]
+) -> None:
+    """Stop at the first id that is not text or a number (a JSON ``true``, list or object, a Parquet
+    list or boolean column): as an id it would be meaningless, and it cannot be stored as one."""
+    for key in _ID_KEYS:
+        column = required.get(key)
+        if column is None or column not in frame:
+            continue
+        bad = ~_is_text_or_number(frame[column])
+        if not bad.any():
+            continue
+        rows = np.flatnonzero(bad.to_numpy())
+        value = frame[column].iloc[rows[0]]
+        where = f"line {_jsonl_line(table, file, rows[0])}" if fmt == "jsonl" else f"row {rows[0]}"
+        meant = f" (mapped to {key})" if key != column else ""
+        raise SourceError(
+            f"{file}: {where}: column {column!r}{meant} holds {_shown(value)}, not text or a number "
+            f"({len(rows)} such row(s) in the file); fix or remove those rows"
+        )
+
+
+def _is_text_or_number(values: pd.Series) -> pd.Series:
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return values.isna()
+    if values.dtype != object or pd.api.types.infer_dtype(values, skipna=True) in _SCALAR_KINDS:
+        return pd.Series(True, index=values.index)
+    return values.map(_is_scalar).astype(bool)
+
+
+def _is_scalar(value: Any) -> bool:
+    if isinstance(value, bool | np.bool_):
+        return False
+    return value is None or value is pd.NA or isinstance(value, str | int | float | np.integer | np.floating)
+
+
+def _shown(value: Any) -> str:
+    """A value as the file would show it, shortened to fit a one-line message."""
+    plain = value.tolist() if isinstance(value, np.ndarray | np.generic) else value
+    text = json.dumps(plain, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+_ONE_KIND = {*_SCALAR_KINDS, "boolean"}
+
+
+def _json_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """JSON Lines columns that mix text with booleans, lists or objects, with those values as their JSON
+    text: such a column cannot be stored, and as text cleaning judges it (a list as a timestamp or value
+    is a ``bad_timestamp`` / ``bad_value``). Columns of one kind stay as they are."""
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype != object or pd.api.types.infer_dtype(values, skipna=True) in {
+            *_SCALAR_KINDS,
+            "boolean",
+        }:
+            continue
+        frame[column] = values.map(lambda v: v if v is None or isinstance(v, str) else json.dumps(v))
+    return frame
+
+
+def _jsonl_line(table: FileTable, file: str, row: int) -> int:
+    """The 1-based line of JSON Lines record ``row`` (blank lines hold no record)."""
+    with fsspec.open(file, "rb", compression="infer") as handle:
+        lines = handle.read().decode(table.options.get("encoding", "utf-8")).split("\n")
+    return [number for number, line in enumerate(lines, start=1) if line.strip()][row]
+
+
+def _require_one_line_records(file: str, frame: pd.DataFrame) -> None:
+    """Stop when a record spans several lines of a CSV file: a stray quote opens a value that the next
+    stray quote, maybe hundreds of lines later, closes, and every line between would be one record."""
+    with fsspec.open(file, "rb", compression="infer") as handle:
+        newlines = handle.read().count(b"\n")
+    if newlines <= len(frame) + 1:  # header and one line per record: no record can hold a line break
+        return
+    breaks = pd.Series(0, index=frame.index)
+    for column in frame.columns:
+        if pd.api.types.is_string_dtype(frame[column].dtype):
+            text = pa.array(frame[column], type=pa.large_string(), from_pandas=True)
+            counts = pc.count_substring(text, "\n").fill_null(0).to_numpy(zero_copy_only=False)
+            breaks += np.where(pc.is_null(text).to_numpy(zero_copy_only=False), 0, counts)
+    folded = np.flatnonzero(breaks.to_numpy() > 0)
+    if folded.size == 0:
+        return
+    row = int(folded[0])
+    first = 2 + row + int(breaks.iloc[:row].sum())  # header on line 1
+    last = first + int(breaks.iloc[row])
+    raise SourceError(
+        f"{file}: lines {first}-{last} were read as one record (row {row}): a quote opened on line {first} "
+        f"closes only on line {last} ({folded.size} such record(s), {int(breaks.sum())} line(s) folded in "
+        "all); fix the quoting, or read quotes as plain text with the source's `options: {quoting: 3}`"
+    )
 
 
 def _header(table: FileTable, file: str, fmt: str) -> list[str]:
@@ -177,6 +311,12 @@ def _read_jsonl(table: FileTable, file: str) -> pd.DataFrame:
         records = json.loads(array, parse_int=str, parse_float=str, parse_constant=str)
     except json.JSONDecodeError as exc:
         raise SourceError(f"{file}: line {exc.lineno}: not valid JSON Lines ({exc.msg})") from None
+    wrong = next((row for row, record in enumerate(records) if not isinstance(record, dict)), None)
+    if wrong is not None:
+        raise SourceError(
+            f"{file}: line {_jsonl_line(table, file, wrong)}: expected one JSON object per line, got "
+            f"{_shown(records[wrong])}"
+        )
     try:
         return pd.DataFrame.from_records(records) if records else pd.DataFrame()
     except (TypeError, ValueError, AttributeError):
@@ -200,6 +340,10 @@ def _clear_errors(table: FileTable, file: str, fmt: str) -> Iterator[None]:
         raise SourceError(f"{file}: not a readable {fmt} file ({_first_line(exc)})") from None
     except TypeError as exc:  # an option the reader does not take
         raise SourceError(f"{file}: reader options {dict(table.options)} rejected ({exc})") from None
+    except (EOFError, zlib.error, lzma.LZMAError, gzip.BadGzipFile) as exc:
+        raise SourceError(f"{file}: damaged or truncated compressed file ({exc})") from None
+    except (ConnectionError, TimeoutError) as exc:
+        raise SourceUnavailable(f"{file}: cannot read ({exc})") from None
     except OSError as exc:
         raise SourceError(f"{file}: cannot read ({exc})") from None
 

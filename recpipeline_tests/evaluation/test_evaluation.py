@@ -117,11 +117,22 @@ def test_metrics_per_segment_on_crafted_lists() -> None:
     assert table["k"].dtype == np.int64 and table["n_users"].dtype == np.int64
 
 
-def test_empty_segment_is_reported_with_zero_users() -> None:
+def test_empty_segment_has_no_rows_and_segment_all_always_has_its_rows() -> None:
     data = prepare_evaluation(TRAIN, VALIDATION, TEST[TEST["user_idx"] != 3], CATALOG, ITEM_MAP, 5)
     table = evaluate_models({"m": LISTS}, data, [3])
-    assert _n_users(table, "new_users") == 0
-    assert math.isnan(_value(table, "new_users", "ndcg", 3))
+    assert set(table["segment"]) == {"all", "warm", "cold", "cross_category", "new_items"}
+    assert not table.loc[table["metric"] != "diversity", "value"].isna().any()
+    # the same lists with every segment populated: the rows of the other segments do not change
+    full = evaluate_models({"m": LISTS}, _data(), [3])
+    kept = full[full["segment"].isin(["warm", "cross_category"])].reset_index(drop=True)
+    pd.testing.assert_frame_equal(
+        table[table["segment"].isin(["warm", "cross_category"])].reset_index(drop=True), kept
+    )
+    # nobody evaluated: segment all stays, NaN (the metrics check fails the run on it)
+    nobody = prepare_evaluation(TRAIN, VALIDATION, TEST.iloc[:0], CATALOG, ITEM_MAP, 5)
+    table = evaluate_models({"m": LISTS}, nobody, [3])
+    assert set(table["segment"]) == {"all", "new_items"} and _n_users(table, "all") == 0
+    assert math.isnan(_value(table, "all", "ndcg", 3))
 
 
 def test_per_user_values_are_paired_across_models() -> None:

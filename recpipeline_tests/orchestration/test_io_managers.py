@@ -1,5 +1,7 @@
+import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 from dagster import (
     AssetExecutionContext,
     AssetIn,
@@ -9,7 +11,8 @@ from dagster import (
 )
 from upath import UPath
 
-from recpipeline.orchestration.io_managers import ParquetIOManager, contained_path
+from recpipeline.models import ArtefactError, Recommender, create_model
+from recpipeline.orchestration.io_managers import ModelIOManager, ParquetIOManager, contained_path
 
 DAYS = DailyPartitionsDefinition(start_date="2026-10-01", end_date="2026-10-05")
 
@@ -107,3 +110,34 @@ def test_a_partition_key_cannot_leave_the_asset_folder(tmp_path, key):
     path = contained_path(folder, key)
     assert path.resolve().is_relative_to(folder.resolve())
     assert contained_path(folder, "my..backup/2026-10-01") == folder / "my..backup" / "2026-10-01"
+
+
+@asset(io_manager_key="model_io_manager")
+def fitted() -> Recommender:
+    train = sp.csr_matrix(np.eye(4, 6, dtype=np.float32) + np.eye(4, 6, k=1, dtype=np.float32))
+    return create_model("ease", {"regularization": 1.0}).fit(train)
+
+
+@asset
+def top_items(fitted: Recommender) -> pd.DataFrame:
+    items, _ = fitted.recommend(np.arange(2), sp.csr_matrix((2, fitted.n_items_), dtype=np.float32), 3)
+    return pd.DataFrame(items)
+
+
+def model_resources(root):
+    return {**resources(root), "model_io_manager": ModelIOManager(root=str(root))}
+
+
+def test_a_damaged_model_artefact_is_refused_naming_the_stored_file(tmp_path):
+    materialize([fitted], resources=model_resources(tmp_path))
+    good = materialize([fitted.to_source_asset(), top_items], resources=model_resources(tmp_path))
+    assert good.output_for_node("top_items").shape == (2, 3)
+    stored = tmp_path / "models" / "fitted" / "state.npz"
+    stored.write_bytes(stored.read_bytes()[:100])  # truncated
+    with pytest.raises(Exception) as caught:
+        materialize([fitted.to_source_asset(), top_items], resources=model_resources(tmp_path))
+    error = caught.value
+    while error is not None and not isinstance(error, ArtefactError):
+        error = error.__cause__
+    # the stored file, not the temporary copy the IO manager loads from
+    assert isinstance(error, ArtefactError) and error.path == str(stored)

@@ -3,7 +3,6 @@ import tempfile
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import numpy as np
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -142,7 +141,7 @@ def expected_reason(user, item, moment, form, kind, qty) -> str | None:
     """The first reason that applies, worked out row by row (the oracle the vectorised code must match)."""
     mapped = SHOP_EVENT_TYPES.get(kind.strip(), kind.strip()).lower()
     try:
-        bad_value = not np.isfinite(float(qty))
+        bad_value = not 0 <= float(qty) <= 1e6  # the default cleaning.value_range; NaN compares false
     except ValueError:
         bad_value = True
     checks = [
@@ -208,3 +207,15 @@ def test_clean_and_account_counts_every_raw_row_per_partition():
     assert int(result.totals["raw"]) == sum(len(frame) for frame in raw.values())
     for key, frame in raw.items():
         assert len(result.cleaned[key]) + len(result.quarantined[key]) == len(frame)
+
+
+def test_values_outside_the_range_are_bad_values_bounds_included():
+    values = [0.0, 1e6, -5.0, 1e38, -1e300, float("nan"), 1e6 + 1]
+    raw = raw_frame(
+        [[f"U{n}", "I1", "rating", "2026-10-05T10:00:00Z", v, None] for n, v in enumerate(values)]
+    )
+    cleaned, quarantine = clean_events(raw, DAY, now=NOW)
+    assert list(cleaned["value"]) == [0.0, 1e6]
+    assert list(quarantine["_row"]) == [2, 3, 4, 5, 6] and set(quarantine["reason"]) == {"bad_value"}
+    cleaned, quarantine = clean_events(raw, DAY, now=NOW, value_range=(-10.0, 10.0))
+    assert list(cleaned["value"]) == [0.0, -5.0] and list(quarantine["_row"]) == [1, 3, 4, 5, 6]

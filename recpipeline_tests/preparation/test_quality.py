@@ -1,6 +1,12 @@
 import pandas as pd
 
-from recpipeline.preparation.quality import empty_days, null_counts, quarantine_shares, rows_outside_their_day
+from recpipeline.preparation.quality import (
+    empty_days,
+    null_counts,
+    quarantine_breaches,
+    quarantine_shares,
+    rows_outside_their_day,
+)
 
 
 def day(*stamps: str, user_ids: list | None = None) -> pd.DataFrame:
@@ -26,3 +32,24 @@ def test_quarantine_shares_put_the_worst_day_first_and_survive_empty_days():
     shares = quarantine_shares(counts)
     assert shares["partition"].tolist() == ["c", "a", "b"]
     assert shares["share"].tolist() == [0.5, 0.1, 0.0]
+
+
+def test_quarantine_breaches_name_each_day_over_the_ceiling_with_its_top_reasons():
+    counts = pd.DataFrame(
+        {
+            "partition": ["a", "b", "c", "d"],
+            "raw": [10, 100, 4, 0],
+            "cleaned": [9, 70, 1, 0],
+            "quarantined": [1, 30, 3, 0],
+            "missing_user_id": [1, 5, 0, 0],
+            "bad_timestamp": [0, 20, 3, 0],
+            "duplicate": [0, 4, 0, 0],
+            "bad_value": [0, 1, 0, 0],
+        }
+    )
+    # a share equal to the ceiling passes; reasons by rows, at most three, none with zero rows
+    assert quarantine_breaches(counts, 0.1) == [
+        "c: 75.0% quarantined (3 of 4 rows; bad_timestamp 3)",
+        "b: 30.0% quarantined (30 of 100 rows; bad_timestamp 20, missing_user_id 5, duplicate 4)",
+    ]
+    assert quarantine_breaches(counts, 0.75) == []

@@ -1,6 +1,8 @@
 """Ingestion: catalogue, user profiles, raw events per day, and cleaning into events + quarantine."""
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pandas as pd
 from dagster import (
@@ -9,6 +11,7 @@ from dagster import (
     BackfillPolicy,
     Backoff,
     DailyPartitionsDefinition,
+    Failure,
     MetadataValue,
     Output,
     RetryPolicy,
@@ -26,10 +29,23 @@ from recpipeline.orchestration.checks import (
 )
 from recpipeline.preparation.cleaning import REASONS, clean_and_account
 from recpipeline.sources import Source, open_source
+from recpipeline.sources.reading import SourceUnavailable
 
 GROUP = "ingestion"
-#: reading a source (object stores, network shares) can fail transiently
+#: reading a source (object stores, network shares) can fail transiently; see ``retry_only_transient``
 SOURCE_RETRY = RetryPolicy(max_retries=2, delay=5, backoff=Backoff.EXPONENTIAL)
+
+
+@contextmanager
+def retry_only_transient() -> Iterator[None]:
+    """Let ``SOURCE_RETRY`` retry only I/O errors that may pass; any other error (a bad file, a bad value)
+    would repeat, so the step fails at once with it."""
+    try:
+        yield
+    except (SourceUnavailable, OSError):
+        raise
+    except Exception as exc:
+        raise Failure(description=str(exc), allow_retries=False) from exc
 
 
 def daily_partitions(config: RunConfig) -> DailyPartitionsDefinition:
@@ -48,12 +64,14 @@ def build_ingestion_assets(config: RunConfig, partitions: DailyPartitionsDefinit
     @asset(group_name=GROUP, kinds={"pandas", "parquet"}, retry_policy=SOURCE_RETRY)
     def item_catalog() -> pd.DataFrame:
         """Items: item_id, title, category, brand, price, first_seen."""
-        return source.items()
+        with retry_only_transient():
+            return source.items()
 
     @asset(group_name=GROUP, kinds={"pandas", "parquet"}, retry_policy=SOURCE_RETRY)
     def user_profiles() -> pd.DataFrame:
         """Users: user_id, attributes (age band, region), first_seen."""
-        return source.users()
+        with retry_only_transient():
+            return source.users()
 
     @asset(
         group_name=GROUP,
@@ -64,9 +82,11 @@ def build_ingestion_assets(config: RunConfig, partitions: DailyPartitionsDefinit
     )
     def raw_events(context: AssetExecutionContext) -> Output[dict[str, pd.DataFrame]]:
         """The source's rows for each day, as ingested, with `_source_file` / `_row` lineage columns."""
-        days = {key: source.events_of_day(dt.date.fromisoformat(key)) for key in context.partition_keys}
-        # whole-source totals: source_rows = all raw partitions' rows + outside_window_rows
-        return Output(days, metadata=source.row_counts())
+        # every day is read before any is written: a bad file stops the step with no partition half-done
+        with retry_only_transient():
+            days = {key: source.events_of_day(dt.date.fromisoformat(key)) for key in context.partition_keys}
+            # whole-source totals: source_rows = all raw partitions' rows + outside_window_rows
+            return Output(days, metadata=source.row_counts())
 
     @multi_asset(
         group_name=GROUP,
@@ -87,7 +107,7 @@ def build_ingestion_assets(config: RunConfig, partitions: DailyPartitionsDefinit
         },
     )
     def clean(context: AssetExecutionContext, raw_events: dict[str, pd.DataFrame]):
-        result = clean_and_account(raw_events, source.to_contract)
+        result = clean_and_account(raw_events, source.to_contract, config.cleaning.value_range)
         table, totals = result.accounting, result.totals
         context.log.info(f"cleaned {len(table)} partition(s): {totals.to_dict()}")
         yield Output(
