@@ -16,6 +16,7 @@ final refit's. The test split is never looked at before the final lists.
     python benchmarks/movielens_models.py                       # every model, 40 / 2 trials
     python benchmarks/movielens_models.py --models als ease --trials 20
     python benchmarks/movielens_models.py --trials 1 --neural-trials 1     # defaults only
+    python benchmarks/movielens_models.py --models ease als --split-from WAREHOUSE   # a pipeline run's split
 
 Torch runs on one thread by default (``--torch-threads``): on a small shared machine that is the fastest.
 """
@@ -25,7 +26,6 @@ from __future__ import annotations
 import argparse
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -34,7 +34,6 @@ import torch
 from recpipeline.evaluation.metrics import evaluate
 from recpipeline.evaluation.reports import markdown_table
 from recpipeline.models import MODEL_REGISTRY, FitContext, ScoreContext, create_model
-from recpipeline.models.mult_vae import MultVAE
 from recpipeline.models.neural import TorchRecommender
 from recpipeline.models.tuning import tune
 from recpipeline.preparation.encoding import interaction_matrix
@@ -96,25 +95,31 @@ def stratified_split(frame: pd.DataFrame, ratio: float, seed: int) -> tuple[pd.D
     return frame[first].reset_index(drop=True), frame[~first].reset_index(drop=True)
 
 
-def refit_params(model: Any, params: dict[str, Any], n_train_users: int) -> dict[str, Any]:
-    """The chosen parameters for the final fit: neural models train for the epochs early stopping kept."""
-    if not isinstance(model, TorchRecommender):
-        return params
-    refit = {**params, "epochs": max(int(model.best_epoch_), 1)}
-    if isinstance(model, MultVAE) and params.get("total_anneal_steps") is None:
-        # keep the beta schedule per epoch: anneal over the originally planned number of epochs
-        steps_per_epoch = -(-n_train_users // model.batch_size)
-        refit["total_anneal_steps"] = steps_per_epoch * model.epochs
-    return refit
+def pipeline_splits(warehouse: Path) -> tuple[pd.DataFrame, ...]:
+    """The train, validation and test tables a pipeline run wrote, with its id-map sizes and the item / user
+    features re-indexed to its indices: this script's procedure on exactly the pipeline's split."""
+    read = {name: pd.read_parquet(warehouse / f"{name}.parquet") for name in ("train", "validation", "test")}
+    maps = {name: pd.read_parquet(warehouse / f"{name}_id_map.parquet") for name in ("user", "item")}
+    shape = (len(maps["user"]), len(maps["item"]))
+    raw_index = {name: maps[name].sort_values("idx")["id"].astype(int).to_numpy() - 1 for name in maps}
+    items = load_items(DATA, int(raw_index["item"].max()) + 1).iloc[raw_index["item"]].reset_index(drop=True)
+    users = load_users(DATA, int(raw_index["user"].max()) + 1).iloc[raw_index["user"]].reset_index(drop=True)
+    return read["train"], read["validation"], read["test"], shape, items, users
 
 
-def run(names: list[str], trials: int, neural_trials: int, torch_threads: int) -> pd.DataFrame:
+def run(
+    names: list[str], trials: int, neural_trials: int, torch_threads: int, split_from: Path | None = None
+) -> pd.DataFrame:
     torch.set_num_threads(torch_threads)
-    ratings = load_ratings(DATA)
-    shape = (int(ratings["user_idx"].max()) + 1, int(ratings["item_idx"].max()) + 1)
-    train, test = stratified_split(ratings, 0.75, SEED)
-    inner, validation = stratified_split(train, 0.9, SEED + 1)
-    items, users = load_items(DATA, shape[1]), load_users(DATA, shape[0])
+    if split_from is None:
+        ratings = load_ratings(DATA)
+        shape = (int(ratings["user_idx"].max()) + 1, int(ratings["item_idx"].max()) + 1)
+        train, test = stratified_split(ratings, 0.75, SEED)
+        inner, validation = stratified_split(train, 0.9, SEED + 1)
+        items, users = load_items(DATA, shape[1]), load_users(DATA, shape[0])
+    else:
+        inner, validation, test, shape, items, users = pipeline_splits(split_from)
+        train = pd.concat([inner, validation], ignore_index=True)
     print(
         f"MovieLens-100K: {len(train)} train / {len(test)} test ratings, {test['user_idx'].nunique()} test "
         f"users; tuning on {len(inner)} / {len(validation)}; torch threads {torch_threads}"
@@ -143,7 +148,7 @@ def run(names: list[str], trials: int, neural_trials: int, torch_threads: int) -
             score_context=ScoreContext(history_events=inner, user_features=users),
         )
         tuning_seconds = time.perf_counter() - started
-        params = refit_params(result.model, result.params, inner["user_idx"].nunique())
+        params = result.model.refit_params()  # neural models: the epochs early stopping kept
 
         started = time.perf_counter()
         train_matrix = interaction_matrix(train, *shape)
@@ -187,8 +192,13 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=40, help="candidates per model (1 = defaults only)")
     parser.add_argument("--neural-trials", type=int, default=2, help="candidates per neural model")
     parser.add_argument("--torch-threads", type=int, default=1)
+    parser.add_argument(
+        "--split-from",
+        type=Path,
+        help="a pipeline run's storage folder: use its train / validation / test instead of splitting here",
+    )
     args = parser.parse_args()
-    table = run(args.models, args.trials, args.neural_trials, args.torch_threads)
+    table = run(args.models, args.trials, args.neural_trials, args.torch_threads, args.split_from)
     print()
     print(markdown_table(table.drop(columns="params").sort_values("ndcg@10", ascending=False)))
 

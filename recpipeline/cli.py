@@ -8,8 +8,13 @@ import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from recpipeline.config import CONFIG_ENV_VAR, ConfigError, load_config
+from recpipeline.config import CONFIG_ENV_VAR, ConfigError, RunConfig, load_config
+from recpipeline.contracts import EVENT_TYPES
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
 
@@ -84,7 +89,6 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     from dagster import BetaWarning, DagsterInstance
 
-    from recpipeline.evaluation.reports import markdown_table, metrics_summary
     from recpipeline.orchestration.instance import ensure_dagster_home
     from recpipeline.orchestration.runner import run_pipeline
 
@@ -101,10 +105,30 @@ def _run(args: argparse.Namespace) -> int:
             log_level=args.log_level,
         )
     if outcome.metrics is not None:
-        print("\n" + markdown_table(metrics_summary(outcome.metrics)))
+        print(_run_results(config, outcome.metrics))
     timings = ", ".join(f"{name} {seconds:.1f}" for name, seconds in outcome.timings.items())
     print(f"\n{timings}; outputs under {config.storage}; runs recorded in {home}", flush=True)
     return 0
+
+
+def _run_results(config: RunConfig, metrics: pd.DataFrame) -> str:
+    """The headline segment's metrics table, then the verdict (significance read from the warehouse)."""
+    import pandas as pd
+
+    from recpipeline.evaluation.protocol import headline_segment
+    from recpipeline.evaluation.reports import markdown_table, metrics_summary
+    from recpipeline.evaluation.significance import SIGNIFICANCE_COLUMNS
+    from recpipeline.evaluation.verdict import evaluated_families, verdict_lines, verdict_markdown
+    from recpipeline.orchestration.resources import Warehouse
+
+    segment = headline_segment(metrics)
+    significance = Warehouse(root=config.storage).read_previous("significance")
+    if significance is None:
+        significance = pd.DataFrame(columns=list(SIGNIFICANCE_COLUMNS))
+    families = evaluated_families(metrics["model"], config.model_names)
+    verdict = verdict_lines(metrics, significance, families, config.k)
+    table = markdown_table(metrics_summary(metrics, segment))
+    return f"\nSegment {segment}:\n\n{table}\n\nVerdict:\n{verdict_markdown(verdict)}"
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -152,6 +176,15 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--k", required=True, type=_positive_int, nargs="+", help="one or more cut-offs")
     evaluate.add_argument("--item-features", type=Path, help="item_id, category: diversity, cross_category")
     evaluate.add_argument("--cold-max-interactions", type=int, default=5, help="cold: at most this history")
+    evaluate.add_argument(
+        "--relevant-event-types",
+        nargs="+",
+        choices=EVENT_TYPES,
+        help="only test rows of these event types are relevant (needs an event_type column; default: all)",
+    )
+    evaluate.add_argument(
+        "--min-rating", type=float, help="test ratings below this are not relevant (needs a rating column)"
+    )
     evaluate.add_argument("--output", type=Path, help="write the metrics table here (.csv or .parquet)")
 
 
@@ -176,6 +209,8 @@ def _evaluate(args: argparse.Namespace) -> int:
             item_features=args.item_features,
             validation=args.validation,
             cold_max_interactions=args.cold_max_interactions,
+            relevant_event_types=args.relevant_event_types,
+            min_rating=args.min_rating,
         )
         if args.output:
             write_table(metrics, args.output)

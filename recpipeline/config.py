@@ -203,6 +203,7 @@ class RunConfig:
     models: tuple[ModelSpec, ...] = field(
         default_factory=lambda: (
             ModelSpec("popularity"),
+            ModelSpec("recent_popularity"),
             ModelSpec("als"),
             ModelSpec("mult_vae", {"epochs": 50, "batch_size": 500, "patience": 5}),
         )
@@ -266,17 +267,18 @@ def parse_config(raw: dict[str, Any], source_name: str = "<dict>", base_dir: Pat
     split = _split(raw, where, base_dir, source.kind)
     models = _models(raw["models"], where) if "models" in raw else defaults.models
     storage = validate_storage(raw.get("storage", defaults.storage), where, base_dir)
+    weights = _event_weights(raw.get("event_weights", {}), defaults.event_weights, where)
     return RunConfig(
         source=source,
         cleaning=cleaning,
         preparation=preparation,
         split=split,
-        event_weights=_event_weights(raw.get("event_weights", {}), defaults.event_weights, where),
+        event_weights=weights,
         models=models,
         similar_items=_similar_items(raw, where, models),
         tuning=_tuning(raw, where, models),
         ks=_ks(raw.get("k", list(defaults.ks)), where),
-        evaluation=_evaluation(raw, where, base_dir, models),
+        evaluation=_evaluation(raw, where, base_dir, models, weights),
         seed=_integer(raw.get("seed", defaults.seed), where, "seed", 0),
         storage=storage,
         execution=_execution(raw, where, storage),
@@ -606,7 +608,11 @@ def _ks(value: Any, where: str) -> tuple[int, ...]:
 
 
 def _evaluation(
-    raw: dict[str, Any], where: str, base_dir: Path, models: tuple[ModelSpec, ...]
+    raw: dict[str, Any],
+    where: str,
+    base_dir: Path,
+    models: tuple[ModelSpec, ...],
+    event_weights: dict[str, float],
 ) -> EvaluationConfig:
     section = _section(raw, "evaluation", EvaluationConfig, where)
     for key, lowest in (("cold_max_interactions", 0), ("bootstrap_samples", 1), ("history_runs", 1)):
@@ -618,6 +624,11 @@ def _evaluation(
         raise ConfigError(f"{where}: evaluation.refit: expected true or false, got {section.refit!r}")
     if section.min_rating is not None:
         _number(section.min_rating, where, "evaluation.min_rating", -1e30, 1e30)
+        if event_weights["rating"] == 0:
+            raise ConfigError(
+                f"{where}: evaluation.min_rating: ratings are read back from the interaction weight, which "
+                "event_weights.rating 0 erases; give ratings a positive weight or leave min_rating null"
+            )
     types = section.relevant_event_types
     if types is not None:
         if not isinstance(types, list | tuple) or not types or any(t not in EVENT_TYPES for t in types):

@@ -25,7 +25,7 @@ from recpipeline_tests.conftest import REPO_ROOT, tiny_raw_config
 def test_embedded_default_loads():
     config = load_config()
     assert config.source.kind == "synthetic"
-    assert config.model_names == ["popularity", "als", "mult_vae"]
+    assert config.model_names == ["popularity", "recent_popularity", "als", "mult_vae"]
     assert Path(config.storage).is_absolute()
 
 
@@ -34,7 +34,7 @@ def test_embedded_default_is_the_dataclass_defaults():
     from_yaml = replace(load_config(), config_file="-")
     from_dataclasses = replace(parse_config({}), config_file="-")
     assert from_yaml == from_dataclasses
-    assert from_dataclasses.models[2] == ModelSpec(
+    assert from_dataclasses.models[3] == ModelSpec(
         "mult_vae", {"epochs": 50, "batch_size": 500, "patience": 5}
     )
     # parsing adds nothing of its own: only storage (made absolute) and the similar_items model (resolved
@@ -217,7 +217,8 @@ def test_baseline_may_name_an_external_list(tmp_path: Path):
     assert config.evaluation.baseline == "vendor"
     for other in ("notes", "other"):
         with pytest.raises(
-            ConfigError, match=r"'popularity', 'als', 'mult_vae'\] or external lists \['vendor'\]"
+            ConfigError,
+            match=r"'popularity', 'recent_popularity', 'als', 'mult_vae'\] or external lists \['vendor'\]",
         ):
             parse_config({"evaluation": {**settings, "baseline": other}}, base_dir=tmp_path)
 

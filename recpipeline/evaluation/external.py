@@ -8,11 +8,14 @@ A list file (CSV or Parquet) has columns ``user_id``, ``item_id`` and ``rank`` (
 * lists longer than K are cut to their first K rows (``truncated_lists`` / ``truncated_rows``);
 * every slot keeps its rank, as in the metric engine: a repeated (user, item) row (``duplicates``) and an
   item the evaluation does not know (``unknown_item_rows``) stay in the list as misses, so the items after
-  them do not move up; an unknown item counts as a recommended item outside the training catalogue;
+  them do not move up; an unknown item counts as a recommended item outside the item base (left out of
+  coverage and gini, counted in ``exposure_share``; novelty as an item unseen in training);
 * rows of users the evaluation does not know are dropped (``unknown_user_rows``): nobody is scored on them.
 
 Interaction files (train, optional validation, test) have ``user_id`` and ``item_id``; other columns are
-ignored. An item features file has ``item_id`` and ``category``.
+ignored, except that the relevance options read the test file's ``event_type`` (``relevant_event_types``)
+and ``rating`` (``min_rating``; without ``event_type`` every row with a rating is a rating event). An item
+features file has ``item_id`` and ``category``.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import pandas as pd
 
 from recpipeline.evaluation.metrics import isin_ids
 from recpipeline.evaluation.protocol import EvaluationData, evaluate_models, prepare_evaluation
+from recpipeline.evaluation.relevance import RelevanceRule
 from recpipeline.models.recommending import RECOMMENDATION_COLUMNS
 from recpipeline.preparation.splitting import as_of
 
@@ -216,6 +220,28 @@ def _indexed(frame: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.DataFrame
     )
 
 
+def _with_relevance_columns(
+    test: pd.DataFrame, path: Path, event_types: Sequence[str] | None, min_rating: float | None
+) -> tuple[pd.DataFrame, RelevanceRule]:
+    """The test rows with the event_type and weight columns a RelevanceRule reads (the weight is the file's
+    rating, so its rating weight is 1), and that rule."""
+    rule = RelevanceRule(None if event_types is None else tuple(event_types), min_rating)
+    for column, needed in (("event_type", event_types is not None), ("rating", min_rating is not None)):
+        if needed and column not in test.columns:
+            raise ExternalDataError(
+                f"{path}: missing column {column!r} in test interactions, needed by the relevance options"
+            )
+    if "rating" in test.columns:
+        rating = pd.to_numeric(test["rating"], errors="coerce")
+    else:
+        rating = pd.Series(np.nan, index=test.index)
+    if "event_type" in test.columns:
+        event_type = test["event_type"].astype(str)
+    else:
+        event_type = pd.Series(np.where(rating.notna(), "rating", ""), index=test.index)
+    return test.assign(event_type=event_type, weight=rating), rule
+
+
 def evaluate_files(
     train: Path,
     test: Path,
@@ -224,13 +250,17 @@ def evaluate_files(
     item_features: Path | None = None,
     validation: Path | None = None,
     cold_max_interactions: int = 5,
+    relevant_event_types: Sequence[str] | None = None,
+    min_rating: float | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
     """The metrics table of one recommendations file, as the pipeline computes it (docs/metrics.md), and
     the warnings about its lists (``ListIssues``, users without a list, items the user already had).
 
-    Relevant items are the test items a user had not interacted with in train or validation; novelty and
-    catalogue counts come from train. The model name is the recommendations file's stem. Empty files, lists
-    of no known user and a test window without a relevant item raise ``ExternalDataError``.
+    Relevant items are the test items a user had not interacted with in train or validation, among the test
+    rows the relevance options keep (``relevant_event_types``, ``min_rating``: see the module docstring);
+    novelty counts come from train, the item base of coverage and gini from train and validation. The model
+    name is the recommendations file's stem. Empty files, lists of no known user and a test window without
+    a relevant item raise ``ExternalDataError``.
     """
     frames = {
         name: read_table(path, ID_COLUMNS, f"{name} interactions")
@@ -243,9 +273,10 @@ def evaluate_files(
     item_ids = [f["item_id"] for f in frames.values()] + ([catalog["item_id"]] if catalog is not None else [])
     item_map = _id_map(*item_ids)
     splits = {name: _indexed(frame, user_map, item_map) for name, frame in frames.items()}
+    test_rows, rule = _with_relevance_columns(splits["test"], test, relevant_event_types, min_rating)
 
     data = prepare_evaluation(
-        splits["train"], splits["validation"], splits["test"], catalog, item_map, cold_max_interactions
+        splits["train"], splits["validation"], test_rows, catalog, item_map, cold_max_interactions, rule
     )
     model = Path(recommendations).stem
     if data.user_segment.empty:

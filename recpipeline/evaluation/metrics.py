@@ -7,9 +7,11 @@ rank, ``rel_u(j)`` = 1 if the item at (1-based) position j is in ``T_u``.
 * precision@K = hits / K (K even when the list is shorter), recall@K = hits / |T_u|, hit_rate@K = [hits > 0]
 * ndcg@K = DCG / IDCG with DCG = sum_j rel_u(j) / log2(j + 1) and IDCG over min(|T_u|, K) ideal hits
 * map@K = (1 / min(|T_u|, K)) sum_j precision@j * rel_u(j); mrr@K = 1 / position of the first hit (0 if none)
-* catalog_coverage@K = |union_u L_u| / number of distinct training items
-* gini@K = Gini index of recommendation counts over training items (0 counts included) plus any recommended
-  item outside the training catalogue
+* item base B = the items known before the test cut (train or validation; train alone when no validation
+  is given), the same for every model
+* catalog_coverage@K = |union_u L_u ∩ B| / |B| (<= 1); recommendations outside B are reported apart
+  (``exposure_share``)
+* gini@K = Gini index of recommendation counts over the items of B (0 counts included)
 * novelty@K = mean over recommended (u, item) pairs of -log2(n_i / N) (n_i = training rows of item i, 1 when
   unseen; N = training rows)
 * diversity@K = 1 - mean pairwise cosine similarity of item feature vectors within L_u (users with >= 2 items)
@@ -145,22 +147,26 @@ def _indexed(test: pd.DataFrame | Relevance) -> Relevance:
 
 @dataclass(frozen=True)
 class ItemCounts:
-    """Training rows per item (catalogue, gini and novelty), counted once per training table."""
+    """The item base (coverage, gini) and training rows per item (novelty), counted once per run."""
 
-    items: np.ndarray  # sorted distinct training item_idx: the catalogue
+    base: np.ndarray  # sorted distinct item_idx known before the test cut
+    items: np.ndarray  # sorted distinct training item_idx
     counts: np.ndarray  # training rows of each
     n_rows: int
 
 
-def count_items(train: pd.DataFrame) -> ItemCounts:
-    """The ItemCounts of ``train`` (item_idx column)."""
+def count_items(train: pd.DataFrame, known_items: np.ndarray | None = None) -> ItemCounts:
+    """The ItemCounts of ``train`` (item_idx column); the item base is train's items and ``known_items``
+    (item_idx also known before the test cut, e.g. validation's; duplicates allowed)."""
     item = _int64(train, "item_idx")
     if _dense(int(item.max(initial=0)), len(item)):  # a bincount instead of sorting millions of rows
         counts = np.bincount(item)
         items = np.flatnonzero(counts)
-        return ItemCounts(items, counts[items], len(item))
-    items, counts = np.unique(item, return_counts=True)
-    return ItemCounts(items, counts, len(item))
+        counts = counts[items]
+    else:
+        items, counts = np.unique(item, return_counts=True)
+    base = items if known_items is None else _distinct(np.concatenate([items, known_items.astype(np.int64)]))
+    return ItemCounts(base, items, counts, len(item))
 
 
 def _sort_order(u: np.ndarray, rank: np.ndarray, item: np.ndarray) -> np.ndarray:
@@ -332,19 +338,20 @@ def _gini(counts: np.ndarray) -> float:
 def _beyond_accuracy(
     item: np.ndarray, pos: np.ndarray, ks: Sequence[int], counts: ItemCounts
 ) -> dict[tuple[str, int], float]:
-    """Coverage, gini and novelty of the list rows (item, 0-based position)."""
-    at = _index_in(counts.items, item)  # catalogue position, -1 outside the training catalogue
-    n_catalogue = len(counts.items)
+    """Coverage, gini (over the item base) and novelty (training counts) of the list rows (item, 0-based
+    position)."""
+    at_base = _index_in(counts.base, item)  # position in the item base, -1 outside it
+    at = _index_in(counts.items, item)  # position among the training items, -1 unseen in training
+    n_base = len(counts.base)
     out: dict[tuple[str, int], float] = {}
     for k in ks:
         top = pos < k
+        top_base = at_base[top]
+        exposure = np.bincount(top_base[top_base >= 0], minlength=n_base)
+        out[("catalog_coverage", k)] = np.count_nonzero(exposure) / n_base if n_base else float("nan")
+        out[("gini", k)] = _gini(exposure)
         top_at = at[top]
         inside = top_at >= 0
-        exposure = np.bincount(top_at[inside], minlength=n_catalogue)
-        outside = np.unique(item[top][~inside], return_counts=True)[1]  # recommended, not in training
-        n_recommended = int(np.count_nonzero(exposure)) + len(outside)
-        out[("catalog_coverage", k)] = n_recommended / n_catalogue if n_catalogue else float("nan")
-        out[("gini", k)] = _gini(np.concatenate([exposure, outside]))
         if len(top_at) and counts.n_rows:
             n_i = np.ones(len(top_at))  # unseen in training -> 1
             n_i[inside] = counts.counts[top_at[inside]]
@@ -355,14 +362,15 @@ def _beyond_accuracy(
 
 
 def exposure_share(
-    recommendations: pd.DataFrame, test: pd.DataFrame | Relevance, ks: Sequence[int], items: np.ndarray
+    recommendations: pd.DataFrame, test: pd.DataFrame | Relevance, ks: Sequence[int], base: np.ndarray
 ) -> dict[int, float]:
-    """Per K: the share of the evaluated users' filled top-K slots holding one of ``items`` (NaN if none).
+    """Per K: the share of the evaluated users' filled top-K slots holding an item outside the item
+    ``base`` (ItemCounts.base): what coverage and gini leave out (NaN without slots).
 
     test: user_idx, item_idx (who is evaluated), or its Relevance (index_relevance).
     """
     prep = _prepare(recommendations, _indexed(test), ks)
-    flagged = np.isin(prep.item, np.asarray(items, dtype=np.int64))
+    flagged = ~isin_ids(prep.item, np.asarray(base, dtype=np.int64))
     return {k: float(flagged[prep.pos < k].mean()) if (prep.pos < k).any() else float("nan") for k in prep.ks}
 
 
@@ -373,17 +381,24 @@ def evaluate(
     ks: Sequence[int],
     item_features: ItemFeatures | None = None,
     users: np.ndarray | None = None,
+    validation: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Aggregate metric table: columns metric (str), k (int64), value (float64), n_users (int64).
 
     One row per (metric, k) for every name in METRIC_NAMES (metric-major, k ascending). train: user_idx,
-    item_idx (catalogue and novelty counts). users: optional subset of user_idx (a segment); accuracy and
-    diversity means and coverage/gini/novelty then use only those users' lists and test rows. n_users =
-    number of evaluated users. Accuracy metrics are means over evaluated users, diversity over users with a
-    defined value; a figure with nothing to average is NaN.
+    item_idx (novelty counts); train and ``validation`` (item_idx) make the item base of coverage and gini.
+    users: optional subset of user_idx (a segment); accuracy and diversity means and coverage/gini/novelty
+    then use only those users' lists and test rows. n_users = number of evaluated users. Accuracy metrics
+    are means over evaluated users, diversity over users with a defined value; a figure with nothing to
+    average is NaN.
     """
     return evaluate_subsets(
-        recommendations, index_relevance(test), count_items(train), ks, item_features, [users]
+        recommendations,
+        index_relevance(test),
+        count_items(train, None if validation is None else _int64(validation, "item_idx")),
+        ks,
+        item_features,
+        [users],
     )[0]
 
 

@@ -1,20 +1,29 @@
 """Evaluation protocol: which test items count, user and item segments, per-user values, rating errors.
 
 Relevance (``recpipeline.evaluation.relevance``): the test items a user had not interacted with before the
-test window (train or validation). Metric definitions: ``docs/metrics.md``. Segments (column ``segment``):
+test window (train or validation), from the test interactions the ``RelevanceRule`` keeps (event types, a
+minimum rating). Coverage and gini count over one item base for every model: the items known before the
+test window (``EvaluationData.base``). Metric definitions: ``docs/metrics.md``. Segments (column ``segment``):
 
 * ``all`` — every user with at least one relevant test item;
+* ``with_history`` — those with at least one train / validation row (``warm`` and ``cold``): the headline
+  segment (summary, default baseline, significance, regression gate), since every model serves users without
+  history the same fallback list and they would only dilute the differences;
 * ``warm`` / ``cold`` / ``new_users`` — a partition of those users by their history before the test window
   (train + validation rows, what the models see when recommending): more than ``cold_max_interactions``,
   1 to ``cold_max_interactions``, none (served by the cold-start fallback);
 * ``cross_category`` — relevance restricted to test items whose category the user never touched before the
   test window, over users with history and at least one such item (needs the item catalogue);
 * ``new_items`` — relevance restricted to items first seen in the test window (users with at least one), plus
-  ``exposure_share``: the share of all evaluated users' top-K slots holding a new item (its n_users is the
-  number of all evaluated users).
+  ``exposure_share``: the share of all evaluated users' top-K slots holding an item outside the item base
+  (first seen in the test window, or unknown to the evaluation; its n_users is the number of all evaluated
+  users).
 
 A segment without users (no cold users, no catalogue categories new to anyone) has no rows in the metrics
-table, rather than rows of NaN; segment ``all`` always has its rows.
+table, rather than rows of NaN; segment ``all`` always has its rows. Column ``served_by`` names who made the
+lists scored: the model, except on ``new_users`` rows of a model that does not serve users without history
+itself (``Recommender.serves_cold_users``), where it is the cold-start fallback (``COLD_START_FALLBACK``).
+Column ``flagged``: the row rests on fewer than ``min_segment_users`` users (shown, but not tested).
 """
 
 from __future__ import annotations
@@ -26,6 +35,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from recpipeline.config import EvaluationConfig
 from recpipeline.evaluation.metrics import (
     count_items,
     evaluate_subsets,
@@ -34,16 +44,23 @@ from recpipeline.evaluation.metrics import (
     isin_ids,
     per_user_metrics,
 )
-from recpipeline.evaluation.relevance import unseen_relevant
+from recpipeline.evaluation.relevance import RelevanceRule, unseen_relevant
 from recpipeline.models.base import Recommender, score_chunk_rows
 from recpipeline.models.context import ScoreContext
 from recpipeline.models.registry import model_class
 from recpipeline.preparation.encoding import interaction_matrix
 
-METRICS_COLUMNS = ("model", "segment", "metric", "k", "value", "n_users")
+METRICS_COLUMNS = ("model", "segment", "metric", "k", "value", "n_users", "served_by", "flagged")
 #: a partition of the evaluated users by history length; the per-user table carries one of these per user
 USER_SEGMENTS = ("warm", "cold", "new_users")
-SEGMENTS = ("all", *USER_SEGMENTS, "cross_category", "new_items")
+#: the users with history before the test window (warm and cold): the headline segment
+WITH_HISTORY = "with_history"
+SEGMENTS = ("all", WITH_HISTORY, *USER_SEGMENTS, "cross_category", "new_items")
+#: who serves users without history when the model does not (``recommending.recommend_table``): the
+#: ranking by popularity before the test window
+COLD_START_FALLBACK = "popularity"
+#: the default of ``evaluation.min_segment_users`` (``recpipeline evaluate`` has no configuration)
+MIN_SEGMENT_USERS = EvaluationConfig.min_segment_users
 #: k of metrics that are not cut-off metrics (rmse, mae)
 NO_K = 0
 
@@ -58,6 +75,20 @@ def list_families(model_names: Iterable[str], external_names: Iterable[str]) -> 
     read from files (a name that is neither raises: it could never be labelled correctly)."""
     families = {name: model_class(name).family for name in model_names}
     return {**families, **dict.fromkeys(external_names, EXTERNAL)}
+
+
+def new_users_served_by(model_names: Iterable[str], external_names: Iterable[str]) -> dict[str, str]:
+    """Who made each list's recommendations for users without history: a registered model that serves them
+    itself (``serves_cold_users``), else the cold-start fallback; an external list its own."""
+    served = {
+        name: name if model_class(name).serves_cold_users else COLD_START_FALLBACK for name in model_names
+    }
+    return {**served, **{name: name for name in external_names}}
+
+
+def headline_segment(metrics: pd.DataFrame) -> str:
+    """``with_history`` where the table has its rows (users with history were evaluated), else ``all``."""
+    return WITH_HISTORY if (metrics["segment"] == WITH_HISTORY).any() else "all"
 
 
 def category_codes(item_catalog: pd.DataFrame, item_id_map: pd.DataFrame) -> np.ndarray:
@@ -81,7 +112,8 @@ class EvaluationData:
     """Everything the metrics need besides the lists, prepared once per run."""
 
     relevant: pd.DataFrame  # distinct unseen (user_idx, item_idx) test pairs
-    train: pd.DataFrame  # catalogue and novelty counts
+    train: pd.DataFrame  # novelty counts
+    base: np.ndarray  # sorted item_idx known before the test window: the item base of coverage and gini
     features: sp.csr_matrix | None  # one-hot categories; None without a catalogue
     user_segment: pd.Series  # evaluated user_idx (sorted) -> one of USER_SEGMENTS
     cross_category: (
@@ -90,7 +122,10 @@ class EvaluationData:
     new_items: np.ndarray  # item_idx first seen in the test window
 
     def users_in(self, segment: str) -> np.ndarray:
-        return self.user_segment.index[self.user_segment.to_numpy() == segment].to_numpy()
+        """The evaluated users of a user segment (one of USER_SEGMENTS, or WITH_HISTORY)."""
+        segments = self.user_segment.to_numpy()
+        chosen = segments != "new_users" if segment == WITH_HISTORY else segments == segment
+        return self.user_segment.index[chosen].to_numpy()
 
 
 def prepare_evaluation(
@@ -100,11 +135,16 @@ def prepare_evaluation(
     item_catalog: pd.DataFrame | None,
     item_id_map: pd.DataFrame,
     cold_max_interactions: int,
+    relevance: RelevanceRule | None = None,
 ) -> EvaluationData:
-    """Relevance, segments and item features from the splits (indices) and the catalogue (string ids)."""
+    """Relevance, segments and item features from the splits (indices) and the catalogue (string ids).
+
+    relevance: which test interactions may be relevant (None: every one; a rule with options reads the
+    test's event_type and weight columns)."""
     pair = ["user_idx", "item_idx"]
     known = pd.concat([train[pair], validation[pair]], ignore_index=True)
-    relevant = unseen_relevant(test, known)
+    kept = test if relevance is None else test[relevance.keeps(test)]
+    relevant = unseen_relevant(kept, known)
     known_user = known["user_idx"].to_numpy(np.int64)
     known_item = known["item_idx"].to_numpy(np.int64)
     users = np.unique(relevant["user_idx"].to_numpy(np.int64))
@@ -128,6 +168,7 @@ def prepare_evaluation(
     return EvaluationData(
         relevant=relevant,
         train=train,
+        base=np.unique(known_item),
         features=features,
         user_segment=pd.Series(segment, index=pd.Index(users, name="user_idx"), name="user_segment"),
         cross_category=cross,
@@ -141,22 +182,31 @@ def _labelled(parts: Sequence[tuple[str, str, pd.DataFrame]]) -> pd.DataFrame:
     stacked = pd.concat([table for _, _, table in parts], ignore_index=True)
     models = np.repeat([model for model, _, _ in parts], sizes)
     segments = np.repeat([segment for _, segment, _ in parts], sizes)
-    return stacked.assign(model=models, segment=segments)[list(METRICS_COLUMNS)]
+    return stacked.assign(model=models, segment=segments)
 
 
 def evaluate_models(
-    recommendations: Mapping[str, pd.DataFrame], data: EvaluationData, ks: Sequence[int]
+    recommendations: Mapping[str, pd.DataFrame],
+    data: EvaluationData,
+    ks: Sequence[int],
+    served_by: Mapping[str, str] | None = None,
+    min_segment_users: int = MIN_SEGMENT_USERS,
 ) -> pd.DataFrame:
-    """Metrics for every model and segment on the test window: METRICS_COLUMNS rows."""
+    """Metrics for every model and segment on the test window: METRICS_COLUMNS rows.
+
+    ``served_by``: list name -> who served its users without history (``new_users_served_by``); a list not
+    in it served them itself. Rows on fewer than ``min_segment_users`` users are ``flagged``.
+    """
     # (relevant pairs, {segment: user subset}), indexed once for every model; the user segments are subsets
-    # of segment all, so each list's per-user metrics are computed once for all four
+    # of segment all, so each list's per-user metrics are computed once for all five
     relevant = index_relevance(data.relevant)
-    cases = [(relevant, {"all": None, **{s: data.users_in(s) for s in USER_SEGMENTS}})]
+    user_segments = (WITH_HISTORY, *USER_SEGMENTS)
+    cases = [(relevant, {"all": None, **{s: data.users_in(s) for s in user_segments}})]
     if data.cross_category is not None:
         cases.append((index_relevance(data.cross_category), {"cross_category": None}))
     new_items = data.relevant[data.relevant["item_idx"].isin(data.new_items)]
     cases.append((index_relevance(new_items), {"new_items": None}))
-    counts = count_items(data.train)
+    counts = count_items(data.train, data.base)
     parts = []
     for model, recs in recommendations.items():
         for relevance, segments in cases:
@@ -167,7 +217,7 @@ def evaluate_models(
                 for segment, table in zip(segments, evaluated, strict=True)
                 if segment == "all" or table["n_users"].iloc[0] > 0
             ]
-        shares = exposure_share(recs, relevant, ks, data.new_items)
+        shares = exposure_share(recs, relevant, ks, data.base)
         exposure = pd.DataFrame(
             {
                 "metric": "exposure_share",
@@ -177,10 +227,13 @@ def evaluate_models(
             }
         )
         parts.append((model, "new_items", exposure))
-    return _typed(_labelled(parts))
+    return _typed(_labelled(parts), min_segment_users, served_by)
 
 
-def _typed(table: pd.DataFrame) -> pd.DataFrame:
+def _typed(
+    table: pd.DataFrame, min_segment_users: int, served_by: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """The METRICS_COLUMNS of a table of model, segment, metric, k, value and n_users, typed."""
     dtypes = {
         "model": str,
         "segment": str,
@@ -189,22 +242,34 @@ def _typed(table: pd.DataFrame) -> pd.DataFrame:
         "value": np.float64,
         "n_users": np.int64,
     }
-    return table.astype(dtypes)
+    table = table.astype(dtypes)
+    model = table["model"]
+    return table.assign(
+        served_by=model.where(table["segment"] != "new_users", model.replace(dict(served_by or {}))),
+        flagged=(table["n_users"] < min_segment_users).to_numpy(bool),
+    )[list(METRICS_COLUMNS)]
 
 
 def per_user_values(
-    recommendations: Mapping[str, pd.DataFrame], data: EvaluationData, ks: Sequence[int]
+    recommendations: Mapping[str, pd.DataFrame],
+    data: EvaluationData,
+    ks: Sequence[int],
+    served_by: Mapping[str, str] | None = None,
 ) -> pd.DataFrame:
-    """Per model and evaluated user (segment ``all`` relevance): model, user_idx, user_segment, metric@k.
+    """Per model and evaluated user (segment ``all`` relevance): model, user_idx, user_segment, served_by
+    (as in ``evaluate_models``), metric@k.
 
     Every model has the same rows (the evaluated users, sorted), so values are paired across models.
     """
     relevant = index_relevance(data.relevant)
+    segment = data.user_segment.to_numpy()
     frames = []
     for model, recs in recommendations.items():
         values = per_user_metrics(recs, relevant, ks, item_features=data.features)
         values.insert(0, "model", model)
-        values.insert(2, "user_segment", data.user_segment.to_numpy())
+        values.insert(2, "user_segment", segment)
+        fallback = (served_by or {}).get(model, model)
+        values.insert(3, "served_by", np.where(segment == "new_users", fallback, model))
         frames.append(values)
     return pd.concat(frames, ignore_index=True)
 
@@ -215,6 +280,7 @@ def rating_errors(
     validation: pd.DataFrame,
     test: pd.DataFrame,
     rating_weight: float,
+    min_segment_users: int = MIN_SEGMENT_USERS,
 ) -> pd.DataFrame:
     """RMSE and MAE of every model's rating predictions on the test window's explicit ratings.
 
@@ -225,10 +291,10 @@ def rating_errors(
     either window has no ratings or ``rating_weight`` is 0 (the rating value cannot be recovered).
     """
     if rating_weight <= 0:
-        return _typed(pd.DataFrame(columns=list(METRICS_COLUMNS)))
+        return _typed(pd.DataFrame(columns=list(_RATING_COLUMNS)), min_segment_users)
     fit_pairs, test_pairs = _ratings(validation, rating_weight), _ratings(test, rating_weight)
     if not len(fit_pairs) or not len(test_pairs):
-        return _typed(pd.DataFrame(columns=list(METRICS_COLUMNS)))
+        return _typed(pd.DataFrame(columns=list(_RATING_COLUMNS)), min_segment_users)
     known = pd.concat([train, validation], ignore_index=True)
     scale = _ratings(known, rating_weight)["rating"]
     low, high = scale.min(), scale.max()
@@ -248,7 +314,11 @@ def rating_errors(
             (name, "all", "rmse", NO_K, float(np.sqrt(np.mean(error**2))), n_users),
             (name, "all", "mae", NO_K, float(np.mean(np.abs(error))), n_users),
         ]
-    return _typed(pd.DataFrame(rows, columns=list(METRICS_COLUMNS)))
+    return _typed(pd.DataFrame(rows, columns=list(_RATING_COLUMNS)), min_segment_users)
+
+
+#: a rating error row before ``_typed`` adds who served the lists and the flag
+_RATING_COLUMNS = METRICS_COLUMNS[:6]
 
 
 def _ratings(split: pd.DataFrame, rating_weight: float) -> pd.DataFrame:

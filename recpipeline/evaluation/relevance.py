@@ -3,10 +3,14 @@
 Recommendations exclude already-seen items, so seen items can never be hits; counting them as relevant would
 only cap every model's recall. This is the one definition of the rule, in the representations its callers
 hold: tables of (user_idx, item_idx) pairs for the test evaluation, users x items matrices for validation
-(early stopping and tuning). Nothing here imports the models.
+(early stopping and tuning). ``RelevanceRule`` narrows which test interactions may count at all (event
+types, a minimum rating: ``evaluation.relevant_event_types`` / ``evaluation.min_rating``). Nothing here
+imports the models.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -14,6 +18,41 @@ import scipy.sparse as sp
 
 from recpipeline.evaluation.metrics import isin_ids
 from recpipeline.preparation.encoding import stored_entries
+
+#: relative slack of the rating comparison: a rating comes back from a float32 weight (e.g. 0.3 * 4 / 0.3)
+RATING_TOLERANCE = 1e-5
+
+
+@dataclass(frozen=True)
+class RelevanceRule:
+    """Which test interactions may be relevant; the defaults keep every one.
+
+    ``event_types``: only interactions of these event types (None: every type). ``min_rating``: a ``rating``
+    interaction below it is not relevant (None: every rating); other event types are not affected. The
+    rating is the interaction weight / ``rating_weight`` (encoding multiplies the rating event's weight by
+    the rating).
+    """
+
+    event_types: tuple[str, ...] | None = None
+    min_rating: float | None = None
+    rating_weight: float = 1.0
+
+    def keeps(self, interactions: pd.DataFrame) -> np.ndarray:
+        """Whether each row of ``interactions`` (event_type, weight) may be relevant."""
+        keep = np.ones(len(interactions), dtype=bool)
+        if self.event_types is None and self.min_rating is None:
+            return keep  # the columns are not needed: files without them stay usable
+        event_type = interactions["event_type"]
+        if self.event_types is not None:
+            keep &= event_type.isin(self.event_types).to_numpy()
+        if self.min_rating is not None:
+            rated = (event_type == "rating").to_numpy()
+            if rated.any() and not self.rating_weight > 0:
+                raise ValueError("min_rating needs a positive rating event weight to recover the ratings")
+            rating = interactions["weight"].to_numpy(np.float64)[rated] / self.rating_weight
+            slack = RATING_TOLERANCE * max(1.0, abs(self.min_rating))
+            keep[np.flatnonzero(rated)[rating < self.min_rating - slack]] = False
+        return keep
 
 
 def unseen_relevant(target: pd.DataFrame, history: pd.DataFrame) -> pd.DataFrame:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from recpipeline.evaluation.history import run_order
-from recpipeline.evaluation.protocol import NO_K, USER_SEGMENTS
+from recpipeline.evaluation.protocol import NO_K, USER_SEGMENTS, headline_segment
+from recpipeline.evaluation.verdict import verdict_lines, verdict_markdown
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -70,6 +71,7 @@ class ReportInputs:
     significance: pd.DataFrame  # significance.SIGNIFICANCE_COLUMNS
     per_user: pd.DataFrame  # evaluation.per_user_values
     history: pd.DataFrame  # history.HISTORY_COLUMNS
+    families: Mapping[str, str]  # every evaluated model -> its family (verdict.evaluated_families)
     ks: tuple[int, ...]
     n_boot: int = 1000
     seed: int = 42
@@ -171,24 +173,30 @@ def _trend_chart(history: pd.DataFrame, models: Sequence[str], k: int) -> str:
     return _png(fig)
 
 
-def significance_summary(significance: pd.DataFrame, k: int) -> pd.DataFrame:
-    """The significance rows of segment ``all`` at cut-off ``k``."""
-    rows = significance[(significance["segment"] == "all") & (significance["k"] == k)]
+def significance_summary(significance: pd.DataFrame, k: int, segment: str) -> pd.DataFrame:
+    """The significance rows of ``segment`` (the headline segment) at cut-off ``k``."""
+    rows = significance[(significance["segment"] == segment) & (significance["k"] == k)]
     return rows.drop(columns=["segment"])
 
 
 def report_markdown(inputs: ReportInputs) -> str:
-    """The report's tables as Markdown (metrics at the largest K per segment, significance on segment all)."""
+    """The report's tables as Markdown: the verdict, metrics at the largest K per segment, significance on
+    the headline segment."""
     k = max(inputs.ks)
-    parts = [_heading(inputs), f"## Metrics at K={k}"]
+    headline = headline_segment(inputs.metrics)
+    parts = [_heading(inputs), "## Verdict", verdict_markdown(_verdict(inputs)), f"## Metrics at K={k}"]
     for segment in pd.unique(inputs.metrics["segment"]):
         table = metrics_summary(inputs.metrics, segment, ks=(k,))
         parts += [f"### {segment}", markdown_table(table)]
     parts += [
-        f"## Significance against the baseline (segment all, K={k})",
-        markdown_table(significance_summary(inputs.significance, k)),
+        f"## Significance against the baseline (segment {headline}, K={k})",
+        markdown_table(significance_summary(inputs.significance, k, headline)),
     ]
     return "\n\n".join(parts)
+
+
+def _verdict(inputs: ReportInputs) -> list[str]:
+    return verdict_lines(inputs.metrics, inputs.significance, inputs.families, max(inputs.ks))
 
 
 def _heading(inputs: ReportInputs) -> str:
@@ -199,8 +207,10 @@ def _heading(inputs: ReportInputs) -> str:
 
 
 def report_html(inputs: ReportInputs) -> str:
-    """A self-contained HTML page: plots as embedded PNGs, metrics per segment at every K, significance."""
+    """A self-contained HTML page: the verdict, plots as embedded PNGs, metrics per segment at every K,
+    significance."""
     k = max(inputs.ks)
+    verdict = "".join(f"<li>{html.escape(line)}</li>" for line in _verdict(inputs))
     tables = "".join(
         f"<h3>{html.escape(str(segment))}</h3>{_html_table(metrics_summary(inputs.metrics, segment))}"
         for segment in pd.unique(inputs.metrics["segment"])
@@ -221,6 +231,7 @@ th, td {{ border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; }}
 th {{ background: #f2f2f2; }} img {{ max-width: 100%; }} .tables {{ overflow-x: auto; }}
 </style></head><body>
 <h1>{html.escape(heading[0])}</h1><p>{html.escape(heading[1]).replace("`", "")}</p>
+<h2>Verdict</h2><ul class="verdict">{verdict}</ul>
 {images}
 <h2>Significance against the baseline</h2>
 <div class="tables">{_html_table(inputs.significance)}</div>

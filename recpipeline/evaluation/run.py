@@ -2,6 +2,10 @@
 
 The ``metrics`` asset calls ``evaluate_run`` once; everything it shows (summaries, headline figures, users
 per segment) comes back in ``RunEvaluation``. Metric definitions: ``docs/metrics.md``.
+
+The headline — summary, headline figures, default baseline, the significance shown — is on the users with
+history before the test window (segment ``with_history``); users without history get the same fallback list
+from every model that does not serve them itself, so counting them would only dilute the differences.
 """
 
 from __future__ import annotations
@@ -14,12 +18,16 @@ import pandas as pd
 from recpipeline.evaluation.history import append_history
 from recpipeline.evaluation.protocol import (
     NO_K,
+    WITH_HISTORY,
     evaluate_models,
+    headline_segment,
     list_families,
+    new_users_served_by,
     per_user_values,
     prepare_evaluation,
     rating_errors,
 )
+from recpipeline.evaluation.relevance import RelevanceRule
 from recpipeline.evaluation.reports import markdown_table, metrics_summary, significance_summary
 from recpipeline.evaluation.significance import choose_baseline, significance_table
 from recpipeline.models.base import Recommender
@@ -38,6 +46,9 @@ class EvaluationSettings:
     baseline: str | None
     bootstrap_samples: int
     alpha: float
+    min_segment_users: int  # segments with fewer users are flagged and not tested
+    relevant_event_types: tuple[str, ...] | None  # only test interactions of these types are relevant
+    min_rating: float | None  # rating interactions below it are not relevant
 
 
 @dataclass(frozen=True)
@@ -59,10 +70,11 @@ class RunEvaluation:
     history: pd.DataFrame
     baseline: str
     n_evaluated_users: int
-    summary: str  # Markdown: segment all at the headline k
-    headline: dict[str, float]  # "model/metric@k" (or "model/rmse") -> value, segment all
+    headline_segment: str  # with_history; all when no evaluated user has history
+    summary: str  # Markdown: the headline segment at the headline k
+    headline: dict[str, float]  # "model/metric@k" (or "model/rmse") -> value, headline segment
     users_per_segment: dict[str, int]
-    significance_shown: str  # Markdown: segment all at the headline k
+    significance_shown: str  # Markdown: the headline segment at the headline k
     significantly_better: list[str]  # models significantly better than the baseline there
 
 
@@ -94,25 +106,38 @@ def evaluate_run(
         splits.item_catalog,
         splits.item_id_map,
         settings.cold_max_interactions,
+        RelevanceRule(settings.relevant_event_types, settings.min_rating, settings.rating_weight),
     )
     lists = evaluated_lists(model_lists, external)
+    external_names = [name for name in lists if name not in model_lists]
+    served_by = new_users_served_by(model_lists, external_names)
+    minimum = settings.min_segment_users
     table = pd.concat(
         [
-            evaluate_models(lists, data, settings.ks),
-            rating_errors(models, splits.train, splits.validation, splits.test, settings.rating_weight),
+            evaluate_models(lists, data, settings.ks, served_by, minimum),
+            rating_errors(
+                models, splits.train, splits.validation, splits.test, settings.rating_weight, minimum
+            ),
         ],
         ignore_index=True,
     )
     table["run_id"] = run_id
     table["as_of"] = str(as_of(splits.test["timestamp"]).date())
 
-    per_user = per_user_values(lists, data, settings.ks)
-    families = list_families(model_lists, [name for name in lists if name not in model_lists])
+    per_user = per_user_values(lists, data, settings.ks, served_by)
+    families = list_families(model_lists, external_names)
     baseline = choose_baseline(table, settings.k, families, settings.baseline)
     tests = significance_table(
-        per_user, baseline, settings.ks, settings.bootstrap_samples, settings.alpha, settings.seed
+        per_user,
+        baseline,
+        settings.ks,
+        settings.bootstrap_samples,
+        settings.alpha,
+        settings.seed,
+        min_segment_users=minimum,
     )
-    shown = significance_summary(tests, settings.k)
+    segment = headline_segment(table)
+    shown = significance_summary(tests, settings.k, segment)
     better = shown.loc[shown["significant"] & (shown["mean_diff"] > 0), "model"].unique()
     return RunEvaluation(
         metrics=table,
@@ -121,17 +146,31 @@ def evaluate_run(
         history=append_history(previous_history, table),
         baseline=baseline,
         n_evaluated_users=len(data.user_segment),
-        summary=markdown_table(metrics_summary(table, ks=(settings.k,))),
-        headline=headline_figures(table, settings.k),
+        headline_segment=segment,
+        summary=headline_summary(table, settings.k, segment),
+        headline=headline_figures(table, settings.k, segment),
         users_per_segment=users_per_segment(table),
         significance_shown=markdown_table(shown),
         significantly_better=[str(m) for m in better],
     )
 
 
-def headline_figures(metrics: pd.DataFrame, k: int) -> dict[str, float]:
-    """Segment ``all`` at cut-off ``k`` (and the rating errors) as "model/metric@k" -> value."""
-    top = metrics[(metrics["segment"] == "all") & metrics["k"].isin([k, NO_K])]
+def headline_summary(metrics: pd.DataFrame, k: int, segment: str) -> str:
+    """Markdown: the headline segment's table at cut-off ``k``, under a line naming the segment (and, when
+    no evaluated user has history, saying the headline falls back to ``all``)."""
+    if segment == WITH_HISTORY:
+        users = "users with history before the test window"
+    else:
+        users = f"all evaluated users: none has history before the test window (no `{WITH_HISTORY}` segment)"
+    return f"Segment `{segment}` ({users}).\n\n" + markdown_table(metrics_summary(metrics, segment, ks=(k,)))
+
+
+def headline_figures(metrics: pd.DataFrame, k: int, segment: str) -> dict[str, float]:
+    """The headline ``segment`` at cut-off ``k`` (and the rating errors, segment ``all``) as
+    "model/metric@k" -> value."""
+    at_k = (metrics["segment"] == segment) & (metrics["k"] == k)
+    ratings = (metrics["segment"] == "all") & (metrics["k"] == NO_K)
+    top = metrics[at_k | ratings]
     return {
         f"{r.model}/{r.metric}" + (f"@{r.k}" if r.k != NO_K else ""): float(r.value) for r in top.itertuples()
     }

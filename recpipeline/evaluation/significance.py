@@ -5,6 +5,7 @@ bootstrap 95% confidence interval of it (users resampled with replacement, the s
 model so the comparisons stay paired), a two-sided Wilcoxon signed-rank test (zero differences dropped, as in
 ``scipy.stats.wilcoxon``'s default; p = 1 when every difference is zero) and Holm's step-down correction
 across the models compared within one segment, metric and K. ``significant`` = Holm-adjusted p < alpha.
+Segments of fewer than ``min_segment_users`` users are not tested (the metrics table flags them).
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ import numpy as np
 import pandas as pd
 from scipy.stats import wilcoxon
 
-from recpipeline.evaluation.protocol import NOT_BASELINE_FAMILIES, USER_SEGMENTS
+from recpipeline.evaluation.protocol import (
+    MIN_SEGMENT_USERS,
+    NOT_BASELINE_FAMILIES,
+    USER_SEGMENTS,
+    WITH_HISTORY,
+    headline_segment,
+)
 
 SIGNIFICANCE_COLUMNS = (
     "segment",
@@ -41,8 +48,9 @@ _COUNT_BLOCK = 1 << 17
 def choose_baseline(
     metrics: pd.DataFrame, k: int, families: Mapping[str, str], configured: str | None = None
 ) -> str:
-    """The configured baseline, else the best model by ndcg@k on segment ``all`` whose family (``families``:
-    model -> family, every model of ``metrics``) is not in NOT_BASELINE_FAMILIES."""
+    """The configured baseline, else the best model by ndcg@k on the headline segment (``with_history``, or
+    ``all`` when no user has history) whose family (``families``: model -> family, every model of
+    ``metrics``) is not in NOT_BASELINE_FAMILIES."""
     models = metrics["model"].unique()
     if configured is not None:
         if configured not in models:
@@ -50,7 +58,8 @@ def choose_baseline(
                 f"evaluation.baseline: {configured!r} is not among the evaluated models {sorted(models)}"
             )
         return configured
-    rows = metrics[(metrics["segment"] == "all") & (metrics["metric"] == "ndcg") & (metrics["k"] == k)]
+    segment = headline_segment(metrics)
+    rows = metrics[(metrics["segment"] == segment) & (metrics["metric"] == "ndcg") & (metrics["k"] == k)]
     missing = sorted(set(rows["model"]) - set(families))
     if missing:
         raise ValueError(f"no family for the evaluated lists {missing}")
@@ -58,7 +67,7 @@ def choose_baseline(
     if eligible.empty:
         eligible = rows  # only neural or external lists: compare against the best of them
     if eligible.empty:
-        raise ValueError(f"no ndcg@{k} rows on segment 'all' to choose a baseline from")
+        raise ValueError(f"no ndcg@{k} rows on segment {segment!r} to choose a baseline from")
     return str(eligible.sort_values(["value", "model"], ascending=[False, True])["model"].iloc[0])
 
 
@@ -126,8 +135,10 @@ def significance_table(
     alpha: float,
     seed: int,
     metrics: Collection[str] = TESTED_METRICS,
+    min_segment_users: int = MIN_SEGMENT_USERS,
 ) -> pd.DataFrame:
-    """Every other model against ``baseline`` on segment ``all`` and each user segment (SIGNIFICANCE_COLUMNS).
+    """Every other model against ``baseline`` on segments ``all``, ``with_history`` and each user segment
+    of at least ``min_segment_users`` users (SIGNIFICANCE_COLUMNS).
 
     per_user: the per-user table of ``evaluation.per_user_values`` (model, user_idx, user_segment,
     metric@k columns), the same users for every model.
@@ -146,9 +157,11 @@ def significance_table(
     segment_of = per_user.drop_duplicates("user_idx").set_index("user_idx")["user_segment"]
     segment_of = segment_of.reindex(wide.index).to_numpy()
     frames = []
-    for segment in ("all", *USER_SEGMENTS):
-        rows = np.ones(len(wide), bool) if segment == "all" else segment_of == segment
-        if not models or not rows.any():
+    in_segment = {"all": np.ones(len(wide), bool), WITH_HISTORY: segment_of != "new_users"}
+    for segment in ("all", WITH_HISTORY, *USER_SEGMENTS):
+        rows = in_segment.get(segment, segment_of == segment)
+        # too few users for a test to mean much (and no users: nothing to test)
+        if not models or rows.sum() < max(min_segment_users, 1):
             continue
         diffs = all_diffs[rows]
         low, high = bootstrap_mean_ci(diffs, n_boot, seed)

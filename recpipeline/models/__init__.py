@@ -32,6 +32,7 @@ _CLASSES = {
     "NeuMF": "neumf",
     "Popularity": "popularity",
     "Random": "random",
+    "RecentPopularity": "recent_popularity",
     "SASRec": "sasrec",
     "SVD": "svd",
     "UserKNN": "user_knn",

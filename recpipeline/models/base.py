@@ -182,6 +182,11 @@ class Recommender(ABC):
         """Hyperparameters as given to ``__init__`` (JSON-serialisable)."""
         return dict(self._params)
 
+    def refit_params(self) -> dict[str, Any]:
+        """The hyperparameters to refit with on train + validation once this fit chose them: the same ones;
+        models that stop early on validation fix what they chose (``TorchRecommender``: the epochs)."""
+        return self.get_params()
+
     def __init__(self, **params: Any) -> None:
         # sklearn style: each hyperparameter is also a plain attribute of the same name
         self._params = params

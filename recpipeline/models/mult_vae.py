@@ -8,6 +8,7 @@ KL term annealed from 0 up to ``beta_max``. Scoring folds in any history row, so
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -129,6 +130,7 @@ class MultVAE(TorchRecommender):
         anneal_steps = self.total_anneal_steps
         if anneal_steps is None:
             anneal_steps = steps_per_epoch * self.epochs
+        self.anneal_steps_ = anneal_steps
         step = 0
 
         def run_epoch(epoch: int) -> str:
@@ -161,6 +163,11 @@ class MultVAE(TorchRecommender):
             optimiser = torch.optim.Adam(network.parameters(), lr=self.lr, weight_decay=self.weight_decay)
             self._train_epochs(run_epoch, self._validator(train, validation), log)
         return self
+
+    def refit_params(self) -> dict[str, Any]:
+        """The chosen epochs with the beta schedule they were chosen under (derived from the planned epochs,
+        it would otherwise anneal faster in the shorter refit)."""
+        return {**super().refit_params(), "total_anneal_steps": self.anneal_steps_}
 
     def _loss(self, network: _VAE, x: torch.Tensor, beta: float) -> torch.Tensor:
         """Negative ELBO, KL annealed: -multinomial log-likelihood of ``x`` + beta * KL(q(z|x) || N(0, I))."""

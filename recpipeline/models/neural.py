@@ -12,6 +12,7 @@ import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -135,6 +136,10 @@ class TorchRecommender(Recommender):
             log(f"{self.name}: kept epoch {best_epoch} (val ndcg@{self.k} {best_ndcg:.4f})")
         self.best_epoch_ = best_epoch
         self.module_.eval()
+
+    def refit_params(self) -> dict[str, Any]:
+        """Exactly the epochs early stopping kept (the refit has no validation to stop on)."""
+        return {**self.get_params(), "epochs": max(int(self.best_epoch_), 1)}
 
     # -- persistence: safetensors, never pickle ---------------------------------------------------------
 

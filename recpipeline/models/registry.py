@@ -18,6 +18,7 @@ from recpipeline.models.base import Recommender, RunSettings, read_params
 #: content / hybrid and the neural models
 _LOCATIONS: dict[str, tuple[str, str, bool]] = {
     "popularity": ("recpipeline.models.popularity", "Popularity", False),
+    "recent_popularity": ("recpipeline.models.recency", "RecentPopularity", False),
     "random": ("recpipeline.models.random_baseline", "Random", False),
     "item_knn": ("recpipeline.models.item_knn", "ItemKNN", True),
     "user_knn": ("recpipeline.models.user_knn", "UserKNN", False),

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
 
 from recpipeline.models.base import Logger, Recommender, RunSettings, no_log
 from recpipeline.models.context import FitContext, ScoreContext, align_rows, id_map_version
+from recpipeline.models.holdout import holdout_ndcg
 from recpipeline.models.registry import create_model, model_class
 from recpipeline.models.tuning import tune
 from recpipeline.preparation.encoding import interaction_matrix
@@ -30,9 +31,15 @@ class TrainingData:
 @dataclass(frozen=True)
 class TrainedModel:
     model: Recommender
-    seconds: float  # wall time of fitting (all trials when tuned)
+    seconds: float  # wall time of the fit on train (all trials when tuned)
     #: one entry per tuning trial ({"params", "ndcg", "seconds"}); None when not tuned
     trials: list[dict[str, Any]] | None = None
+    #: NDCG@k on validation of the fit on train (the chosen trial's when tuned)
+    validation_ndcg: float = float("nan")
+    #: the epochs early stopping kept (torch models), None for models without epochs
+    epochs: int | None = None
+    #: wall time of the refit on train + validation; None without refit (``model`` is then the fit on train)
+    refit_seconds: float | None = None
 
 
 def train_model(
@@ -42,9 +49,13 @@ def train_model(
     data: TrainingData,
     tuning_trials: int = 0,
     log: Logger = no_log,
+    refit: bool = False,
 ) -> TrainedModel:
     """Fit model ``name`` with ``params`` plus the run ``settings`` it declares; with ``tuning_trials`` > 0
     the parameters not set in ``params`` are searched on validation NDCG@k (``recpipeline.models.tuning``).
+
+    With ``refit`` the model so chosen (parameters, and epochs where it stops early) is fitted afresh on
+    train + validation without early stopping, and that model is returned: it has seen the newest data.
     """
     params = settings.apply(model_class(name), params)
     shape = (len(data.user_id_map), len(data.item_id_map))
@@ -56,6 +67,7 @@ def train_model(
         id_map_version=id_map_version(data.user_id_map, data.item_id_map),
     )
     train, validation = interaction_matrix(data.train, *shape), interaction_matrix(data.validation, *shape)
+    score_context = ScoreContext(history_events=data.train, user_features=context.user_features)
     started = time.perf_counter()
     trials = None
     if tuning_trials > 0:
@@ -68,11 +80,26 @@ def train_model(
             k=settings.k,
             seed=settings.seed,
             context=context,
-            score_context=ScoreContext(history_events=data.train, user_features=context.user_features),
+            score_context=score_context,
             log=log,
         )
-        model, trials = result.model, result.trials
+        model, trials, ndcg = result.model, result.trials, result.ndcg
     else:
         model = create_model(name, params)
         model.fit(train, validation, context=context, log=log)
-    return TrainedModel(model, time.perf_counter() - started, trials)
+    seconds = time.perf_counter() - started
+    if trials is None:
+        ndcg = holdout_ndcg(model, train, validation, settings.k, score_context)
+    epochs = getattr(model, "best_epoch_", None)
+    if not refit:
+        return TrainedModel(model, seconds, trials, ndcg, epochs)
+    chosen = model.refit_params()
+    fixed = {key: value for key, value in chosen.items() if model.get_params().get(key) != value}
+    log(f"{name}: refit on train + validation{f' with {fixed}' if fixed else ''}")
+    started = time.perf_counter()
+    events = pd.concat([data.train, data.validation], ignore_index=True)
+    if "timestamp" in events.columns:
+        events = events.sort_values("timestamp", kind="stable", ignore_index=True)
+    refit_context = replace(context, train_events=events, validation_events=None)
+    final = create_model(name, chosen).fit(train + validation, None, context=refit_context, log=log)
+    return TrainedModel(final, seconds, trials, ndcg, epochs, time.perf_counter() - started)

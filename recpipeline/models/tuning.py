@@ -27,6 +27,7 @@ class TuningResult:
     params: dict[str, Any]
     #: one entry per trial: {"params": ..., "ndcg": ..., "seconds": ...}, in the order tried
     trials: list[dict[str, Any]] = field(default_factory=list)
+    ndcg: float = float("nan")  # the chosen parameters' validation NDCG@k
 
 
 def candidate_params(
@@ -71,7 +72,7 @@ def tune(
         results.append({"params": searched, "ndcg": ndcg, "seconds": round(seconds, 3)})
         log(f"{name} trial {number}: {searched or 'defaults'} val ndcg@{k} {ndcg:.4f} ({seconds:.1f}s)")
         if best is None or ndcg > best_ndcg:
-            best, best_ndcg = TuningResult(model, params), ndcg
+            best, best_ndcg = TuningResult(model, params, ndcg=ndcg), ndcg
     best.trials = results
     log(f"{name}: chose {best.params} (val ndcg@{k} {best_ndcg:.4f})")
     return best

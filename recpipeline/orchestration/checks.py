@@ -1,6 +1,6 @@
 """Asset checks, kept apart from the assets they guard (the cleaning check lives with its multi-asset)."""
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import pandas as pd
 from dagster import (
@@ -24,7 +24,13 @@ from recpipeline.preparation.quality import (
     quarantine_shares,
     rows_outside_their_day,
 )
-from recpipeline.preparation.splitting import Splits, events_in_test_and_earlier, in_time_order
+from recpipeline.preparation.splitting import (
+    Splits,
+    events_in_test_and_earlier,
+    events_in_two_splits,
+    in_time_order,
+    users_out_of_time_order,
+)
 
 QUARANTINE_CHECK = AssetCheckSpec(
     "quarantine_share_below_ceiling",
@@ -170,6 +176,42 @@ def build_checks(config: RunConfig) -> list:
             metadata={"overlapping_events": overlap, "test_rows": len(test)},
         )
 
+    def split_leakage_check(name: str, description: str, leaks: Callable[[Splits], dict[str, int]]):
+        """A blocking check on the splits that passes when test is not empty and every count of ``leaks``
+        is zero."""
+
+        @asset_check(
+            name=name,
+            asset="test",
+            blocking=True,
+            additional_ins={"train": AssetIn("train"), "validation": AssetIn("validation")},
+            description=description,
+        )
+        def check(test: pd.DataFrame, train: pd.DataFrame, validation: pd.DataFrame) -> AssetCheckResult:
+            counts = leaks(Splits(train, validation, test))
+            return AssetCheckResult(
+                passed=len(test) > 0 and not any(counts.values()),
+                metadata={**counts, "test_rows": len(test)},
+            )
+
+        return check
+
+    splits_do_not_share_events = split_leakage_check(
+        "splits_do_not_share_events",
+        "Random or stratified split: test is not empty and no event (user, item, timestamp) is in two "
+        "splits.",
+        lambda splits: {"shared_events": events_in_two_splits(splits)},
+    )
+    splits_are_ordered_per_user = split_leakage_check(
+        "splits_are_ordered_per_user",
+        "Leave-last-out split: test is not empty, no event is in two splits, and no user has a test (or "
+        "validation) event before one of their train (or train and validation) events.",
+        lambda splits: {
+            "shared_events": events_in_two_splits(splits),
+            "users_out_of_order": users_out_of_time_order(splits),
+        },
+    )
+
     @asset_check(
         asset="metrics",
         description="Every configured model has metric rows with finite accuracy values on segment all.",
@@ -189,7 +231,8 @@ def build_checks(config: RunConfig) -> list:
 
     @asset_check(
         asset="metrics_history",
-        description=f"No model's ndcg@{config.k} (segment all) falls more than "
+        description=f"No model's ndcg@{config.k} on the headline segment (with_history: users with history "
+        f"before the test window; all when there are none) falls more than "
         f"{settings.regression_tolerance:.0%} below its median of the last {settings.history_runs} runs.",
     )
     def ndcg_within_regression_tolerance(metrics_history: pd.DataFrame) -> AssetCheckResult:
@@ -205,8 +248,13 @@ def build_checks(config: RunConfig) -> list:
             },
         )
 
-    # a predefined split (e.g. MovieLens u1.base / u1.test) is not ordered in time by design
-    split_check = (
-        splits_are_ordered_in_time if config.split.kind == "temporal" else predefined_splits_do_not_overlap
-    )
+    # only a temporal split is ordered in time as a whole; a predefined one (MovieLens u1.base / u1.test)
+    # and the random kinds are not by design, leave-last-out is per user
+    split_check = {
+        "temporal": splits_are_ordered_in_time,
+        "predefined": predefined_splits_do_not_overlap,
+        "random": splits_do_not_share_events,
+        "stratified": splits_do_not_share_events,
+        "leave_last_out": splits_are_ordered_per_user,
+    }[config.split.kind]
     return [split_check, metrics_cover_every_model, ndcg_within_regression_tolerance]

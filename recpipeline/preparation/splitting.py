@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from recpipeline.config import PreparationConfig, SplitConfig
 from recpipeline.preparation.cleaning import reason_counts
 from recpipeline.preparation.encoding import encode_interactions
+from recpipeline.preparation.filtering import NOTHING_REMOVED, KCoreCounts, k_core
 
 #: without a validation file, this share of each user's training interactions (the latest) is validation
 VALIDATION_SHARE = 0.1
+#: an event: rows sharing these (a view and a cart in the same second) always land in the same split
+EVENT_KEYS = ["user_idx", "item_idx", "timestamp"]
+#: a row's split, as the row-assigning splits label it
+TRAIN, VALIDATION, TEST = 0, 1, 2
 
 
 class Splits(NamedTuple):
@@ -68,6 +74,87 @@ def predefined_split(
     return Splits(*(frame.reset_index(drop=True) for frame in (train, validation, test)))
 
 
+def random_split(interactions: pd.DataFrame, test_ratio: float, validation_ratio: float, seed: int) -> Splits:
+    """A seeded shuffle of all events: ``round(test_ratio * n)`` to test, ``round(validation_ratio *``
+    the rest``)`` to validation, the others to train."""
+
+    def assign(events: pd.DataFrame) -> np.ndarray:
+        n = len(events)
+        order = np.random.default_rng(seed).permutation(n)
+        n_test = round(test_ratio * n)
+        n_validation = round(validation_ratio * (n - n_test))
+        labels = np.full(n, TRAIN)
+        labels[order[:n_test]] = TEST
+        labels[order[n_test : n_test + n_validation]] = VALIDATION
+        return labels
+
+    return _split_by_event(interactions, assign)
+
+
+def stratified_split(
+    interactions: pd.DataFrame, by: str, test_ratio: float, validation_ratio: float, seed: int
+) -> Splits:
+    """Each user's (``by="user"``) or item's events split by the ratios, as the Microsoft Recommenders
+    ``python_stratified_split`` and ``benchmarks/movielens_models.py``: a seeded shuffle of the group's n
+    events, the first ``round((1 - test_ratio) * n)`` kept, the rest to test; then, with seed + 1, the first
+    ``round((1 - validation_ratio) * m)`` of the m kept to train, the rest to validation. A group keeps at
+    least one event in train, so one with a single event stays whole in train."""
+    column = f"{by}_idx"
+
+    def assign(events: pd.DataFrame) -> np.ndarray:
+        groups = events[column].to_numpy()
+        kept = _first_share(groups, 1 - test_ratio, seed)
+        labels = np.where(kept, TRAIN, TEST)
+        fit = np.flatnonzero(kept)
+        labels[fit[~_first_share(groups[fit], 1 - validation_ratio, seed + 1)]] = VALIDATION
+        return labels
+
+    return _split_by_event(interactions, assign)
+
+
+def leave_last_out_split(interactions: pd.DataFrame, leave_last: int) -> Splits:
+    """Each user's last ``leave_last`` events by time to test, the ``leave_last`` before them to validation,
+    the rest to train; events of the same second are ordered by item index. A user keeps at least one event
+    in train: with at most ``leave_last`` events all stay in train, with at most ``2 * leave_last`` none go
+    to validation."""
+
+    def assign(events: pd.DataFrame) -> np.ndarray:
+        users = events["user_idx"].to_numpy()
+        time = events["timestamp"].rank(method="dense").to_numpy()
+        order = np.lexsort((events["item_idx"].to_numpy(), time, users))
+        _, starts, sizes = np.unique(users[order], return_index=True, return_counts=True)
+        size = np.repeat(sizes, sizes)
+        from_end = np.repeat(starts + sizes, sizes) - 1 - np.arange(len(order))
+        labels = np.full(len(events), TRAIN)
+        labels[order[(from_end < leave_last) & (size > leave_last)]] = TEST
+        in_validation = (from_end >= leave_last) & (from_end < 2 * leave_last) & (size > 2 * leave_last)
+        labels[order[in_validation]] = VALIDATION
+        return labels
+
+    return _split_by_event(interactions, assign)
+
+
+def _first_share(groups: np.ndarray, ratio: float, seed: int) -> np.ndarray:
+    """Per group, a seeded shuffle of its rows; the first ``max(round(ratio * n), 1)`` are marked."""
+    keys = np.random.default_rng(seed).random(len(groups))
+    order = np.lexsort((keys, groups))
+    _, starts, sizes = np.unique(groups[order], return_index=True, return_counts=True)
+    position = np.arange(len(order)) - np.repeat(starts, sizes)
+    marked = np.zeros(len(groups), dtype=bool)
+    marked[order] = position < np.repeat(np.maximum(np.round(ratio * sizes), 1), sizes)
+    return marked
+
+
+def _split_by_event(interactions: pd.DataFrame, assign: Callable[[pd.DataFrame], np.ndarray]) -> Splits:
+    """Labels (TRAIN / VALIDATION / TEST) from ``assign`` over the distinct events, in time order (ties in
+    row order), applied to every row of each event. Time order makes the split independent of how the
+    rows were read; one label per event keeps a double-logged event out of two splits."""
+    ordered = interactions.sort_values("timestamp", kind="stable")
+    event = ordered.groupby(EVENT_KEYS, sort=False).ngroup().to_numpy()
+    labels = assign(ordered[~ordered.duplicated(EVENT_KEYS)])[event]
+    return Splits(*(ordered[labels == label].reset_index(drop=True) for label in (TRAIN, VALIDATION, TEST)))
+
+
 class FileRows(NamedTuple):
     """Every row of a split file: ``rows`` read, of which ``quarantined[reason]`` were set aside."""
 
@@ -79,8 +166,10 @@ class RunSplits(NamedTuple):
     splits: Splits
     #: the end of the run's data (``as_of``): splits end there and outputs are dated by it
     as_of: pd.Timestamp
-    #: per split file of a predefined split (empty for a temporal one)
+    #: per split file of a predefined split (empty for the other kinds)
     file_rows: dict[str, FileRows]
+    #: what k-core filtering removed before the split
+    kcore: KCoreCounts = NOTHING_REMOVED
 
 
 def split_for_run(
@@ -88,35 +177,90 @@ def split_for_run(
     user_id_map: pd.DataFrame,
     item_id_map: pd.DataFrame,
     event_weights: Mapping[str, float],
+    split: SplitConfig,
     *,
-    validation_days: int,
-    test_days: int,
+    seed: int,
+    preparation: PreparationConfig,
     split_files: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]] | None = None,
 ) -> RunSplits:
-    """The run's splits: the predefined ``split_files`` (``{name: (cleaned, quarantine)}``, encoded with the
-    run's id maps) when given, else the temporal split of ``interactions`` by the last days up to its
-    ``as_of``."""
+    """The run's splits of the kind ``split.kind``, after k-core filtering by ``preparation``.
+
+    Filtering runs here, on what is split, rather than on the ``interactions`` asset: that asset stays the
+    whole encoded log, and a predefined split's files (``split_files``: ``{name: (cleaned, quarantine)}``,
+    encoded with the run's id maps) are filtered as one log, each row staying in its file's split.
+    ``as_of`` (the day after the newest interaction) does not move with filtering."""
     end = as_of(interactions["timestamp"])
-    if split_files is None:
-        return RunSplits(temporal_split(interactions, end, validation_days, test_days), end, {})
+    minimums = (preparation.min_user_interactions, preparation.min_item_interactions)
+    if split_files is not None:
+        return _predefined_for_run(split_files, user_id_map, item_id_map, event_weights, minimums, end)
+    rows, kcore = k_core(interactions, *minimums)
+    kept = interactions[rows]
+    splitters: dict[str, Callable[[], Splits]] = {
+        "temporal": lambda: temporal_split(kept, end, split.validation_days, split.test_days),
+        "random": lambda: random_split(kept, split.test_ratio, split.validation_ratio, seed),
+        "stratified": lambda: stratified_split(
+            kept, split.stratify_by, split.test_ratio, split.validation_ratio, seed
+        ),
+        "leave_last_out": lambda: leave_last_out_split(kept, split.leave_last),
+    }
+    if split.kind not in splitters:
+        raise ValueError(f"split kind {split.kind!r} needs split files")
+    return RunSplits(splitters[split.kind](), end, {}, kcore)
+
+
+def _predefined_for_run(
+    split_files: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]],
+    user_id_map: pd.DataFrame,
+    item_id_map: pd.DataFrame,
+    event_weights: Mapping[str, float],
+    minimums: tuple[int, int],
+    end: pd.Timestamp,
+) -> RunSplits:
     encoded = {
         name: encode_interactions(cleaned, user_id_map, item_id_map, event_weights)
         for name, (cleaned, _) in split_files.items()
     }
-    splits = predefined_split(encoded["train"], encoded.get("validation"), encoded["test"])
+    # the files are filtered as one log (an item rated only in test has too few users like any other)
+    rows, kcore = k_core(
+        pd.concat([frame[["user_idx", "item_idx"]] for frame in encoded.values()]), *minimums
+    )
+    bounds = np.cumsum([len(frame) for frame in encoded.values()])[:-1]
+    kept = {
+        name: frame[part] for (name, frame), part in zip(encoded.items(), np.split(rows, bounds), strict=True)
+    }
+    splits = predefined_split(kept["train"], kept.get("validation"), kept["test"])
     file_rows = {
         name: FileRows(
             len(cleaned) + len(quarantine), {r: n for r, n in reason_counts(quarantine).items() if n}
         )
         for name, (cleaned, quarantine) in split_files.items()
     }
-    return RunSplits(splits, end, file_rows)
+    return RunSplits(splits, end, file_rows, kcore)
 
 
 def in_time_order(splits: Splits) -> bool:
     """Test is not empty and every non-empty split ends before the next one starts: nothing leaks back."""
     stamps = [frame["timestamp"] for frame in splits if len(frame)]
     return len(splits.test) > 0 and all(a.max() < b.min() for a, b in zip(stamps, stamps[1:], strict=False))
+
+
+def users_out_of_time_order(splits: Splits) -> int:
+    """Users with a validation event before one of their train events, or a test event before one of their
+    train or validation events (events of the same second are in order either way)."""
+    train, validation, test = (frame[["user_idx", "timestamp"]] for frame in splits)
+    late = set()
+    for earlier, later in ((train, validation), (pd.concat([train, validation]), test)):
+        last = earlier.groupby("user_idx")["timestamp"].max()
+        first = later.groupby("user_idx")["timestamp"].min()
+        both = last.index.intersection(first.index)
+        late |= set(both[(last[both] > first[both]).to_numpy()])
+    return len(late)
+
+
+def events_in_two_splits(splits: Splits) -> int:
+    """Distinct events (user, item, timestamp) that are in more than one split."""
+    distinct = pd.concat([frame[EVENT_KEYS].drop_duplicates() for frame in splits])
+    return len(distinct[distinct.duplicated()].drop_duplicates())
 
 
 def events_in_test_and_earlier(splits: Splits) -> int:

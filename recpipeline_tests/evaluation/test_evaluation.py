@@ -91,9 +91,11 @@ def test_segments_of_users_and_items() -> None:
 
 def test_metrics_per_segment_on_crafted_lists() -> None:
     table = evaluate_models({"m": LISTS}, _data(), [1, 3])
-    assert set(table["segment"]) == {"all", "warm", "cold", "new_users", "cross_category", "new_items"}
-    assert {s: _n_users(table, s) for s in ("all", "warm", "cold", "new_users", "cross_category")} == {
+    segments = {"all", "with_history", "warm", "cold", "new_users", "cross_category", "new_items"}
+    assert set(table["segment"]) == segments
+    assert {s: _n_users(table, s) for s in segments - {"new_items"}} == {
         "all": 4,
+        "with_history": 3,
         "warm": 1,
         "cold": 2,
         "new_users": 1,
@@ -101,6 +103,7 @@ def test_metrics_per_segment_on_crafted_lists() -> None:
     }
     # hits: user 0 -> 5 (pos 1) and 3 (pos 2); user 1 -> 2 (pos 1); user 2 none; user 3 -> 1 (pos 1)
     assert _value(table, "all", "hit_rate", 3) == pytest.approx(3 / 4)
+    assert _value(table, "with_history", "hit_rate", 3) == pytest.approx(2 / 3)
     assert _value(table, "warm", "recall", 3) == pytest.approx(2 / 3)
     assert _value(table, "cold", "hit_rate", 3) == pytest.approx(1 / 2)
     assert _value(table, "new_users", "precision", 1) == 1.0
@@ -120,7 +123,7 @@ def test_metrics_per_segment_on_crafted_lists() -> None:
 def test_empty_segment_has_no_rows_and_segment_all_always_has_its_rows() -> None:
     data = prepare_evaluation(TRAIN, VALIDATION, TEST[TEST["user_idx"] != 3], CATALOG, ITEM_MAP, 5)
     table = evaluate_models({"m": LISTS}, data, [3])
-    assert set(table["segment"]) == {"all", "warm", "cold", "cross_category", "new_items"}
+    assert set(table["segment"]) == {"all", "with_history", "warm", "cold", "cross_category", "new_items"}
     assert not table.loc[table["metric"] != "diversity", "value"].isna().any()
     # the same lists with every segment populated: the rows of the other segments do not change
     full = evaluate_models({"m": LISTS}, _data(), [3])
@@ -138,7 +141,7 @@ def test_empty_segment_has_no_rows_and_segment_all_always_has_its_rows() -> None
 def test_per_user_values_are_paired_across_models() -> None:
     shuffled = LISTS.assign(rank=LISTS["rank"].to_numpy()[::-1])
     table = per_user_values({"a": LISTS, "b": shuffled}, _data(), [1, 3])
-    assert list(table.columns[:3]) == ["model", "user_idx", "user_segment"]
+    assert list(table.columns[:4]) == ["model", "user_idx", "user_segment", "served_by"]
     a, b = (table[table["model"] == m] for m in ("a", "b"))
     assert a["user_idx"].tolist() == b["user_idx"].tolist() == [0, 1, 2, 3]
     assert a["user_segment"].tolist() == ["warm", "cold", "cold", "new_users"]
@@ -232,7 +235,7 @@ def _per_user(n: int = 300, seed: int = 0) -> pd.DataFrame:
 
 def test_significance_separates_better_from_identical() -> None:
     table = significance_table(_per_user(), "base", [5], n_boot=500, alpha=0.05, seed=1)
-    assert set(table["segment"]) == {"all", "warm", "cold"}  # new_users is empty
+    assert set(table["segment"]) == {"all", "with_history", "warm", "cold"}  # new_users is empty
     rows = table[(table["segment"] == "all") & (table["metric"] == "ndcg")].set_index("model")
     assert rows.loc["better", "significant"] and rows.loc["better", "p_value"] < 1e-10
     assert rows.loc["better", "ci_low"] > 0.08 and rows.loc["better", "ci_high"] < 0.12
@@ -338,7 +341,7 @@ def _run(run_id: str, values: dict[str, float]) -> pd.DataFrame:
 
 def test_history_append_is_idempotent_per_run() -> None:
     first = append_history(None, _run("r1", {"a": 0.2}))
-    assert list(first.columns) == ["run_id", "as_of", "model", "segment", "metric", "k", "value"]
+    assert list(first.columns) == ["run_id", "as_of", "model", "segment", "metric", "k", "value", "served_by"]
     second = append_history(first, _run("r2", {"a": 0.3}))
     assert second["run_id"].tolist() == ["r1", "r2"]
     pd.testing.assert_frame_equal(append_history(second, _run("r2", {"a": 0.3})), second)

@@ -59,12 +59,21 @@ def test_metrics_carry_segments_ks_and_external_lists(run) -> None:
     config, _, warehouse, result = run
     metrics = pd.read_parquet(warehouse / "metrics.parquet")
     assert set(metrics["k"]) == {3, 5}
-    assert {"all", "warm", "cold", "new_users", "cross_category", "new_items"} <= set(metrics["segment"])
+    segments = {"all", "with_history", "warm", "cold", "new_users", "cross_category", "new_items"}
+    assert segments <= set(metrics["segment"])
     assert set(metrics["model"]) == {*config.model_names, "als_copy"}
-    # the same lists through the external path give exactly the same numbers
-    als = metrics[metrics["model"] == "als"].drop(columns="model").set_index(KEYS[1:])
-    copy = metrics[metrics["model"] == "als_copy"].drop(columns="model").set_index(KEYS[1:])
+    # the same lists through the external path give exactly the same numbers; ALS's new users got the
+    # popularity fallback, the file's its own lists (the same, here)
+    als = metrics[metrics["model"] == "als"].drop(columns=["model", "served_by"]).set_index(KEYS[1:])
+    copy = metrics[metrics["model"] == "als_copy"].drop(columns=["model", "served_by"]).set_index(KEYS[1:])
     pd.testing.assert_frame_equal(als, copy)
+    served = metrics[metrics["segment"] == "new_users"].groupby("model")["served_by"].unique()
+    assert {m: list(s) for m, s in served.items()} == {
+        "als": ["popularity"],
+        "als_copy": ["als_copy"],
+        "mult_vae": ["popularity"],
+        "popularity": ["popularity"],
+    }
     external = result.asset_materializations_for_node("external_recommendations")[0].metadata
     counts = external["files"].value["als_copy"]
     # the copied row is one slot (not a miss at the next rank), so the numbers stay the same
@@ -80,9 +89,10 @@ def test_significance_against_the_best_non_neural_model(run) -> None:
     _, _, warehouse, _ = run
     metrics = pd.read_parquet(warehouse / "metrics.parquet")
     table = pd.read_parquet(warehouse / "significance.parquet")
+    # on the headline segment: users with history
     best = (
         metrics[
-            (metrics["segment"] == "all")
+            (metrics["segment"] == "with_history")
             & (metrics["metric"] == "ndcg")
             & (metrics["k"] == 5)
             & metrics["model"].isin(["popularity", "als"])
@@ -93,6 +103,9 @@ def test_significance_against_the_best_non_neural_model(run) -> None:
     assert (table["baseline"] == best).all()
     assert set(table["model"]) == {"popularity", "als", "mult_vae", "als_copy"} - {best}
     assert set(table["metric"]) == {"ndcg", "recall"} and set(table["k"]) == {3, 5}
+    # segments below evaluation.min_segment_users (30) are flagged in the metrics and not tested
+    small = set(metrics.loc[metrics["flagged"] & (metrics["metric"] == "ndcg"), "segment"])
+    assert not small & set(table["segment"]) and "with_history" in set(table["segment"])
     assert table[["p_value", "p_holm"]].stack().between(0, 1).all()
     assert (table["ci_low"] <= table["mean_diff"]).all() and (table["mean_diff"] <= table["ci_high"]).all()
 
@@ -111,7 +124,16 @@ def test_history_appends_runs_and_the_regression_check_fires(run) -> None:
     config, _, warehouse, _ = run
     history = pd.read_parquet(warehouse / "metrics_history.parquet")
     assert history["run_id"].nunique() == 2
-    assert list(history.columns) == ["run_id", "as_of", "model", "segment", "metric", "k", "value"]
+    assert list(history.columns) == [
+        "run_id",
+        "as_of",
+        "model",
+        "segment",
+        "metric",
+        "k",
+        "value",
+        "served_by",
+    ]
 
     # earlier runs where every model was twice as good: this run's ndcg@5 is far below their median
     current = history[history["run_id"] == history["run_id"].iloc[-1]]

@@ -148,7 +148,11 @@ def test_cli_evaluate_prints_writes_and_fails_clearly(tmp_path, capsys) -> None:
     printed = capsys.readouterr().out
     assert "## all" in printed and "ndcg@2" in printed and "my_model" in printed
     written = pd.read_csv(out)
-    assert list(written.columns) == ["model", "segment", "metric", "k", "value", "n_users", "run_id", "as_of"]
+    assert list(written.columns) == [
+        *("model", "segment", "metric", "k", "value", "n_users", "served_by", "flagged"),
+        *("run_id", "as_of"),
+    ]
+    assert (written["served_by"] == "my_model").all()  # a list from a file served its new users itself
 
     _write(files["recommendations"], pd.DataFrame({"user_id": ["u1"], "item_id": ["c"]}))
     assert main([*argv[:-2]]) == 2

@@ -246,11 +246,25 @@ def test_novelty_with_item_unseen_in_training() -> None:
     train = _pairs([(9, 0), (9, 1), (8, 1), (7, 1)])  # n_0 = 1, n_1 = 3, N = 4
     got = evaluate(_recs({0: [1, 7]}), _pairs([(0, 1)]), train, [2])  # item 7 unseen -> n_7 = 1
     assert _value(got, "novelty", 2) == pytest.approx((-log2(3 / 4) - log2(1 / 4)) / 2)
-    # gini over catalogue {0, 1} plus recommended outside item 7: x sorted (0, 1, 1)
-    # -> (-2*0 + 0*1 + 2*1) / (3 * 2)
+    # gini over the item base {0, 1} only (item 7 is outside it): x sorted (0, 1) -> (-1*0 + 1*1) / (2 * 1)
+    assert _value(got, "gini", 2) == pytest.approx(1 / 2)
+    # coverage counts base items only: |{1, 7} ∩ {0, 1}| / 2; item 7 is the exposure share outside the base
+    assert _value(got, "catalog_coverage", 2) == pytest.approx(1 / 2)
+    assert exposure_share(_recs({0: [1, 7]}), _pairs([(0, 1)]), [1, 2], np.array([0, 1])) == {1: 0.0, 2: 0.5}
+
+
+def test_validation_items_join_the_item_base_but_not_the_novelty_counts() -> None:
+    train = _pairs([(9, 0), (9, 1)])
+    validation = _pairs([(8, 2), (8, 2)])  # item 2 known before the test cut, never in training
+    recs, test = _recs({0: [0, 2]}), _pairs([(0, 2)])
+    without = evaluate(recs, test, train, [2])
+    got = evaluate(recs, test, train, [2], validation=validation)
+    assert _value(without, "catalog_coverage", 2) == pytest.approx(1 / 2)  # base {0, 1}
+    assert _value(got, "catalog_coverage", 2) == pytest.approx(2 / 3)  # base {0, 1, 2}
+    # x = (0, 1, 1) over the base {0, 1, 2} -> (-2*0 + 0*1 + 2*1) / (3 * 2)
     assert _value(got, "gini", 2) == pytest.approx(2 / 6)
-    # coverage numerator is |union of lists| = |{1, 7}| over the 2 catalogue items
-    assert _value(got, "catalog_coverage", 2) == pytest.approx(2 / 2)
+    # novelty still counts training rows: n_0 = 1, n_2 = 1 (unseen in training), N = 2
+    assert _value(got, "novelty", 2) == _value(without, "novelty", 2) == pytest.approx(1.0)
 
 
 @pytest.mark.parametrize("to_features", [np.asarray, sp.csr_matrix, sp.csr_array])
@@ -441,5 +455,5 @@ def test_an_indexed_relevance_is_reusable() -> None:
     relevance = index_relevance(test)
     assert relevance.n_rel.sum() == len(test.drop_duplicates())
     pd.testing.assert_frame_equal(per_user_metrics(recs, relevance, [3]), per_user_metrics(recs, test, [3]))
-    items = np.array([1, 2, 7])
-    assert exposure_share(recs, relevance, [3, 5], items) == exposure_share(recs, test, [3, 5], items)
+    base = np.array([1, 2, 7])
+    assert exposure_share(recs, relevance, [3, 5], base) == exposure_share(recs, test, [3, 5], base)

@@ -50,6 +50,7 @@ def test_report_embeds_plots_tables_and_history() -> None:
         significance=significance_table(per_user, "popularity", (5, 10), n_boot=100, alpha=0.05, seed=0),
         per_user=per_user,
         history=history,
+        families={"popularity": "baseline", "als": "factorisation"},
         ks=(5, 10),
         n_boot=100,
     )
@@ -59,3 +60,25 @@ def test_report_embeds_plots_tables_and_history() -> None:
     markdown = report_markdown(inputs)
     assert "### all" in markdown and "| als | 40 |" in markdown and "ndcg@10" in markdown
     assert "baseline: `popularity`" in markdown
+
+
+def test_the_verdict_opens_the_report_with_or_without_the_new_columns() -> None:
+    per_user = _per_user()
+    metrics = _metrics("r1", 1.0)
+    newer = metrics.assign(served_by=metrics["model"], flagged=False)
+    for table in (metrics, newer):  # history rows written before served_by / flagged existed lack them
+        inputs = ReportInputs(
+            metrics=table,
+            significance=significance_table(per_user, "popularity", (5, 10), n_boot=100, alpha=0.05, seed=0),
+            per_user=per_user,
+            history=append_history(None, metrics),
+            families={"popularity": "baseline", "als": "factorisation"},
+            ks=(5, 10),
+            n_boot=100,
+        )
+        winner = "Winner on all (40 users), by ndcg@10: als (factorisation) at 0.2000."
+        page = report_html(inputs)
+        verdict = page.index("<h2>Verdict</h2>")
+        assert f"<li>{winner}</li>" in page and verdict < page.index("<img") < page.index("<h2>Significance")
+        markdown = report_markdown(inputs)
+        assert markdown.index(f"## Verdict\n\n- {winner}") < markdown.index("## Metrics at K=10")

@@ -21,6 +21,11 @@ class TestSegmentPopularity(ModelContract):
     params = {"segment_by": ["region"]}
 
 
+class TestRecentPopularity(ModelContract):
+    name = "recent_popularity"
+    params = {"half_life_days": 7}
+
+
 class TestRandom(ModelContract):
     name = "random"
 

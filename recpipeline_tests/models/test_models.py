@@ -631,6 +631,7 @@ def test_popularity_shortcut_lists_equal_the_full_ranking(blocks, segment_by) ->
 def test_registry_order_and_lazy_mapping() -> None:
     assert MODEL_NAMES == (
         "popularity",
+        "recent_popularity",
         "random",
         "item_knn",
         "user_knn",

@@ -54,7 +54,10 @@ def test_whole_graph_materializes_with_parquet_at_every_stage(tiny):
     metrics = pd.read_parquet(root / "metrics.parquet")
     assert set(metrics["model"]) == set(tiny.model_names)
     assert set(metrics["metric"]) == {*METRIC_NAMES, "exposure_share"}  # new items' share of the lists
-    assert list(metrics.columns) == ["model", "segment", "metric", "k", "value", "n_users", "run_id", "as_of"]
+    assert list(metrics.columns) == [
+        *("model", "segment", "metric", "k", "value", "n_users", "served_by", "flagged"),
+        *("run_id", "as_of"),
+    ]
     assert metrics.loc[metrics["metric"] == "ndcg", "value"].between(0, 1).all()
 
     vae = load_model(root / "models" / "mult_vae_model")

@@ -2,12 +2,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from recpipeline.config import PreparationConfig, SplitConfig
+from recpipeline.preparation.filtering import KCoreCounts
 from recpipeline.preparation.splitting import (
+    RunSplits,
     Splits,
     events_in_test_and_earlier,
+    events_in_two_splits,
     in_time_order,
+    leave_last_out_split,
+    random_split,
     split_for_run,
+    stratified_split,
     temporal_split,
+    users_out_of_time_order,
 )
 
 WEIGHTS = {"view": 1.0, "cart": 3.0, "purchase": 5.0, "rating": 1.0}
@@ -20,6 +28,40 @@ MAPS = (
 def interactions(*rows: tuple[int, int, str]) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=["user_idx", "item_idx", "timestamp"])
     return frame.assign(timestamp=pd.to_datetime(frame["timestamp"], utc=True))
+
+
+def random_log(n: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """A log of ``n`` events over 20 days, 50 users and 80 items, with event types (for the row identity)."""
+    rng = np.random.default_rng(seed)
+    start = pd.Timestamp("2026-10-01", tz="UTC")
+    return pd.DataFrame(
+        {
+            "user_idx": rng.integers(0, 50, n),
+            "item_idx": rng.integers(0, 80, n),
+            "timestamp": start + pd.to_timedelta(rng.integers(0, 20 * 86400, n), unit="s"),
+            "event_type": rng.choice(["view", "cart", "purchase"], n),
+        }
+    )
+
+
+def same_rows(splits: Splits, frame: pd.DataFrame) -> bool:
+    """The splits' rows together are exactly ``frame``'s (as a multiset)."""
+    columns = list(frame.columns)
+    union = pd.concat(splits).sort_values(columns).reset_index(drop=True)
+    return union.equals(frame.sort_values(columns).reset_index(drop=True))
+
+
+def per_user_counts(splits: Splits, column: str = "user_idx") -> pd.DataFrame:
+    return pd.DataFrame(
+        {name: frame[column].value_counts() for name, frame in splits._asdict().items()}
+    ).fillna(0)
+
+
+def run_split(events: pd.DataFrame, preparation: PreparationConfig | None = None, **split) -> RunSplits:
+    split_config = SplitConfig(**split)
+    return split_for_run(
+        events, *MAPS, WEIGHTS, split_config, seed=42, preparation=preparation or PreparationConfig()
+    )
 
 
 def cleaned(*rows: tuple[str, str, str]) -> pd.DataFrame:
@@ -43,7 +85,7 @@ def test_temporal_split_has_no_leakage():
 
 def test_a_run_without_split_files_splits_by_time_up_to_its_as_of():
     events = interactions((0, 0, "2026-10-01T08:00"), (0, 1, "2026-10-05T08:00"), (1, 1, "2026-10-06T23:00"))
-    run = split_for_run(events, *MAPS, WEIGHTS, validation_days=1, test_days=1)
+    run = run_split(events, validation_days=1, test_days=1)
     assert run.as_of == pd.Timestamp("2026-10-07", tz="UTC") and run.file_rows == {}
     assert [len(frame) for frame in run.splits] == [1, 1, 1]
 
@@ -55,7 +97,10 @@ def test_a_run_with_split_files_encodes_them_and_accounts_for_every_row():
         "test": (cleaned(("u1", "i2", "2026-09-03")), quarantine.iloc[:0]),
     }
     events = interactions((0, 0, "2026-10-01T08:00"))
-    run = split_for_run(events, *MAPS, WEIGHTS, validation_days=1, test_days=1, split_files=files)
+    split = SplitConfig(kind="predefined")
+    run = split_for_run(
+        events, *MAPS, WEIGHTS, split, seed=42, preparation=PreparationConfig(), split_files=files
+    )
     assert run.as_of == pd.Timestamp("2026-10-02", tz="UTC")  # from the daily interactions
     assert run.splits.test[["user_idx", "item_idx"]].values.tolist() == [[0, 1]]
     assert len(run.splits.train) + len(run.splits.validation) == 2
@@ -82,3 +127,131 @@ def test_events_in_test_and_earlier_counts_distinct_shared_events():
     )
     assert events_in_test_and_earlier(Splits(train, validation, test)) == 2
     assert events_in_test_and_earlier(Splits(train, validation, test.iloc[3:])) == 0
+
+
+def test_random_split_takes_the_ratios_of_all_events_seeded():
+    log = random_log()
+    splits = random_split(log, 0.2, 0.1, seed=7)
+    # 2000 events: round(0.2 * 2000) = 400 to test, round(0.1 * 1600) = 160 to validation
+    assert [len(frame) for frame in splits] == [1440, 160, 400]
+    assert same_rows(splits, log) and events_in_two_splits(splits) == 0
+    assert random_split(log.sample(frac=1, random_state=1), 0.2, 0.1, seed=7).test.equals(splits.test)
+    assert not random_split(log, 0.2, 0.1, seed=8).test.equals(splits.test)
+
+
+def test_rows_of_one_event_land_in_one_split():
+    # a view and a cart of the same item in the same second, ten times over: each pair stays together
+    stamps = pd.date_range("2026-10-01", periods=10, freq="h", tz="UTC")
+    log = pd.DataFrame(
+        {
+            "user_idx": 0,
+            "item_idx": np.arange(20) // 2,
+            "timestamp": stamps.repeat(2),
+            "event_type": ["view", "cart"] * 10,
+        }
+    )
+    for splits in (random_split(log, 0.3, 0.3, seed=0), stratified_split(log, "user", 0.3, 0.3, seed=0)):
+        assert events_in_two_splits(splits) == 0 and same_rows(splits, log)
+        assert all(len(frame) % 2 == 0 for frame in splits) and len(splits.test) == 6
+
+
+def test_stratified_split_takes_each_users_share_and_keeps_small_users_in_train():
+    stamps = pd.date_range("2026-10-01", periods=10, freq="D", tz="UTC")
+    # user 0: 10 events, user 1: 5, user 2: 2, user 3: 1
+    log = pd.concat(
+        pd.DataFrame({"user_idx": user, "item_idx": np.arange(n), "timestamp": stamps[:n]})
+        for user, n in ((0, 10), (1, 5), (2, 2), (3, 1))
+    )
+    counts = per_user_counts(stratified_split(log, "user", 0.2, 0.1, seed=42))
+    # n = 10: round(8.0) = 8 kept, 2 test; of 8, round(7.2) = 7 train, 1 validation
+    # n = 5: round(4.0) = 4 kept, 1 test; of 4, round(3.6) = 4 train.  n = 2: round(1.6) = 2, all train
+    expected = {0: [7, 1, 2], 1: [4, 0, 1], 2: [2, 0, 0], 3: [1, 0, 0]}
+    assert {user: row.astype(int).tolist() for user, row in counts.iterrows()} == expected
+
+
+def test_stratified_split_by_item_follows_the_recommenders_protocol():
+    log = random_log(4000)
+    splits = stratified_split(log, "item", 0.25, 0.1, seed=42)
+    assert same_rows(splits, log) and events_in_two_splits(splits) == 0
+    counts = per_user_counts(splits, "item_idx")
+    n = counts.sum(axis=1)
+    # each item: the first round(0.75 n) of a seeded shuffle kept, then round(0.9 m) of those for training
+    kept = np.maximum(np.round(0.75 * n), 1)
+    assert (counts["test"] == n - kept).all()
+    assert (counts["train"] == np.maximum(np.round(0.9 * kept), 1)).all()
+    assert stratified_split(log, "item", 0.25, 0.1, seed=42).test.equals(splits.test)
+    assert not stratified_split(log, "item", 0.25, 0.1, seed=43).test.equals(splits.test)
+
+
+def test_leave_last_out_holds_out_each_users_last_events():
+    day = pd.Timestamp("2026-10-01", tz="UTC")
+    rows = [(0, item, day + pd.Timedelta(days=item)) for item in range(5)]  # 5 events, one a day
+    rows += [(1, 8, day), (1, 9, day + pd.Timedelta(days=1))]  # 2 events
+    rows += [(2, 3, day)]  # 1 event
+    rows += [(3, 1, day), (3, 7, day + pd.Timedelta(days=2)), (3, 4, day + pd.Timedelta(days=2))]  # a tie
+    log = pd.DataFrame(rows, columns=["user_idx", "item_idx", "timestamp"])
+    train, validation, test = leave_last_out_split(log, 1)
+    assert sorted(zip(test["user_idx"], test["item_idx"], strict=True)) == [(0, 4), (1, 9), (3, 7)]
+    # the tie is broken by item index: item 7 counts as later than item 4
+    assert sorted(zip(validation["user_idx"], validation["item_idx"], strict=True)) == [(0, 3), (3, 4)]
+    assert sorted(train["user_idx"]) == [0, 0, 0, 1, 2, 3]
+    train, validation, test = leave_last_out_split(log, 2)
+    assert sorted(zip(test["user_idx"], test["item_idx"], strict=True)) == [(0, 3), (0, 4), (3, 4), (3, 7)]
+    assert validation["item_idx"].tolist() == [1, 2] and (validation["user_idx"] == 0).all()
+
+
+def test_leave_last_out_has_no_test_event_before_a_train_event_of_its_user():
+    log = random_log()
+    splits = leave_last_out_split(log, 2)
+    assert same_rows(splits, log) and events_in_two_splits(splits) == 0
+    assert users_out_of_time_order(splits) == 0
+    counts = per_user_counts(splits)
+    assert (counts["test"] == 2).all() and (counts["validation"] == 2).all()
+
+
+def test_users_out_of_time_order_counts_each_late_user_once():
+    train = interactions((0, 0, "2026-10-05"), (1, 0, "2026-10-01"), (2, 0, "2026-10-03"))
+    validation = interactions((1, 1, "2026-10-02"), (2, 1, "2026-10-02"))
+    test = interactions((0, 1, "2026-10-04"), (1, 2, "2026-10-02"), (2, 2, "2026-10-01"))
+    # user 0: test before train; user 1: in order (a tie with validation is not a leak); user 2: both
+    assert users_out_of_time_order(Splits(train, validation, test)) == 2
+    assert users_out_of_time_order(Splits(train.iloc[1:2], validation.iloc[:1], test.iloc[1:2])) == 0
+
+
+def test_events_in_two_splits_counts_distinct_shared_events():
+    train = interactions((0, 0, "2026-10-01"), (0, 1, "2026-10-02"))
+    validation = interactions((0, 1, "2026-10-02"), (1, 1, "2026-10-03"))
+    test = interactions((0, 1, "2026-10-02"), (1, 1, "2026-10-04"))
+    assert events_in_two_splits(Splits(train, validation, test)) == 1
+    assert events_in_two_splits(Splits(train, validation.iloc[1:], test.iloc[1:])) == 0
+
+
+@pytest.mark.parametrize(
+    ("split", "rows"),
+    [
+        ({"kind": "temporal", "validation_days": 3, "test_days": 5}, None),
+        ({"kind": "random"}, [1440, 160, 400]),
+        ({"kind": "stratified", "stratify_by": "item"}, None),
+        ({"kind": "leave_last_out", "leave_last": 1}, [1900, 50, 50]),
+    ],
+)
+def test_every_split_kind_is_dated_by_the_day_after_the_newest_event(split, rows):
+    log = random_log()
+    run = run_split(log, **split)
+    assert run.as_of == pd.Timestamp("2026-10-21", tz="UTC") and run.kcore == KCoreCounts(0, 0, 0, 0)
+    assert same_rows(run.splits, log) and len(run.splits.test) > 0
+    assert rows is None or [len(frame) for frame in run.splits] == rows
+
+
+def test_k_core_filters_before_the_split_and_reports_what_it_removed():
+    log = random_log()
+    # user 49 loses all but one event, item 79 is rated once: both fall below the minimums of 2
+    log = log[(log["user_idx"] != 49) | (log.index == log.index[log["user_idx"] == 49][0])]
+    log = pd.concat([log[log["item_idx"] != 79], log[log["item_idx"] == 79].iloc[:1]])
+    preparation = PreparationConfig(min_user_interactions=2, min_item_interactions=2)
+    run = run_split(log, preparation, kind="leave_last_out")
+    assert run.kcore.removed_users >= 1 and run.kcore.removed_items >= 1
+    assert sum(len(frame) for frame in run.splits) == len(log) - run.kcore.removed_rows
+    kept = pd.concat(run.splits)
+    assert 49 not in set(kept["user_idx"]) and 79 not in set(kept["item_idx"])
+    assert run.as_of == run_split(log, kind="leave_last_out").as_of

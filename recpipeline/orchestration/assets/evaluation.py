@@ -21,6 +21,7 @@ from recpipeline.config import RunConfig
 from recpipeline.evaluation.external import read_external_lists
 from recpipeline.evaluation.reports import ReportInputs, report_html, report_markdown
 from recpipeline.evaluation.run import EvaluationSettings, EvaluationSplits, evaluate_run
+from recpipeline.evaluation.verdict import evaluated_families, verdict_lines, verdict_markdown
 from recpipeline.orchestration.assets.modeling import model_asset_name, recommendations_asset_name
 from recpipeline.orchestration.resources import Warehouse
 
@@ -46,8 +47,9 @@ def build_evaluation_assets(config: RunConfig) -> list:
                 key="metrics",
                 kinds={"pandas", "parquet"},
                 description="Per model x segment x metric x K (definitions in docs/metrics.md; segments in "
-                "recpipeline.evaluation.protocol), plus rmse / mae where the data has explicit "
-                "ratings; with run id and as-of date.",
+                "recpipeline.evaluation.protocol; the headline is segment with_history), plus rmse / mae "
+                "where the data has explicit ratings; who served each row's lists (served_by), whether its "
+                "segment is below evaluation.min_segment_users (flagged); with run id and as-of date.",
             ),
             "metrics_per_user": AssetOut(
                 kinds={"pandas", "parquet"},
@@ -57,14 +59,15 @@ def build_evaluation_assets(config: RunConfig) -> list:
             ),
             "significance": AssetOut(
                 kinds={"pandas", "parquet"},
-                description="Each model against the baseline, per user segment: mean per-user difference "
-                "of ndcg / recall at every K, paired bootstrap 95% CI, Wilcoxon signed-rank p-value, "
-                "Holm-adjusted p-value.",
+                description="Each model against the baseline, per user segment of at least "
+                "evaluation.min_segment_users users: mean per-user difference of ndcg / recall at every K, "
+                "paired bootstrap 95% CI, Wilcoxon signed-rank p-value, Holm-adjusted p-value.",
             ),
             "metrics_history": AssetOut(
                 kinds={"pandas", "parquet"},
-                description="Every run's metrics (run_id, as_of, model, segment, metric, k, value), "
-                "appended to the previous table run after run; re-running a run replaces its rows.",
+                description="Every run's metrics (run_id, as_of, model, segment, metric, k, value, "
+                "served_by), appended to the previous table run after run; re-running a run replaces its "
+                "rows.",
             ),
         },
     )
@@ -92,17 +95,25 @@ def build_evaluation_assets(config: RunConfig) -> list:
                 baseline=settings.baseline,
                 bootstrap_samples=settings.bootstrap_samples,
                 alpha=settings.alpha,
+                min_segment_users=settings.min_segment_users,
+                relevant_event_types=settings.relevant_event_types,
+                min_rating=settings.min_rating,
             ),
             run_id=context.run.run_id,
             previous_history=warehouse.read_previous("metrics_history"),
         )
         table = evaluation.metrics
         context.log.info("\n" + evaluation.summary)
+        families = evaluated_families(table["model"], config.model_names)
+        verdict = verdict_markdown(verdict_lines(table, evaluation.significance, families, config.k))
+        context.log.info("verdict\n" + verdict)
         yield Output(
             table,
             output_name="result",
             metadata={
+                "verdict": MetadataValue.md(verdict),
                 "summary": MetadataValue.md(evaluation.summary),
+                "headline_segment": evaluation.headline_segment,
                 "as_of": table["as_of"].iloc[0],
                 "users_per_segment": MetadataValue.json(evaluation.users_per_segment),
                 **evaluation.headline,
@@ -144,6 +155,7 @@ def build_evaluation_assets(config: RunConfig) -> list:
             significance=significance,
             per_user=metrics_per_user,
             history=metrics_history,
+            families=evaluated_families(metrics["model"], config.model_names),
             ks=config.ks,
             n_boot=settings.bootstrap_samples,
             seed=config.seed,

@@ -55,7 +55,8 @@ def _model_asset(config: RunConfig, spec: ModelSpec):
         pool=TRAINING_POOL,
         kinds={"pytorch" if neural else "python"},
         description=f"The fitted `{spec.name}` model (params.json + npz / safetensors artefacts, no pickle)"
-        + (f"; hyperparameters chosen from {config.tuning.trials} trials on validation." if tuned else "."),
+        + (f"; hyperparameters chosen from {config.tuning.trials} trials on validation" if tuned else "")
+        + ("; refit on train + validation with what validation chose." if config.evaluation.refit else "."),
     )
     def fit_model(
         context: AssetExecutionContext,
@@ -69,14 +70,21 @@ def _model_asset(config: RunConfig, spec: ModelSpec):
         data = TrainingData(train, validation, user_id_map, item_id_map, item_catalog, user_profiles)
         settings = RunSettings(seed=config.seed, k=config.k)
         trials = config.tuning.trials if tuned else 0
-        trained = train_model(spec.name, spec.params, settings, data, trials, log=context.log.info)
+        refit = config.evaluation.refit
+        trained = train_model(spec.name, spec.params, settings, data, trials, context.log.info, refit)
         model = trained.model
         context.log.info(f"{spec.name}: fitted in {trained.seconds:.1f} s")
         tuning = {"tuning_trials": MetadataValue.json(_jsonable(trained.trials))} if tuned else {}
+        chosen = {} if trained.epochs is None else {"epochs": trained.epochs}
+        if refit:
+            chosen["refit_seconds"] = round(trained.refit_seconds, 3)
         return Output(
             model,
             metadata={
                 "fit_seconds": round(trained.seconds, 3),
+                f"validation_ndcg@{config.k}": round(trained.validation_ndcg, 6),
+                "refit": refit,
+                **chosen,
                 "params": MetadataValue.json(_jsonable(model.get_params())),
                 "n_users": len(user_id_map),
                 "n_items": len(item_id_map),

@@ -57,12 +57,18 @@ def build_preparation_assets(config: RunConfig) -> list:
     @multi_asset(
         group_name=GROUP,
         outs={
-            "train": AssetOut(kinds={"pandas", "parquet"}, description="Interactions before validation."),
+            "train": AssetOut(
+                kinds={"pandas", "parquet"},
+                description="Interactions models are fitted on (split.kind: before validation in time, "
+                "or the rest of a random, stratified or leave-last-out split).",
+            ),
             "validation": AssetOut(
-                kinds={"pandas", "parquet"}, description="Interactions in the validation window."
+                kinds={"pandas", "parquet"},
+                description="Interactions for tuning and early stopping (the validation window or share).",
             ),
             "test": AssetOut(
-                kinds={"pandas", "parquet"}, description="Interactions in the last days (test window)."
+                kinds={"pandas", "parquet"},
+                description="Interactions models are evaluated on (the test window, share or last events).",
             ),
         },
     )
@@ -77,19 +83,30 @@ def build_preparation_assets(config: RunConfig) -> list:
             user_id_map,
             item_id_map,
             config.event_weights,
-            validation_days=config.split.validation_days,
-            test_days=config.split.test_days,
+            config.split,
+            seed=config.seed,
+            preparation=config.preparation,
             split_files=clean_predefined_split(config) if config.split.kind == "predefined" else None,
         )
+        if run.kcore.removed_rows:
+            context.log.info(
+                f"k-core filtering removed {run.kcore.removed_rows} interactions of "
+                f"{run.kcore.removed_users} users and {run.kcore.removed_items} items "
+                f"in {run.kcore.iterations} passes"
+            )
+        # every split carries the filtering's counts: nothing leaves the data without a trace
+        kcore = {f"kcore_{name}": n for name, n in run.kcore._asdict().items()}
         for name, frame in run.splits._asdict().items():
             yield Output(
                 frame,
                 output_name=name,
                 metadata={
                     "as_of": str(run.as_of.date()),
+                    "split_kind": config.split.kind,
                     "n_users": int(frame["user_idx"].nunique()),
                     "first": str(frame["timestamp"].min()),
                     "last": str(frame["timestamp"].max()),
+                    **kcore,
                     **_file_row_metadata(run.file_rows.get(name)),
                 },
             )
