@@ -99,10 +99,11 @@ class _Recorder:
             materialization = event.event_specific_data.materialization
             rows = materialization.metadata.get("dagster/row_count")
             if rows is not None and key is not None:
-                # a range run reports the output's total once per partition: count each asset once per run
-                self._rows[(self.run, key, materialization.asset_key)] = int(rows.value)
+                # each partition's materialization carries that day's rows (once, even if reported again)
+                where = (self.run, key, materialization.asset_key, materialization.partition)
+                self._rows[where] = int(rows.value)
                 self.steps.setdefault(key, StepStats()).rows = sum(
-                    n for (_, step, _), n in self._rows.items() if step == key
+                    n for (_, step, _, _), n in self._rows.items() if step == key
                 )
 
 

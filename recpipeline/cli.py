@@ -146,18 +146,26 @@ def _ui(args: argparse.Namespace) -> int:
         load_config(args.config)  # fail here, clearly, rather than inside the code server
         os.environ[CONFIG_ENV_VAR] = os.path.abspath(args.config)
     ensure_dagster_home()
-    command = [
+    command = ui_command(args.host, args.port)
+    os.execv(command[0], command)
+    return 0  # not reached
+
+
+def ui_command(host: str, port: str) -> list[str]:
+    """``dagster dev`` run by this interpreter, not found on PATH: ``.venv/bin/recpipeline ui`` works without
+    activating the virtualenv (dagster dev starts its webserver and daemon with this interpreter too)."""
+    return [
+        sys.executable,
+        "-m",
         "dagster",
         "dev",
         "-m",
         "recpipeline.orchestration.definitions",
         "-h",
-        args.host,
+        host,
         "-p",
-        args.port,
+        port,
     ]
-    os.execvp(command[0], command)
-    return 0  # not reached
 
 
 def _add_evaluate(commands: argparse._SubParsersAction) -> None:

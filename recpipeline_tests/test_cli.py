@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
-from recpipeline.cli import _clear_error, main
+from recpipeline.cli import _clear_error, main, ui_command
 from recpipeline.config import ConfigError
 from recpipeline_tests.conftest import tiny_raw_config
 
@@ -72,3 +79,46 @@ def test_a_failed_quarantine_gate_names_the_days_and_the_setting(tmp_path: Path,
     assert "failed in step clean: DagsterAssetCheckFailedError: " in line
     assert re.search(r"2026-10-\d\d: \d+\.\d% quarantined \(\d+ of \d+ rows; missing_user_id \d+", line)
     assert "cleaning.max_quarantine_share" in line
+
+
+def test_ui_runs_dagster_with_this_interpreter_not_from_path():
+    command = ui_command("127.0.0.1", "3000")
+    assert command[:4] == [sys.executable, "-m", "dagster", "dev"]
+    assert command[-4:] == ["-h", "127.0.0.1", "-p", "3000"]
+
+
+@pytest.mark.integration
+def test_the_virtualenvs_recpipeline_ui_serves_without_the_virtualenv_on_path(tmp_path: Path):
+    """``.venv/bin/recpipeline ui`` with the virtualenv's bin/ off PATH (as when it is not activated) serves
+    the UI; stopped as soon as it answers."""
+    bin_dir = Path(sys.executable).parent
+    path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p != str(bin_dir))
+    env = {**os.environ, "PATH": path, "DAGSTER_HOME": str(tmp_path / "home")}
+    env.pop("VIRTUAL_ENV", None)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = (tmp_path / "ui.log").open("w")
+    ui = subprocess.Popen(
+        [str(bin_dir / "recpipeline"), "ui", "--port", str(port)],
+        env=env,
+        cwd=tmp_path,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: the webserver, daemon and code server stop with it
+    )
+    try:
+        deadline = time.monotonic() + 120
+        answer = None
+        while answer is None and ui.poll() is None and time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5) as response:
+                    answer = json.loads(response.read())
+            except OSError:
+                time.sleep(1)
+        assert answer is not None, (tmp_path / "ui.log").read_text()[-2000:]
+        assert "dagster_webserver_version" in answer
+    finally:
+        os.killpg(ui.pid, signal.SIGKILL)
+        ui.wait(timeout=30)
+        log.close()

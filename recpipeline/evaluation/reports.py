@@ -22,6 +22,7 @@ from recpipeline.evaluation.protocol import NO_K, USER_SEGMENTS, headline_segmen
 from recpipeline.evaluation.verdict import verdict_lines, verdict_markdown
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 
@@ -58,6 +59,67 @@ def metrics_summary(
         wide.insert(0, "n_users", top["n_users"].reindex(wide.index))
         wide = wide.sort_values(f"ndcg@{ndcg['k'].max()}", ascending=False)
     return wide.reset_index()
+
+
+# -- the metrics asset as the UI shows it --------------------------------------------------------------------
+
+HEADLINE_METRICS: tuple[str, ...] = ("ndcg", "recall", "precision", "catalog_coverage")
+DIGITS = 4  # values shown in the UI: four decimals tell the models apart, sixteen hide them
+
+
+@dataclass(frozen=True)
+class MetricsOverview:
+    """The metrics table as the UI shows it: Markdown entries in display order, then the few numbers the UI
+    plots across runs (one per key, so one per model)."""
+
+    markdown: dict[str, str]  # verdict, headline table, full table, comparison charts
+    numbers: dict[str, float]  # "<model>/ndcg@<k>" on the headline segment, rounded
+
+
+def headline_table(metrics: pd.DataFrame, k: int, segment: str) -> pd.DataFrame:
+    """model, n_users and the HEADLINE_METRICS at cut-off ``k`` on ``segment``, best ndcg first, rounded."""
+    wide = metrics_summary(metrics, segment, ks=(k,))
+    columns = ["model", "n_users", *(f"{metric}@{k}" for metric in HEADLINE_METRICS)]
+    return wide.reindex(columns=columns).round(DIGITS)  # a metric not computed shows as an empty column
+
+
+def full_table(metrics: pd.DataFrame, k: int, segment: str) -> pd.DataFrame:
+    """Every metric at cut-off ``k`` on ``segment``, one row per metric and one column per model (best
+    first): as many columns as models, so the UI does not cut it off after a few metrics; rounded."""
+    wide = (
+        metrics_summary(metrics, segment, ks=(k,)).set_index("model").drop(columns="n_users", errors="ignore")
+    )
+    return wide.T.rename_axis("metric").reset_index().rename_axis(columns=None).round(DIGITS)
+
+
+def metrics_overview(
+    metrics: pd.DataFrame, verdict: Sequence[str], history: pd.DataFrame, k: int
+) -> MetricsOverview:
+    """The metrics asset's metadata: the verdict, the headline table on the headline segment, the full table,
+    charts comparing the models (one bar group per headline metric, ndcg@k per model over the runs of
+    ``history``) and each model's headline ndcg@k."""
+    segment = headline_segment(metrics)
+    headline = headline_table(metrics, k, segment)
+    models = list(headline["model"])
+    charts = [
+        (f"Headline metrics at K={k}, segment {segment}", _headline_chart(headline, segment, k)),
+        (f"ndcg@{k} over runs", _trend_chart(history, models, k, segment)),
+    ]
+    return MetricsOverview(
+        markdown={
+            "verdict": verdict_markdown(verdict),
+            "headline": f"Segment `{segment}`, K={k}.\n\n" + markdown_table(headline),
+            "all_metrics": f"Segment `{segment}`, K={k}.\n\n"
+            + markdown_table(full_table(metrics, k, segment)),
+            "charts": _markdown_images(charts),
+        },
+        numbers={f"{m}/ndcg@{k}": float(v) for m, v in headline.set_index("model")[f"ndcg@{k}"].items()},
+    )
+
+
+def _markdown_images(figures: Sequence[tuple[str, str]]) -> str:
+    """Titled Markdown images; the Dagster UI renders ``data:`` image URIs in Markdown metadata."""
+    return "\n\n".join(f"### {title}\n\n![{title}]({uri})" for title, uri in figures)
 
 
 # -- the HTML / Markdown report ------------------------------------------------------------------------------
@@ -130,6 +192,26 @@ def _interval_chart(inputs: ReportInputs, k: int) -> str:
     return _png(fig)
 
 
+def _headline_chart(headline: pd.DataFrame, segment: str, k: int) -> str:
+    """One bar group per headline metric, one bar per model (the rows of ``headline_table``)."""
+    metrics = [c for c in headline.columns if c not in ("model", "n_users")]
+    models = list(headline["model"])
+    fig, (ax,) = _figure(1)
+    width = 0.8 / max(len(models), 1)
+    for m, (model, values) in enumerate(headline.set_index("model")[metrics].iterrows()):
+        x = np.arange(len(metrics)) + (m - (len(models) - 1) / 2) * width
+        ax.bar(x, values.to_numpy(dtype=float), width, label=model, color=_colour(model, models))
+    ax.set_xticks(range(len(metrics)), [c.removesuffix(f"@{k}").replace("_", "\n") for c in metrics])
+    ax.set_title(f"Segment {segment}, K={k}")
+    _legend_outside(ax)
+    return _png(fig)
+
+
+def _legend_outside(ax: Axes) -> None:
+    """The legend right of the axes, where it hides no bar or line."""
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1))
+
+
 def _tradeoff_chart(metrics: pd.DataFrame, k: int) -> str:
     """Accuracy (ndcg@k) against novelty@k and catalog_coverage@k, one point per model (segment all)."""
     models = list(pd.unique(metrics["model"]))
@@ -149,9 +231,9 @@ def _tradeoff_chart(metrics: pd.DataFrame, k: int) -> str:
     return _png(fig)
 
 
-def _trend_chart(history: pd.DataFrame, models: Sequence[str], k: int) -> str:
-    """ndcg@k on segment all per model of this run across the runs of the history (oldest first)."""
-    rows = history[(history["metric"] == "ndcg") & (history["k"] == k) & (history["segment"] == "all")]
+def _trend_chart(history: pd.DataFrame, models: Sequence[str], k: int, segment: str) -> str:
+    """ndcg@k on ``segment`` per model of this run across the runs of the history (oldest first)."""
+    rows = history[(history["metric"] == "ndcg") & (history["k"] == k) & (history["segment"] == segment)]
     runs = run_order(rows)
     position = {run: i for i, run in enumerate(runs)}
     fig, (ax,) = _figure(1)
@@ -167,9 +249,9 @@ def _trend_chart(history: pd.DataFrame, models: Sequence[str], k: int) -> str:
     labels = rows.drop_duplicates("run_id").set_index("run_id")["as_of"].reindex(runs)
     ax.set_xticks(range(len(runs)), [f"{a}\n{r[:8]}" for r, a in labels.items()], fontsize=7)
     ax.set_ylabel(f"ndcg@{k}")
-    ax.set_title(f"ndcg@{k} over the last {len(runs)} run(s)")
+    ax.set_title(f"ndcg@{k} on {segment} over the last {len(runs)} run(s)")
     if len(rows):
-        ax.legend(fontsize=8)
+        _legend_outside(ax)
     return _png(fig)
 
 
@@ -179,12 +261,25 @@ def significance_summary(significance: pd.DataFrame, k: int, segment: str) -> pd
     return rows.drop(columns=["segment"])
 
 
-def report_markdown(inputs: ReportInputs) -> str:
-    """The report's tables as Markdown: the verdict, metrics at the largest K per segment, significance on
-    the headline segment."""
+def report_figures(inputs: ReportInputs) -> list[tuple[str, str]]:
+    """The report's plots as (title, PNG data URI), at the largest K; drawn once for the HTML page and the
+    Markdown."""
+    k = max(inputs.ks)
+    models = list(pd.unique(inputs.metrics["model"]))
+    return [
+        ("Accuracy with confidence intervals", _interval_chart(inputs, k)),
+        ("Accuracy against novelty and coverage", _tradeoff_chart(inputs.metrics, k)),
+        ("Trend over runs", _trend_chart(inputs.history, models, k, headline_segment(inputs.metrics))),
+    ]
+
+
+def report_markdown(inputs: ReportInputs, figures: Sequence[tuple[str, str]]) -> str:
+    """The report as Markdown (what the UI shows of it): the verdict, the plots, metrics at the largest K
+    per segment, significance on the headline segment."""
     k = max(inputs.ks)
     headline = headline_segment(inputs.metrics)
-    parts = [_heading(inputs), "## Verdict", verdict_markdown(_verdict(inputs)), f"## Metrics at K={k}"]
+    parts = [_heading(inputs), "## Verdict", verdict_markdown(_verdict(inputs))]
+    parts += ["## Plots", _markdown_images(figures), f"## Metrics at K={k}"]
     for segment in pd.unique(inputs.metrics["segment"]):
         table = metrics_summary(inputs.metrics, segment, ks=(k,))
         parts += [f"### {segment}", markdown_table(table)]
@@ -206,20 +301,14 @@ def _heading(inputs: ReportInputs) -> str:
     return f"# Recommender evaluation, as of {as_of}\n\nRun `{run_id}`; significance baseline: `{baseline}`."
 
 
-def report_html(inputs: ReportInputs) -> str:
+def report_html(inputs: ReportInputs, figures: Sequence[tuple[str, str]]) -> str:
     """A self-contained HTML page: the verdict, plots as embedded PNGs, metrics per segment at every K,
     significance."""
-    k = max(inputs.ks)
     verdict = "".join(f"<li>{html.escape(line)}</li>" for line in _verdict(inputs))
     tables = "".join(
         f"<h3>{html.escape(str(segment))}</h3>{_html_table(metrics_summary(inputs.metrics, segment))}"
         for segment in pd.unique(inputs.metrics["segment"])
     )
-    figures = [
-        ("Accuracy with confidence intervals", _interval_chart(inputs, k)),
-        ("Accuracy against novelty and coverage", _tradeoff_chart(inputs.metrics, k)),
-        ("Trend over runs", _trend_chart(inputs.history, list(pd.unique(inputs.metrics["model"])), k)),
-    ]
     images = "".join(f'<h2>{title}</h2><img alt="{title}" src="{uri}">' for title, uri in figures)
     heading = _heading(inputs).replace("# ", "", 1).split("\n\n")
     return f"""<!DOCTYPE html>

@@ -1,9 +1,9 @@
 """One run's evaluation, end to end: metrics, per-user values, significance against the baseline, history.
 
-The ``metrics`` asset calls ``evaluate_run`` once; everything it shows (summaries, headline figures, users
-per segment) comes back in ``RunEvaluation``. Metric definitions: ``docs/metrics.md``.
+The ``metrics`` asset calls ``evaluate_run`` once; everything it shows (summaries, users per segment, the
+significance shown) comes back in ``RunEvaluation``. Metric definitions: ``docs/metrics.md``.
 
-The headline — summary, headline figures, default baseline, the significance shown — is on the users with
+The headline — summary, default baseline, the significance shown — is on the users with
 history before the test window (segment ``with_history``); users without history get the same fallback list
 from every model that does not serve them itself, so counting them would only dilute the differences.
 """
@@ -17,7 +17,6 @@ import pandas as pd
 
 from recpipeline.evaluation.history import append_history
 from recpipeline.evaluation.protocol import (
-    NO_K,
     WITH_HISTORY,
     evaluate_models,
     headline_segment,
@@ -72,7 +71,6 @@ class RunEvaluation:
     n_evaluated_users: int
     headline_segment: str  # with_history; all when no evaluated user has history
     summary: str  # Markdown: the headline segment at the headline k
-    headline: dict[str, float]  # "model/metric@k" (or "model/rmse") -> value, headline segment
     users_per_segment: dict[str, int]
     significance_shown: str  # Markdown: the headline segment at the headline k
     significantly_better: list[str]  # models significantly better than the baseline there
@@ -148,7 +146,6 @@ def evaluate_run(
         n_evaluated_users=len(data.user_segment),
         headline_segment=segment,
         summary=headline_summary(table, settings.k, segment),
-        headline=headline_figures(table, settings.k, segment),
         users_per_segment=users_per_segment(table),
         significance_shown=markdown_table(shown),
         significantly_better=[str(m) for m in better],
@@ -163,17 +160,6 @@ def headline_summary(metrics: pd.DataFrame, k: int, segment: str) -> str:
     else:
         users = f"all evaluated users: none has history before the test window (no `{WITH_HISTORY}` segment)"
     return f"Segment `{segment}` ({users}).\n\n" + markdown_table(metrics_summary(metrics, segment, ks=(k,)))
-
-
-def headline_figures(metrics: pd.DataFrame, k: int, segment: str) -> dict[str, float]:
-    """The headline ``segment`` at cut-off ``k`` (and the rating errors, segment ``all``) as
-    "model/metric@k" -> value."""
-    at_k = (metrics["segment"] == segment) & (metrics["k"] == k)
-    ratings = (metrics["segment"] == "all") & (metrics["k"] == NO_K)
-    top = metrics[at_k | ratings]
-    return {
-        f"{r.model}/{r.metric}" + (f"@{r.k}" if r.k != NO_K else ""): float(r.value) for r in top.itertuples()
-    }
 
 
 def users_per_segment(metrics: pd.DataFrame) -> dict[str, int]:

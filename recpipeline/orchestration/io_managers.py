@@ -8,6 +8,11 @@ Partitioned assets hand over ``dict[partition_key, DataFrame]`` — one entry pe
 single-run backfill over a date range writes one file per day. Loading a partitioned upstream likewise always
 gives a dict, whether the run covers one partition or many. Both are built on Dagster's public ``IOManager``
 interface alone (``handle_output`` / ``load_input``), so a Dagster upgrade does not reach into them.
+
+An IO manager can only attach metadata to the whole output, i.e. to every partition of the run alike; so for a
+partitioned output it reports run-level figures (``folder``, ``rows_in_run``) and the asset itself gives each
+partition its own file, row count and schema with ``partition_metadata`` and
+``AssetExecutionContext.add_asset_metadata(..., partition_key=...)``.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import tempfile
 import uuid
 from abc import abstractmethod
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 from dagster import (
+    AssetKey,
     ConfigurableIOManagerFactory,
     InputContext,
     IOManager,
@@ -40,6 +47,39 @@ def contained_path(base: UPath, relative: str) -> UPath:
     escaped (``%2F``, ``%2E%2E``) rather than dropped, so distinct keys keep distinct paths."""
     escaped = "%2F" + relative[1:] if relative.startswith("/") else relative
     return base / "/".join("%2E%2E" if segment == ".." else segment for segment in escaped.split("/"))
+
+
+def partition_file(folder: UPath, partition_key: str, extension: str) -> UPath:
+    """Where one partition of the asset stored in ``folder`` lies."""
+    path = contained_path(folder, partition_key)
+    return path.with_name(path.name + extension)
+
+
+def table_metadata(frame: pd.DataFrame) -> dict[str, Any]:
+    """Dagster's standard table metadata (row count, column schema), shown in the asset's UI page."""
+    return {
+        "dagster/row_count": len(frame),
+        "dagster/column_schema": TableSchema(
+            columns=[TableColumn(name=str(c), type=str(t)) for c, t in frame.dtypes.items()]
+        ),
+    }
+
+
+def partition_metadata(
+    root: str, asset_key: str, frames: Mapping[str, pd.DataFrame]
+) -> dict[str, dict[str, Any]]:
+    """Each partition's own metadata — its Parquet file under ``root`` (where ``ParquetIOManager(root=root)``
+    writes it), row count and schema — for ``add_asset_metadata(..., partition_key=...)``."""
+    folder = UPath(root).joinpath(*AssetKey.from_user_string(asset_key).path)
+    return {
+        key: {
+            "path": MetadataValue.path(
+                str(partition_file(folder, key, PartitionedParquetIOManager.extension))
+            ),
+            **table_metadata(frame),
+        }
+        for key, frame in frames.items()
+    }
 
 
 class _AtomicIOManager(IOManager):
@@ -76,12 +116,13 @@ class _AtomicIOManager(IOManager):
                 )
             for key, path in paths.items():
                 self._write(context, obj[key], path)
-            where = paths[min(paths)].parent
+            # shared by every partition of the run: the folder, not a file (see the module docstring)
+            location = {"folder": MetadataValue.path(str(paths[min(paths)].parent))}
         else:
             where = self._asset_path(context)
             self._write(context, obj, where)
-        metadata = {"path": MetadataValue.path(str(where)), **self.get_metadata(context, obj)}
-        context.add_output_metadata(metadata)
+            location = {"path": MetadataValue.path(str(where))}
+        context.add_output_metadata({**location, **self.get_metadata(context, obj)})
 
     def load_input(self, context: InputContext) -> Any:
         if not context.has_asset_partitions:
@@ -95,8 +136,7 @@ class _AtomicIOManager(IOManager):
 
     def _partition_paths(self, context: InputContext | OutputContext) -> dict[str, UPath]:
         folder = self.base_path.joinpath(*context.asset_key.path)
-        paths = {key: contained_path(folder, key) for key in context.asset_partition_keys}
-        return {key: path.with_name(path.name + self.extension) for key, path in paths.items()}
+        return {key: partition_file(folder, key, self.extension) for key in context.asset_partition_keys}
 
     def _write(self, context: OutputContext, obj: Any, path: UPath) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -134,16 +174,10 @@ class PartitionedParquetIOManager(_AtomicIOManager):
         return pq.read_table(path.path, filesystem=path.fs, columns=columns).to_pandas()
 
     def get_metadata(self, context: OutputContext, obj: Any) -> dict[str, Any]:
-        frames = list(obj.values()) if isinstance(obj, dict) else [obj]
-        frames = [f for f in frames if isinstance(f, pd.DataFrame)]
-        if not frames:
-            return {}
-        return {
-            "dagster/row_count": sum(len(f) for f in frames),
-            "dagster/column_schema": TableSchema(
-                columns=[TableColumn(name=str(c), type=str(t)) for c, t in frames[0].dtypes.items()]
-            ),
-        }
+        if isinstance(obj, dict):
+            # a run-level total, named so that it is not read as one partition's row count
+            return {"rows_in_run": sum(len(frame) for frame in obj.values())}
+        return table_metadata(obj)
 
 
 class ModelArtefactIOManager(_AtomicIOManager):

@@ -32,6 +32,7 @@ from recpipeline.config import ConfigError, RunConfig, load_config
 from recpipeline.orchestration.checks import failed_check_descriptions
 from recpipeline.orchestration.definitions import build_definitions
 from recpipeline.orchestration.instance import process_tags, release_dead_runs
+from recpipeline.orchestration.jobs import TRAINS_ITSELF_TAG
 from recpipeline.orchestration.resources import Warehouse
 
 PARTITION_RANGE_START = "dagster/asset_partition_range_start"
@@ -78,6 +79,8 @@ def run_pipeline(
         )
     outcome = PipelineOutcome(partitions=selected)
     tags = {PARTITION_RANGE_START: selected[0], PARTITION_RANGE_END: selected[-1]}
+    if train:  # this run trains on the days it ingests: the retrain sensor need not
+        tags[TRAINS_ITSELF_TAG] = "true"
     run = dict(instance=instance, outcome=outcome, progress=progress, log_level=log_level)
     _timed_run(config, ingestion, tags, f"ingest {len(selected)} day(s) {selected[0]}..{selected[-1]}", **run)
     if not train:

@@ -12,7 +12,12 @@ from dagster import (
 from upath import UPath
 
 from recpipeline.models import ArtefactError, Recommender, create_model
-from recpipeline.orchestration.io_managers import ModelIOManager, ParquetIOManager, contained_path
+from recpipeline.orchestration.io_managers import (
+    ModelIOManager,
+    ParquetIOManager,
+    contained_path,
+    partition_metadata,
+)
 
 DAYS = DailyPartitionsDefinition(start_date="2026-10-01", end_date="2026-10-05")
 
@@ -71,6 +76,35 @@ def test_a_single_run_over_a_range_writes_one_file_per_day(tmp_path):
         "2026-10-03",
         "2026-10-04",
     ]
+
+
+def test_a_range_run_names_run_totals_apart_from_each_partitions_file_and_rows(tmp_path):
+    result = materialize(
+        [daily],
+        resources=resources(tmp_path),
+        tags={
+            "dagster/asset_partition_range_start": "2026-10-02",
+            "dagster/asset_partition_range_end": "2026-10-04",
+        },
+    )
+    events = result.get_asset_materialization_events()
+    assert sorted(event.partition for event in events) == ["2026-10-02", "2026-10-03", "2026-10-04"]
+    # what the IO manager adds holds for the whole run: nothing under a per-partition name
+    for event in events:
+        metadata = {key: value.value for key, value in event.materialization.metadata.items()}
+        assert metadata == {"folder": str(tmp_path / "daily"), "rows_in_run": 6}
+    # the asset adds each partition's own: a file the IO manager wrote, and its rows
+    frames = {
+        key: pd.read_parquet(tmp_path / "daily" / f"{key}.parquet") for key in ("2026-10-02", "2026-10-03")
+    }
+    own = partition_metadata(str(tmp_path), "daily", frames)
+    assert {key: value["path"].value for key, value in own.items()} == {
+        key: str(tmp_path / "daily" / f"{key}.parquet") for key in frames
+    }
+    assert {value["dagster/row_count"] for value in own.values()} == {2}
+    assert partition_metadata(str(tmp_path), "daily", {"../x": frames["2026-10-02"]})["../x"][
+        "path"
+    ].value == str(tmp_path / "daily" / "%2E%2E" / "x.parquet")
 
 
 def test_rematerializing_a_partition_replaces_it(tmp_path):

@@ -31,14 +31,16 @@ from recpipeline_tests.conftest import tiny_raw_config
 #: a Mult-VAE fit of a few seconds: long enough to kill the run while it holds the training pool's slot
 MODELS = ["popularity", {"als": {"iterations": 5}}, {"mult_vae": {"epochs": 150, "hidden": 32, "latent": 8}}]
 SLOW_FIT_STEP = "mult_vae_model"
-RUN_TIMEOUT_S = 80  # a run that waits for a leaked slot never ends; fail instead of hanging
+RUN_TIMEOUT_S = 150  # a run that waits for a leaked slot never ends; fail instead of hanging
 VOLATILE_COLUMNS = ["run_id", "as_of"]
 
 
 def _cli(folder: Path, **popen) -> subprocess.Popen:
     """``recpipeline run`` on the tiny configuration (with a slow fit) in ``folder``, own instance home."""
     config = folder / "config.yaml"
-    config.write_text(yaml.safe_dump(tiny_raw_config(str(folder / "warehouse"), models=MODELS)))
+    # refit off: the slow fit is there to be killed, and a refit would run it twice
+    raw = tiny_raw_config(str(folder / "warehouse"), models=MODELS, evaluation={"refit": False})
+    config.write_text(yaml.safe_dump(raw))
     env = {**os.environ, "DAGSTER_HOME": str(folder / "home")}
     command = [sys.executable, "-m", "recpipeline.cli", "run", "--config", str(config), "--no-progress"]
     return subprocess.Popen(command, cwd=folder, env=env, text=True, **popen)

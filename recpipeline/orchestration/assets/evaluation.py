@@ -19,7 +19,14 @@ from dagster import (
 
 from recpipeline.config import RunConfig
 from recpipeline.evaluation.external import read_external_lists
-from recpipeline.evaluation.reports import ReportInputs, report_html, report_markdown
+from recpipeline.evaluation.reports import (
+    MetricsOverview,
+    ReportInputs,
+    metrics_overview,
+    report_figures,
+    report_html,
+    report_markdown,
+)
 from recpipeline.evaluation.run import EvaluationSettings, EvaluationSplits, evaluate_run
 from recpipeline.evaluation.verdict import evaluated_families, verdict_lines, verdict_markdown
 from recpipeline.orchestration.assets.modeling import model_asset_name, recommendations_asset_name
@@ -28,6 +35,21 @@ from recpipeline.orchestration.resources import Warehouse
 GROUP = "evaluation"
 EXTERNAL_ASSET = "external_recommendations"
 REPORT_PATH = "report/report.html"
+REPORT_ASSET = "report"
+# the report asset's page in the UI, same origin as the page linking to it: a browser opens it (a file://
+# link from an http page is blocked); the page shows the whole report as Markdown, plots included
+REPORT_UI_URL = f"/assets/{REPORT_ASSET}"
+
+
+def metrics_metadata(overview: MetricsOverview, extra: dict[str, object]) -> dict[str, object]:
+    """The metrics asset's metadata in display order: the overview's Markdown (verdict first), the link to
+    the report, ``extra``, then the overview's numbers (the only entries the UI plots across runs)."""
+    return {
+        **{key: MetadataValue.md(text) for key, text in overview.markdown.items()},
+        "report": MetadataValue.url(REPORT_UI_URL),
+        **extra,
+        **overview.numbers,
+    }
 
 
 def build_evaluation_assets(config: RunConfig) -> list:
@@ -47,9 +69,10 @@ def build_evaluation_assets(config: RunConfig) -> list:
                 key="metrics",
                 kinds={"pandas", "parquet"},
                 description="Per model x segment x metric x K (definitions in docs/metrics.md; segments in "
-                "recpipeline.evaluation.protocol; the headline is segment with_history), plus rmse / mae "
-                "where the data has explicit ratings; who served each row's lists (served_by), whether its "
-                "segment is below evaluation.min_segment_users (flagged); with run id and as-of date.",
+                "docs/evaluation.md; the headline is segment with_history), plus rmse / mae where the data "
+                "has explicit ratings; who served each row's lists (served_by), whether its segment is below "
+                "evaluation.min_segment_users (flagged); with run id and as-of date. Metadata: the verdict, "
+                "the headline table, every metric, charts comparing the models, a link to the report.",
             ),
             "metrics_per_user": AssetOut(
                 kinds={"pandas", "parquet"},
@@ -105,20 +128,15 @@ def build_evaluation_assets(config: RunConfig) -> list:
         table = evaluation.metrics
         context.log.info("\n" + evaluation.summary)
         families = evaluated_families(table["model"], config.model_names)
-        verdict = verdict_markdown(verdict_lines(table, evaluation.significance, families, config.k))
-        context.log.info("verdict\n" + verdict)
-        yield Output(
-            table,
-            output_name="result",
-            metadata={
-                "verdict": MetadataValue.md(verdict),
-                "summary": MetadataValue.md(evaluation.summary),
-                "headline_segment": evaluation.headline_segment,
-                "as_of": table["as_of"].iloc[0],
-                "users_per_segment": MetadataValue.json(evaluation.users_per_segment),
-                **evaluation.headline,
-            },
-        )
+        verdict = verdict_lines(table, evaluation.significance, families, config.k)
+        context.log.info("verdict\n" + verdict_markdown(verdict))
+        overview = metrics_overview(table, verdict, evaluation.history, config.k)
+        extra = {
+            "headline_segment": evaluation.headline_segment,
+            "as_of": table["as_of"].iloc[0],
+            "users_per_segment": MetadataValue.json(evaluation.users_per_segment),
+        }
+        yield Output(table, output_name="result", metadata=metrics_metadata(overview, extra))
         yield Output(
             evaluation.per_user,
             output_name="metrics_per_user",
@@ -139,7 +157,7 @@ def build_evaluation_assets(config: RunConfig) -> list:
             history, output_name="metrics_history", metadata={"n_runs": int(history["run_id"].nunique())}
         )
 
-    @asset(group_name=GROUP, kinds={"html"})
+    @asset(name=REPORT_ASSET, group_name=GROUP, kinds={"html"})
     def report(
         context: AssetExecutionContext,
         metrics: pd.DataFrame,
@@ -148,8 +166,8 @@ def build_evaluation_assets(config: RunConfig) -> list:
         metrics_history: pd.DataFrame,
         warehouse: Warehouse,
     ) -> MaterializeResult:
-        """A self-contained HTML page (plots embedded) under `<storage>/report/report.html`; the same tables
-        as Markdown in this asset's metadata."""
+        """A self-contained HTML page (plots embedded) under `<storage>/report/report.html`; the same report,
+        plots included, as Markdown in this asset's metadata (entry `report`), which the UI shows."""
         inputs = ReportInputs(
             metrics=metrics,
             significance=significance,
@@ -160,11 +178,12 @@ def build_evaluation_assets(config: RunConfig) -> list:
             n_boot=settings.bootstrap_samples,
             seed=config.seed,
         )
-        location = warehouse.write_text(REPORT_PATH, report_html(inputs))
+        figures = report_figures(inputs)
+        location = warehouse.write_text(REPORT_PATH, report_html(inputs, figures))
         context.log.info(f"report written to {location}")
         return MaterializeResult(
             metadata={
-                "report": MetadataValue.md(report_markdown(inputs)),
+                "report": MetadataValue.md(report_markdown(inputs, figures)),
                 "path": MetadataValue.path(location),
             }
         )

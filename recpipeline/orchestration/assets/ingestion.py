@@ -1,7 +1,7 @@
 """Ingestion: catalogue, user profiles, raw events per day, and cleaning into events + quarantine."""
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import pandas as pd
@@ -27,6 +27,7 @@ from recpipeline.orchestration.checks import (
     cleaned_check_results,
     quarantine_check_result,
 )
+from recpipeline.orchestration.io_managers import partition_metadata
 from recpipeline.preparation.cleaning import REASONS, clean_and_account
 from recpipeline.sources import Source, open_source
 from recpipeline.sources.reading import SourceUnavailable
@@ -34,6 +35,9 @@ from recpipeline.sources.reading import SourceUnavailable
 GROUP = "ingestion"
 #: reading a source (object stores, network shares) can fail transiently; see ``retry_only_transient``
 SOURCE_RETRY = RetryPolicy(max_retries=2, delay=5, backoff=Backoff.EXPONENTIAL)
+#: one policy for the three daily assets: a backfill of any date range (from the job or from an asset
+#: selection) is one run that ingests and cleans every day of it, so the sensor retrains once after it
+DAILY_BACKFILL = BackfillPolicy.single_run()
 
 
 @contextmanager
@@ -58,6 +62,21 @@ def daily_partitions(config: RunConfig) -> DailyPartitionsDefinition:
     )
 
 
+def add_partition_metadata(
+    context: AssetExecutionContext,
+    config: RunConfig,
+    asset_key: str,
+    frames: Mapping[str, pd.DataFrame],
+    extra: Mapping[str, Mapping[str, int]] | None = None,
+) -> None:
+    """Give each partition of a (range) run its own file, row count and schema, plus ``extra[partition]``:
+    metadata on the output itself would be the run's, repeated on every partition."""
+    for key, metadata in partition_metadata(config.storage, asset_key, frames).items():
+        context.add_asset_metadata(
+            {**metadata, **(extra or {}).get(key, {})}, asset_key=asset_key, partition_key=key
+        )
+
+
 def build_ingestion_assets(config: RunConfig, partitions: DailyPartitionsDefinition) -> list:
     source: Source = open_source(config)
 
@@ -77,7 +96,7 @@ def build_ingestion_assets(config: RunConfig, partitions: DailyPartitionsDefinit
         group_name=GROUP,
         kinds={"pandas", "parquet"},
         partitions_def=partitions,
-        backfill_policy=BackfillPolicy.single_run(),
+        backfill_policy=DAILY_BACKFILL,
         retry_policy=SOURCE_RETRY,
     )
     def raw_events(context: AssetExecutionContext) -> Output[dict[str, pd.DataFrame]]:
@@ -85,13 +104,14 @@ def build_ingestion_assets(config: RunConfig, partitions: DailyPartitionsDefinit
         # every day is read before any is written: a bad file stops the step with no partition half-done
         with retry_only_transient():
             days = {key: source.events_of_day(dt.date.fromisoformat(key)) for key in context.partition_keys}
+            add_partition_metadata(context, config, "raw_events", days)
             # whole-source totals: source_rows = all raw partitions' rows + outside_window_rows
             return Output(days, metadata=source.row_counts())
 
     @multi_asset(
         group_name=GROUP,
         partitions_def=partitions,
-        backfill_policy=BackfillPolicy.single_run(),
+        backfill_policy=DAILY_BACKFILL,
         check_specs=[QUARANTINE_CHECK, *CLEANED_CHECKS],
         outs={
             "cleaned_events": AssetOut(
@@ -110,21 +130,24 @@ def build_ingestion_assets(config: RunConfig, partitions: DailyPartitionsDefinit
         result = clean_and_account(raw_events, source.to_contract, config.cleaning.value_range)
         table, totals = result.accounting, result.totals
         context.log.info(f"cleaned {len(table)} partition(s): {totals.to_dict()}")
+        days = table.set_index("partition")
+        reasons = {
+            key: {f"reason/{name}": int(row[name]) for name in REASONS} for key, row in days.iterrows()
+        }
+        accounting = {
+            key: {f"{column}_rows": int(row[column]) for column in ("raw", "cleaned", "quarantined")}
+            | reasons[key]
+            for key, row in days.iterrows()
+        }
+        add_partition_metadata(context, config, "cleaned_events", result.cleaned, accounting)
+        add_partition_metadata(context, config, "quarantined_events", result.quarantined, reasons)
+        # the run's table (one line per day it cleaned) is the same on every partition of the run
         yield Output(
             result.cleaned,
             output_name="cleaned_events",
-            metadata={
-                "raw_rows": int(totals["raw"]),
-                "cleaned_rows": int(totals["cleaned"]),
-                "quarantined_rows": int(totals["quarantined"]),
-                "row_accounting": MetadataValue.md(markdown_table(table)),
-            },
+            metadata={"run_row_accounting": MetadataValue.md(markdown_table(table))},
         )
-        yield Output(
-            result.quarantined,
-            output_name="quarantined_events",
-            metadata={f"reason/{name}": int(totals[name]) for name in REASONS},
-        )
+        yield Output(result.quarantined, output_name="quarantined_events")
         yield quarantine_check_result(config, table)
         yield from cleaned_check_results(result.cleaned)
 

@@ -1,0 +1,111 @@
+"""The real daemon (`dagster-daemon run`) on a warehouse the CLI has just filled: the training sensor starts
+after the existing cleaned days, so it launches nothing until a new day is ingested, then exactly one retrain.
+Bounded in time; the daemon's process group is stopped at the end."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+from dagster._core.scheduler.instigation import TickStatus
+
+from recpipeline.config import load_config
+from recpipeline.orchestration.instance import ensure_dagster_home
+from recpipeline.orchestration.runner import run_pipeline
+from recpipeline_tests.conftest import REPO_ROOT, tiny_raw_config
+from recpipeline_tests.orchestration.conftest import wait_for
+
+pytestmark = pytest.mark.integration
+
+SENSOR = "train_after_ingestion"
+FINISHED = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED]
+
+
+def _sensor_ticks(instance: DagsterInstance) -> list:
+    """The sensor's ticks, oldest first (none before the daemon's first evaluation)."""
+    [state] = [s for s in instance.all_instigator_state() if s.instigator_name == SENSOR] or [None]
+    if state is None:
+        return []
+    return list(reversed(instance.get_ticks(state.instigator_origin_id, state.selector_id)))
+
+
+def _sensor_runs(instance: DagsterInstance) -> list:
+    return instance.get_runs(RunsFilter(job_name="train_and_evaluate", tags={"dagster/sensor_name": SENSOR}))
+
+
+@pytest.fixture
+def daemon_home(tmp_path, monkeypatch):
+    """A temporary DAGSTER_HOME and configuration file, and a function that starts the daemon on them."""
+    config_file = tmp_path / "run.yaml"
+    raw = tiny_raw_config(str(tmp_path / "warehouse"), models=["popularity", {"als": {"iterations": 3}}])
+    config_file.write_text(yaml.safe_dump(raw))
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))  # restored after the test
+    home = ensure_dagster_home(tmp_path / "home")
+    processes = []
+
+    def start_daemon() -> Path:
+        log_path = tmp_path / "daemon.log"
+        env = {**os.environ, "DAGSTER_HOME": str(home), "RECPIPELINE_CONFIG": str(config_file)}
+        with open(log_path, "w") as log:
+            daemon = [str(Path(sys.executable).parent / "dagster-daemon"), "run"]
+            processes.append(
+                subprocess.Popen(
+                    [*daemon, "-m", "recpipeline.orchestration.definitions"],
+                    cwd=REPO_ROOT,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,  # its code server and run workers share its process group
+                )
+            )
+        return log_path
+
+    try:
+        yield load_config(config_file), start_daemon
+    finally:
+        for process in processes:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+
+
+def test_daemon_retrains_only_after_new_days(daemon_home):
+    config, start_daemon = daemon_home
+    with DagsterInstance.get() as instance:
+        # `recpipeline run`: ingest and train in this process, on the instance the daemon will use
+        filled = run_pipeline(config, instance=instance)
+        assert filled.metrics is not None
+        log = start_daemon()
+
+        def ticks_after(count: int):
+            ticks = _sensor_ticks(instance)
+            failed = [t.error.message for t in ticks if t.status == TickStatus.FAILURE]
+            assert not failed, (failed, log.read_text()[-4000:])
+            return ticks if len(ticks) >= count else None
+
+        first, second = wait_for(lambda: ticks_after(2), 240, "two sensor ticks")[:2]
+        assert first.status == second.status == TickStatus.SKIPPED
+        assert first.skip_reason.startswith("starting after the latest cleaned_events materialization, ")
+        assert _sensor_runs(instance) == []
+        assert len(instance.get_runs(RunsFilter(job_name="train_and_evaluate"))) == 1  # the CLI's own
+
+        # one more ingestion (here the window's last day again, as a late correction would)
+        run_pipeline(config, instance=instance, start="2026-10-10", end="2026-10-10", train=False)
+        launched = wait_for(lambda: _sensor_runs(instance), 120, "the sensor's retrain")
+        seen = len(_sensor_ticks(instance))
+        wait_for(lambda: ticks_after(seen + 2), 120, "two more sensor ticks")
+        [retrain] = _sensor_runs(instance)
+        assert [run.run_id for run in launched] == [retrain.run_id]
+
+        done = wait_for(
+            lambda: instance.get_runs(RunsFilter(run_ids=[retrain.run_id], statuses=FINISHED)),
+            240,
+            "the retrain to finish",
+        )
+        assert done[0].status == DagsterRunStatus.SUCCESS, log.read_text()[-4000:]
