@@ -82,6 +82,11 @@ class Hybrid(Recommender):
         log(f"hybrid: {self.cf} x content, alpha {self.alpha}, {int(self.cold_items_.sum())} cold items")
         return self
 
+    def refit_params(self) -> dict[str, Any]:
+        """The CF part's own choices (a torch CF model's epochs) go into ``cf_params``, so the refit on
+        train + validation repeats them rather than the configured budget."""
+        return {**super().refit_params(), "cf_params": self.cf_model_.refit_params()}
+
     def _normalised(self, scores: np.ndarray, trusted: np.ndarray) -> np.ndarray:
         """Per-row z-scores or percentile ranks, computed over ``trusted`` columns; the rest get 0 / 0.5."""
         scores = np.asarray(scores, dtype=np.float64)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +123,20 @@ def test_torch_refit_runs_exactly_the_chosen_epochs(data) -> None:
     )
     for key, value in again.module_.state_dict().items():
         assert torch.equal(model.module_.state_dict()[key], value), key
+
+
+def test_hybrid_refit_repeats_its_torch_cf_models_chosen_epochs(data) -> None:
+    ids = data.item_id_map["id"]
+    catalog = pd.DataFrame({"item_id": ids, "category": [f"c{i % 4}" for i in range(len(ids))]})
+    data = replace(data, item_catalog=catalog)
+    content = {"text_columns": [], "categorical_columns": ["category"], "numeric_columns": []}
+    params = {"cf": "mult_vae", "cf_params": VAE_PARAMS, "content_params": content}
+    first = train_model("hybrid", params, SETTINGS, data, refit=False).model
+    chosen = first.cf_model_.best_epoch_
+    assert 1 <= chosen < VAE_PARAMS["epochs"]
+    assert first.refit_params()["cf_params"]["epochs"] == chosen
+    refit = train_model("hybrid", params, SETTINGS, data, refit=True).model
+    assert refit.cf_model_.get_params()["epochs"] == chosen
 
 
 def test_sequence_refit_trains_on_the_validation_events(data) -> None:
