@@ -16,7 +16,7 @@ from typing import Any
 
 import yaml
 
-from recpipeline.contracts import EVENT_TYPES, VALUE_RANGE
+from recpipeline.contracts import EVENT_TYPES, VALUE_RANGE, table_files
 from recpipeline.models.registry import MODEL_NAMES, has_item_similarity
 
 #: environment variable naming the configuration file the Dagster code location loads
@@ -45,7 +45,6 @@ MAPPED_COLUMNS = ("user_id", "item_id", "timestamp", "event_type", "value", "ses
 SIDE_TABLE_IDS = {"items": "item_id", "users": "user_id"}
 EXECUTORS = ("in_process", "multiprocess")
 #: files of an external_recommendations folder that are lists (named by their stem)
-EXTERNAL_SUFFIXES = (".csv", ".parquet")
 
 
 class ConfigError(ValueError):
@@ -660,11 +659,7 @@ def _baseline(section: EvaluationConfig, where: str, names: list[str]) -> None:
         return
     external = []
     if section.external_recommendations is not None:
-        # the rule of recpipeline.evaluation.external.recommendation_files, which imports too much for here
-        files = Path(section.external_recommendations).iterdir()
-        external = sorted(
-            f.stem for f in files if f.suffix.lower() in EXTERNAL_SUFFIXES and not f.name.startswith(".")
-        )
+        external = [path.stem for path in table_files(section.external_recommendations)]
     if section.baseline not in external:
         lists = f" or external lists {external}" if section.external_recommendations is not None else ""
         raise ConfigError(

@@ -6,6 +6,8 @@ a column name.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 #: the contract's event types, in their categorical order
 EVENT_TYPES = ("view", "cart", "purchase", "rating")
 #: columns a cleaned event carries (``cleaned_events``)
@@ -17,3 +19,15 @@ ITEM_COLUMNS = ("item_id", "title", "category", "brand", "price")
 #: cleaning's default range of event values (``cleaning.value_range``): ratings and quantities fit, while
 #: a -5 rating or a 1e38 quantity (which would overflow float32 in encoding) is a ``bad_value``
 VALUE_RANGE = (0.0, 1e6)
+#: file types of the tables a user brings (interactions, top-K lists to evaluate)
+TABLE_SUFFIXES = (".csv", ".parquet")
+
+
+def table_files(folder: str | Path) -> list[Path]:
+    """The CSV / Parquet files of ``folder``, sorted, hidden files skipped: e.g. a folder of top-K lists, one
+    model per file stem."""
+    return [
+        path
+        for path in sorted(Path(folder).iterdir())
+        if path.suffix.lower() in TABLE_SUFFIXES and not path.name.startswith(".")
+    ]

@@ -28,13 +28,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from recpipeline.contracts import TABLE_SUFFIXES, table_files
 from recpipeline.evaluation.metrics import isin_ids
 from recpipeline.evaluation.protocol import EvaluationData, evaluate_models, prepare_evaluation
 from recpipeline.evaluation.relevance import RelevanceRule
 from recpipeline.models.recommending import RECOMMENDATION_COLUMNS
 from recpipeline.preparation.splitting import as_of
 
-SUFFIXES = (".csv", ".parquet")
 ID_COLUMNS = ("user_id", "item_id")
 
 
@@ -71,7 +71,7 @@ class ListIssues:
 def read_table(path: Path, required: Sequence[str], what: str) -> pd.DataFrame:
     """A CSV or Parquet file with ``required`` columns and at least one row; ids are read as strings."""
     path = Path(path)
-    if path.suffix.lower() not in SUFFIXES:
+    if path.suffix.lower() not in TABLE_SUFFIXES:
         raise ExternalDataError(f"{path}: {what} must be a .csv or .parquet file")
     try:
         if path.suffix.lower() == ".csv":
@@ -168,9 +168,7 @@ def clean_recommendations(
 def recommendation_files(folder: Path, reserved: Collection[str]) -> dict[str, Path]:
     """The recommendation files of a folder by model name (the file stem), which must be unique."""
     files: dict[str, Path] = {}
-    for path in sorted(Path(folder).iterdir()):
-        if path.suffix.lower() not in SUFFIXES or path.name.startswith("."):
-            continue
+    for path in table_files(folder):
         if path.stem in reserved:
             raise ExternalDataError(
                 f"{path}: the name {path.stem!r} is already a configured model; rename the file"
@@ -327,7 +325,7 @@ def list_warnings(recs: pd.DataFrame, data: EvaluationData, known: pd.DataFrame,
 def write_table(frame: pd.DataFrame, path: Path) -> None:
     """Write a table as CSV or Parquet, by the file's suffix."""
     path = Path(path)
-    if path.suffix.lower() not in SUFFIXES:
+    if path.suffix.lower() not in TABLE_SUFFIXES:
         raise ExternalDataError(f"{path}: the output must be a .csv or .parquet file")
     if path.suffix.lower() == ".csv":
         frame.to_csv(path, index=False)
