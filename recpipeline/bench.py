@@ -11,6 +11,12 @@ Two bounds are measured in the same run, on the same data:
   over the same users and item factors. The bound scores from the trained user factors, the pipeline from
   user factors re-solved from train + validation history (fold-in): ``als_fold_in_s`` times that re-solve
   alone, so the summary shows how much of the stage it is.
+
+With ``--models`` (any names, or ``all``) the summary's ``models`` gives each model's fit seconds, the
+epochs early stopping kept and the epochs run, seconds per epoch run (validation included), and for torch
+models ``bound_ratio``: the median training part of its epochs in the run (from the epoch log lines) over a
+bare torch loop of the fitted model's architecture and hyperparameters on the same train split
+(``recpipeline.models.bound``, measured after the run). ``step_peak_rss_mb`` is every step's peak RSS.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import re
 import resource
 import tempfile
 import time
@@ -40,8 +47,11 @@ INGEST_ROWS_PER_RUN = 3_000_000
 ROWS_PER_SESSION = 6.45
 
 
-def bench_config(events: float, storage: Path, days: int = 30, seed: int = 42) -> RunConfig:
-    """A synthetic shop sized for about ``events`` raw rows over ``days`` days."""
+def bench_config(
+    events: float, storage: Path, days: int = 30, seed: int = 42, models: list[str] | str | None = None
+) -> RunConfig:
+    """A synthetic shop sized for about ``events`` raw rows over ``days`` days; ``models``: names or
+    ``"all"`` (default ``BENCH_MODELS``)."""
     events = int(events)
     # about 80 events per user and 400 per item, like the default shop (measured: ALS keeps its lead)
     sessions = max(50, round(events / (days * ROWS_PER_SESSION)))
@@ -62,7 +72,7 @@ def bench_config(events: float, storage: Path, days: int = 30, seed: int = 42) -
                 },
             },
             "split": {"validation_days": max(1, days // 10), "test_days": max(1, days // 10)},
-            "models": BENCH_MODELS,
+            "models": BENCH_MODELS if models is None else models,
             "k": 10,
             "seed": seed,
             "storage": str(storage),
@@ -78,12 +88,25 @@ class StepStats:
     rows: int = 0
 
 
+#: a torch model's per-epoch log line (``TorchRecommender._train_epochs``): name, epoch, seconds
+_EPOCH_LINE = re.compile(r"^(\w+) epoch (\d+): .* ([0-9.]+)s \(training ([0-9.]+)s\)$")
+
+
 @dataclass
 class _Recorder:
     steps: dict[str, StepStats] = field(default_factory=dict)
     run: int = 0  # the number of the job run in progress
+    #: model step -> the materialization's metadata values (fit_seconds, epochs, ...)
+    metadata: dict[str, dict] = field(default_factory=dict)
+    #: model name -> (seconds, training seconds) of each epoch run (refits included), from the log lines
+    epochs: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
     _started: dict[str, float] = field(default_factory=dict)
     _rows: dict[tuple, int] = field(default_factory=dict)
+
+    def on_message(self, message: str) -> None:
+        match = _EPOCH_LINE.match(message)
+        if match is not None:
+            self.epochs.setdefault(match[1], []).append((float(match[3]), float(match[4])))
 
     def on_event(self, event) -> None:
         key = event.step_key
@@ -97,6 +120,12 @@ class _Recorder:
             stats.peak_rss_mb = max(stats.peak_rss_mb, _peak_rss_mb())
         elif event.event_type_value == "ASSET_MATERIALIZATION":
             materialization = event.event_specific_data.materialization
+            if key is not None and key.endswith("_model"):
+                self.metadata[key] = {
+                    name: value.value
+                    for name, value in materialization.metadata.items()
+                    if isinstance(value.value, int | float)
+                }
             rows = materialization.metadata.get("dagster/row_count")
             if rows is not None and key is not None:
                 # each partition's materialization carries that day's rows (once, even if reported again)
@@ -107,13 +136,22 @@ class _Recorder:
                 )
 
 
-def run_benchmark(events: float, storage: Path | None = None, days: int = 30) -> dict:
-    """Run ingestion and train-and-evaluate on generated data; return the per-stage table and the summary."""
+def run_benchmark(
+    events: float,
+    storage: Path | None = None,
+    days: int = 30,
+    models: list[str] | str | None = None,
+    bound_epochs: int = 1,
+) -> dict:
+    """Run ingestion and train-and-evaluate on generated data; return the per-stage table and the summary.
+
+    ``bound_epochs``: epochs of the torch models' bare loops (at most 300 batches each, extrapolated; fastest
+    counts; 0: no bound measured)."""
     from recpipeline.orchestration.definitions import build_definitions
     from recpipeline.orchestration.runner import PARTITION_RANGE_END, PARTITION_RANGE_START, execute
 
     workdir = Path(storage or tempfile.mkdtemp(prefix="recpipeline-bench-"))
-    config = bench_config(events, workdir / "warehouse", days=days)
+    config = bench_config(events, workdir / "warehouse", days=days, models=models)
     defs = build_definitions(config)
     recorder = _Recorder()
     keys = defs.resolve_job_def("daily_ingestion").partitions_def.get_partition_keys()
@@ -129,23 +167,28 @@ def run_benchmark(events: float, storage: Path | None = None, days: int = 30) ->
     wall = time.perf_counter() - started
 
     root = Path(config.storage)
-    als = _bare_als_seconds(root)
-    bound, fold_in = _bare_eval_seconds(root)
     steps = recorder.steps
-    als_eval = steps["als_recommendations"].seconds + steps["metrics"].seconds / len(config.models)
     raw_rows = steps["raw_events"].rows
     summary = {
         "events": raw_rows,
         "wall_s": round(wall, 1),
         # resetting VmHWM per step also resets getrusage's maximum: the run's peak is the steps' largest
         "peak_rss_mb": round(max([_peak_rss_mb(), *(v.peak_rss_mb for v in recorder.steps.values())])),
-        "als_overhead_ratio": round(steps["als_model"].seconds / als, 3),
-        "eval_bound_ratio": round(als_eval / bound, 3),
-        "bare_als_fit_s": round(als, 2),
-        "bare_matmul_argpartition_s": round(bound, 2),
-        "als_eval_s": round(als_eval, 2),
-        "als_fold_in_s": round(fold_in, 2),
     }
+    if "als" in config.model_names:
+        als = _bare_als_seconds(root)
+        bound, fold_in = _bare_eval_seconds(root)
+        als_eval = steps["als_recommendations"].seconds + steps["metrics"].seconds / len(config.models)
+        summary |= {
+            "als_overhead_ratio": round(steps["als_model"].seconds / als, 3),
+            "eval_bound_ratio": round(als_eval / bound, 3),
+            "bare_als_fit_s": round(als, 2),
+            "bare_matmul_argpartition_s": round(bound, 2),
+            "als_eval_s": round(als_eval, 2),
+            "als_fold_in_s": round(fold_in, 2),
+        }
+    summary["models"] = _model_summaries(config, recorder, root, bound_epochs)
+    summary["step_peak_rss_mb"] = {key: round(stats.peak_rss_mb) for key, stats in steps.items()}
     table = pd.DataFrame(
         [
             {
@@ -159,6 +202,45 @@ def run_benchmark(events: float, storage: Path | None = None, days: int = 30) ->
         ]
     )
     return {"table": table, "summary": summary, "storage": str(root)}
+
+
+def _model_summaries(config: RunConfig, recorder: _Recorder, root: Path, bound_epochs: int) -> dict:
+    """Per model: fit seconds, epochs kept and run, seconds per epoch run, bound ratio (torch models)."""
+    from recpipeline.models.bound import ENTRIES
+
+    out = {}
+    for spec in config.models:
+        step = f"{spec.name}_model"
+        metadata = recorder.metadata.get(step, {})
+        run = recorder.epochs.get(spec.name, [])
+        entry = {
+            "fit_s": round(metadata.get("fit_seconds", recorder.steps[step].seconds), 2),
+            "peak_rss_mb": round(recorder.steps[step].peak_rss_mb),
+        }
+        if run:
+            seconds, training = np.array(run).T
+            entry |= {
+                "epochs": metadata.get("epochs"),
+                "epochs_run": len(run),
+                "s_per_epoch": round(float(seconds.mean()), 2),
+            }
+        if run and bound_epochs > 0 and spec.name in ENTRIES:
+            bound = _bare_epoch_seconds(spec.name, root, bound_epochs)
+            entry |= {"bound_s": round(bound, 2), "bound_ratio": round(float(np.median(training)) / bound, 3)}
+        out[spec.name] = entry
+    return out
+
+
+def _bare_epoch_seconds(name: str, root: Path, epochs: int) -> float:
+    """The bare loop's epoch (``recpipeline.models.bound``) for the run's fitted ``name`` on its train split,
+    with the model's hyperparameters and threads."""
+    from recpipeline.models import FitContext, load_model
+    from recpipeline.models.bound import bare_epoch_seconds
+
+    model = load_model(root / "models" / f"{name}_model")
+    events = pd.read_parquet(root / "train.parquet")
+    train = interaction_matrix(events, model.n_users_, model.n_items_)
+    return bare_epoch_seconds(model, train, FitContext(train_events=events), epochs)
 
 
 def _bare_als_seconds(root: Path) -> float:
@@ -219,9 +301,12 @@ def _bare_eval_seconds(root: Path) -> tuple[float, float]:
 def _recording_logger(recorder: _Recorder):
     class _Handler(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            event = getattr(record, "dagster_meta", {}).get("dagster_event")
+            meta = getattr(record, "dagster_meta", {})
+            event = meta.get("dagster_event")
             if event is not None:
                 recorder.on_event(event)
+            else:
+                recorder.on_message(str(meta.get("orig_message", record.getMessage())))
 
     @logger(description="records step timings and peak memory for recpipeline bench")
     def bench_logger(_):

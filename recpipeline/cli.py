@@ -41,6 +41,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench.add_argument("--events", type=float, default=1e6, help="raw events to generate (e.g. 2e6)")
     bench.add_argument("--days", type=int, default=30, help="days the events spread over")
     bench.add_argument("--storage", help="where to write (default: a new temporary folder)")
+    bench.add_argument(
+        "--models",
+        nargs="+",
+        help="models to run: registered names, or 'all' (default: popularity als item_knn); torch models "
+        "also get their bound ratio",
+    )
 
     _add_evaluate(commands)
 
@@ -135,7 +141,9 @@ def _bench(args: argparse.Namespace) -> int:
     from recpipeline.bench import format_report, run_benchmark
 
     warnings.filterwarnings("ignore")
-    print(format_report(run_benchmark(args.events, storage=args.storage, days=args.days)), flush=True)
+    models = "all" if args.models == ["all"] else args.models
+    result = run_benchmark(args.events, storage=args.storage, days=args.days, models=models)
+    print(format_report(result), flush=True)
     return 0
 
 
@@ -193,6 +201,15 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument(
         "--min-rating", type=float, help="test ratings below this are not relevant (needs a rating column)"
     )
+    evaluate.add_argument(
+        "--sessions",
+        action="store_true",
+        help="session protocol: test has session_id, item_id, timestamp (user_id optional); the lists have "
+        "session_id, position, item_id, rank, one per session position (docs/evaluation.md#sessions)",
+    )
+    evaluate.add_argument(
+        "--session-targets", choices=("next", "rest"), default="next", help="sessions: what is relevant"
+    )
     evaluate.add_argument("--output", type=Path, help="write the metrics table here (.csv or .parquet)")
 
 
@@ -209,17 +226,32 @@ def _evaluate(args: argparse.Namespace) -> int:
     from recpipeline.evaluation.reports import markdown_table, metrics_summary
 
     try:
-        metrics, warnings = evaluate_files(
-            args.train,
-            args.test,
-            args.recommendations,
-            args.k,
-            item_features=args.item_features,
-            validation=args.validation,
-            cold_max_interactions=args.cold_max_interactions,
-            relevant_event_types=args.relevant_event_types,
-            min_rating=args.min_rating,
-        )
+        if args.sessions:
+            from recpipeline.evaluation.sessions import evaluate_session_files
+
+            metrics, warnings = (
+                evaluate_session_files(
+                    args.train,
+                    args.test,
+                    args.recommendations,
+                    args.k,
+                    args.session_targets,
+                    validation=args.validation,
+                ),
+                [],
+            )
+        else:
+            metrics, warnings = evaluate_files(
+                args.train,
+                args.test,
+                args.recommendations,
+                args.k,
+                item_features=args.item_features,
+                validation=args.validation,
+                cold_max_interactions=args.cold_max_interactions,
+                relevant_event_types=args.relevant_event_types,
+                min_rating=args.min_rating,
+            )
         if args.output:
             write_table(metrics, args.output)
     except ExternalDataError as exc:

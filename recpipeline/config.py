@@ -25,7 +25,9 @@ DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.yaml")
 
 
 SOURCE_KINDS = ("synthetic", "files", "movielens", "online_retail")
-SPLIT_KINDS = ("temporal", "predefined", "random", "stratified", "leave_last_out")
+SPLIT_KINDS = ("temporal", "predefined", "random", "stratified", "leave_last_out", "sessions")
+#: evaluation.session_targets: the next item of a session prefix only, or every remaining item
+SESSION_TARGETS = ("next", "rest")
 #: the entity whose interactions a stratified split divides by ratio
 STRATIFY_BY = ("user", "item")
 #: the settings each source kind takes besides kind, start_date and end_date
@@ -41,9 +43,18 @@ SOURCE_SETTINGS = {
 FILE_FORMATS = ("csv", "parquet", "jsonl")
 TIMESTAMP_UNITS = ("auto", "s", "ms", "iso")
 #: contract columns a `files` source maps; the first three are required
-MAPPED_COLUMNS = ("user_id", "item_id", "timestamp", "event_type", "value", "session_id")
+MAPPED_COLUMNS = (
+    "user_id",
+    "item_id",
+    "timestamp",
+    "event_type",
+    "value",
+    "session_id",
+    "time_offset",
+    "anonymous_id",
+)
 SIDE_TABLE_IDS = {"items": "item_id", "users": "user_id"}
-EXECUTORS = ("in_process", "multiprocess")
+EXECUTORS = ("in_process", "multiprocess", "celery")
 #: files of an external_recommendations folder that are lists (named by their stem)
 
 
@@ -82,6 +93,8 @@ class SourceConfig:
     timestamp_unit: str = "auto"  # auto | s | ms | iso
     items: TableConfig | None = None
     users: TableConfig | None = None
+    #: events of a user without a session id further apart than this start a new session
+    session_gap_minutes: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -145,6 +158,10 @@ class EvaluationConfig:
     relevant_event_types: tuple[str, ...] | None = None
     #: rating events below this value are not relevant (null: every rating)
     min_rating: float | None = None
+    #: split.kind sessions: each prefix's target is the next item (next) or every remaining item (rest)
+    session_targets: str = "next"
+    #: split.kind sessions: items already in the prefix may be recommended (shoppers return to them)
+    session_recommend_seen: bool = True
 
 
 @dataclass(frozen=True)
@@ -174,11 +191,17 @@ class TuningConfig:
 class ExecutionConfig:
     """Which Dagster executor runs a job's steps."""
 
-    #: in_process: every step in the run's process; multiprocess: one process per step (needs a persistent
-    #: instance and a configuration file, which every step process loads again)
+    #: in_process: every step in the run's process; multiprocess: one process per step; celery: every step a
+    #: task of dagster-celery's workers (the `cluster` extra). Both need a persistent instance and a
+    #: configuration file, which every step process loads again
     executor: str = "in_process"
     #: multiprocess: at most this many step processes at once; None = Dagster's default (the CPU count)
     max_concurrent: int | None = None
+    #: celery: the broker URL (e.g. redis://host:6379/0), also the result backend
+    broker: str | None = None
+    #: torch threads of every neural model step, overriding the models' own; 0 = auto: the cores the
+    #: process may use (affinity, cgroup quota) divided by the steps running at once
+    num_threads: int = 0
 
 
 @dataclass(frozen=True)
@@ -409,11 +432,13 @@ def _source(raw: dict[str, Any], where: str, base_dir: Path) -> SourceConfig:
     if kind not in SOURCE_KINDS:
         raise ConfigError(f"{where}: source.kind: unknown kind {kind!r}; expected one of {SOURCE_KINDS}")
     allowed = SOURCE_SETTINGS[kind]
-    extra = sorted(set(raw.get("source") or {}) - allowed - {"kind", "start_date", "end_date"})
+    common = {"kind", "start_date", "end_date", "session_gap_minutes"}
+    extra = sorted(set(raw.get("source") or {}) - allowed - common)
     if extra:
         raise ConfigError(
             f"{where}: source.{extra[0]}: not a setting of kind {kind!r}; it takes {sorted(allowed)}"
         )
+    _number(source.session_gap_minutes, where, "source.session_gap_minutes", 0.0, 1e9, open_interval=True)
     source = replace(
         source,
         start_date=_date(source.start_date, where, "source.start_date"),
@@ -619,8 +644,16 @@ def _evaluation(
     for key in ("alpha", "regression_tolerance"):
         _number(getattr(section, key), where, f"evaluation.{key}", 0.0, 1.0, open_interval=True)
     _integer(section.min_segment_users, where, "evaluation.min_segment_users", 0)
-    if not isinstance(section.refit, bool):
-        raise ConfigError(f"{where}: evaluation.refit: expected true or false, got {section.refit!r}")
+    for key in ("refit", "session_recommend_seen"):
+        if not isinstance(getattr(section, key), bool):
+            raise ConfigError(
+                f"{where}: evaluation.{key}: expected true or false, got {getattr(section, key)!r}"
+            )
+    if section.session_targets not in SESSION_TARGETS:
+        raise ConfigError(
+            f"{where}: evaluation.session_targets: expected one of {SESSION_TARGETS}, got "
+            f"{section.session_targets!r}"
+        )
     if section.min_rating is not None:
         _number(section.min_rating, where, "evaluation.min_rating", -1e30, 1e30)
         if event_weights["rating"] == 0:
@@ -674,11 +707,19 @@ def _execution(raw: dict[str, Any], where: str, storage: str) -> ExecutionConfig
         raise ConfigError(
             f"{where}: execution.executor: unknown executor {section.executor!r}; expected one of {EXECUTORS}"
         )
-    if section.executor == "multiprocess" and storage.startswith("memory://"):
+    if section.executor != "in_process" and storage.startswith("memory://"):
         raise ConfigError(
-            f"{where}: execution.executor: multiprocess steps cannot share a memory:// storage "
+            f"{where}: execution.executor: {section.executor} steps cannot share a memory:// storage "
             "(each process has its own); use in_process or a shared path or URL"
         )
+    _integer(section.num_threads, where, "execution.num_threads", 0)
+    if (section.executor == "celery") != (section.broker is not None):
+        raise ConfigError(
+            f"{where}: execution.broker: the celery executor needs a broker URL (e.g. redis://host:6379/0), "
+            "and only it takes one"
+        )
+    if section.broker is not None and (not isinstance(section.broker, str) or "://" not in section.broker):
+        raise ConfigError(f"{where}: execution.broker: expected a URL such as redis://host:6379/0")
     value = section.max_concurrent
     if value is None:
         return section

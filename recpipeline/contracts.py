@@ -19,6 +19,13 @@ ITEM_COLUMNS = ("item_id", "title", "category", "brand", "price")
 #: cleaning's default range of event values (``cleaning.value_range``): ratings and quantities fit, while
 #: a -5 rating or a 1e38 quantity (which would overflow float32 in encoding) is a ``bad_value``
 VALUE_RANGE = (0.0, 1e6)
+#: the interactions' session column (int64): equal values = one session, a dense code per run numbered in
+#: order of each session's first event; from the source's ``session_id`` where the log has one, else cut per
+#: user by an inactivity gap (``source.session_gap_minutes``)
+SESSION_COLUMN = "session_idx"
+#: the user id an anonymous event (no user id, a session id) gets: this prefix + its session id, so each
+#: anonymous session is its own visitor
+ANONYMOUS_USER_PREFIX = "~anonymous:"
 #: file types of the tables a user brings (interactions, top-K lists to evaluate)
 TABLE_SUFFIXES = (".csv", ".parquet")
 

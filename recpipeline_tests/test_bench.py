@@ -5,6 +5,7 @@ import pytest
 
 from recpipeline import bench
 from recpipeline.bench import bench_config
+from recpipeline.models.registry import MODEL_NAMES
 
 
 def test_bench_sizes_the_shop_from_the_event_count(tmp_path):
@@ -38,3 +39,31 @@ def test_bench_reports_every_stage_and_the_summary(tmp_path, monkeypatch):
     assert (table["seconds"] > 0).all() and (table["peak_rss_mb"] > 0).all()
     assert summary["als_overhead_ratio"] > 0 and summary["eval_bound_ratio"] > 0
     assert summary["als_eval_s"] > 0  # the fold-in takes milliseconds here: it may round to 0
+
+
+def test_bench_takes_any_model_set(tmp_path):
+    assert bench_config(1e5, tmp_path, models="all").model_names == list(MODEL_NAMES)
+    assert bench_config(1e5, tmp_path, models=["ease", "sasrec"]).model_names == ["ease", "sasrec"]
+
+
+def test_epoch_log_lines_are_recorded_per_model():
+    recorder = bench._Recorder()
+    recorder.on_message("mult_vae epoch 1: loss 5.1 beta 0.010 val ndcg@10 0.1234 0.4s (training 0.25s)")
+    recorder.on_message("mult_vae epoch 2: loss 5.0 beta 0.020 1.5s (training 1.50s)")
+    recorder.on_message("mult_vae: kept epoch 1 (val ndcg@10 0.1234)")
+    assert recorder.epochs == {"mult_vae": [(0.4, 0.25), (1.5, 1.5)]}
+
+
+@pytest.mark.integration
+def test_bench_reports_each_models_fit_epochs_and_bound(tmp_path):
+    result = bench.run_benchmark(20_000, storage=tmp_path, days=8, models=["popularity", "mult_vae"])
+    summary = result["summary"]
+    assert "als_overhead_ratio" not in summary  # no ALS in the set: no ALS bounds
+    models = summary["models"]
+    assert set(models) == {"popularity", "mult_vae"}
+    assert "epochs" not in models["popularity"] and models["popularity"]["fit_s"] >= 0
+    vae = models["mult_vae"]
+    assert 1 <= vae["epochs"] <= vae["epochs_run"] <= 200
+    assert vae["fit_s"] > 0 and vae["s_per_epoch"] > 0 and vae["bound_s"] > 0 and vae["bound_ratio"] > 0
+    assert vae["peak_rss_mb"] > 0
+    assert summary["step_peak_rss_mb"]["mult_vae_model"] == vae["peak_rss_mb"]

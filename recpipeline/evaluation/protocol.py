@@ -93,14 +93,16 @@ def headline_segment(metrics: pd.DataFrame) -> str:
 
 def category_codes(item_catalog: pd.DataFrame, item_id_map: pd.DataFrame) -> np.ndarray:
     """Category code per item index (items missing from the catalogue share an 'unknown' category)."""
-    category = item_id_map["id"].map(item_catalog.set_index("item_id")["category"]).fillna("<unknown>")
+    # as strings first: a catalogue without categories maps to float NaN, which a string cannot fill
+    category = item_id_map["id"].map(item_catalog.set_index("item_id")["category"]).astype("string")
+    category = category.fillna("<unknown>")
     codes, _ = pd.factorize(category.astype(str), sort=True)
     out = np.empty(len(item_id_map), dtype=np.int64)
     out[item_id_map["idx"].to_numpy()] = codes
     return out
 
 
-def _one_hot(codes: np.ndarray) -> sp.csr_matrix:
+def one_hot(codes: np.ndarray) -> sp.csr_matrix:
     rows = np.arange(len(codes))
     return sp.csr_matrix(
         (np.ones(len(rows), dtype=np.float32), (rows, codes)), shape=(len(codes), codes.max(initial=-1) + 1)
@@ -158,7 +160,7 @@ def prepare_evaluation(
     features = cross = None
     if item_catalog is not None:
         codes = category_codes(item_catalog, item_id_map)
-        features = _one_hot(codes)
+        features = one_hot(codes)
         n_cat = int(codes.max(initial=-1)) + 1
         rel_user = relevant["user_idx"].to_numpy(np.int64)
         rel_category = codes[relevant["item_idx"].to_numpy(np.int64)]
@@ -227,10 +229,10 @@ def evaluate_models(
             }
         )
         parts.append((model, "new_items", exposure))
-    return _typed(_labelled(parts), min_segment_users, served_by)
+    return typed_metrics(_labelled(parts), min_segment_users, served_by)
 
 
-def _typed(
+def typed_metrics(
     table: pd.DataFrame, min_segment_users: int, served_by: Mapping[str, str] | None = None
 ) -> pd.DataFrame:
     """The METRICS_COLUMNS of a table of model, segment, metric, k, value and n_users, typed."""
@@ -291,10 +293,10 @@ def rating_errors(
     either window has no ratings or ``rating_weight`` is 0 (the rating value cannot be recovered).
     """
     if rating_weight <= 0:
-        return _typed(pd.DataFrame(columns=list(_RATING_COLUMNS)), min_segment_users)
+        return typed_metrics(pd.DataFrame(columns=list(_RATING_COLUMNS)), min_segment_users)
     fit_pairs, test_pairs = _ratings(validation, rating_weight), _ratings(test, rating_weight)
     if not len(fit_pairs) or not len(test_pairs):
-        return _typed(pd.DataFrame(columns=list(_RATING_COLUMNS)), min_segment_users)
+        return typed_metrics(pd.DataFrame(columns=list(_RATING_COLUMNS)), min_segment_users)
     known = pd.concat([train, validation], ignore_index=True)
     scale = _ratings(known, rating_weight)["rating"]
     low, high = scale.min(), scale.max()
@@ -314,10 +316,10 @@ def rating_errors(
             (name, "all", "rmse", NO_K, float(np.sqrt(np.mean(error**2))), n_users),
             (name, "all", "mae", NO_K, float(np.mean(np.abs(error))), n_users),
         ]
-    return _typed(pd.DataFrame(rows, columns=list(_RATING_COLUMNS)), min_segment_users)
+    return typed_metrics(pd.DataFrame(rows, columns=list(_RATING_COLUMNS)), min_segment_users)
 
 
-#: a rating error row before ``_typed`` adds who served the lists and the flag
+#: a rating error row before ``typed_metrics`` adds who served the lists and the flag
 _RATING_COLUMNS = METRICS_COLUMNS[:6]
 
 

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import pandas as pd
 
 from recpipeline.evaluation.protocol import NOT_BASELINE_FAMILIES, headline_segment, list_families
+from recpipeline.evaluation.sessions import PREFIX_SEGMENTS
 
 #: the evaluated users without history, served by the fallback unless a model serves them itself
 FALLBACK_SEGMENT = "new_users"
@@ -54,7 +55,11 @@ def verdict_lines(
         reference = _best_of(scores, [m for m in scores.index if families[m] not in NOT_BASELINE_FAMILIES])
         lines += _family_lines(scores, families, reference, k)
         lines.append(_neural_line(scores, families, reference, significance, segment, k, flagged))
-    lines.append(_fallback_line(metrics, k))
+    if metrics["segment"].isin(list(PREFIX_SEGMENTS)).any():
+        # the session protocol: every position has a prefix, nobody is served by the fallback
+        lines.append(f"Session protocol: {n_users} positions of test sessions, each scored from its prefix.")
+    else:
+        lines.append(_fallback_line(metrics, k))
     return lines
 
 

@@ -11,6 +11,7 @@ from typing import Any
 from recpipeline.models.base import MODEL_FAMILIES, ArtefactError, Recommender, RunSettings, no_log
 from recpipeline.models.context import FitContext, ScoreContext
 from recpipeline.models.registry import (
+    MODEL_CLASS_NAMES,
     MODEL_NAMES,
     MODEL_REGISTRY,
     create_model,
@@ -18,25 +19,6 @@ from recpipeline.models.registry import (
     load_model,
     model_class,
 )
-
-#: class name -> registry name, for the classes this package re-exports lazily
-_CLASSES = {
-    "ALS": "als",
-    "BPR": "bpr",
-    "Content": "content",
-    "EASE": "ease",
-    "GRU4Rec": "gru4rec",
-    "Hybrid": "hybrid",
-    "ItemKNN": "item_knn",
-    "MultVAE": "mult_vae",
-    "NeuMF": "neumf",
-    "Popularity": "popularity",
-    "Random": "random",
-    "RecentPopularity": "recent_popularity",
-    "SASRec": "sasrec",
-    "SVD": "svd",
-    "UserKNN": "user_knn",
-}
 
 __all__ = [
     "MODEL_FAMILIES",
@@ -52,11 +34,11 @@ __all__ = [
     "load_model",
     "model_class",
     "no_log",
-    *_CLASSES,
+    *MODEL_CLASS_NAMES,
 ]
 
 
 def __getattr__(name: str) -> Any:
-    if name in _CLASSES:
-        return model_class(_CLASSES[name])
+    if name in MODEL_CLASS_NAMES:
+        return model_class(MODEL_CLASS_NAMES[name])
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

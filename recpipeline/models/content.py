@@ -1,15 +1,19 @@
 """Content-based recommender: items as feature vectors, users as the weighted mean of their items' vectors.
 
-Item vector = [TF-IDF of the text columns (or a pretrained sentence encoder's embedding) | one-hot of each
-categorical column | scaled numeric columns], each block L2-normalised and weighted, the whole row
-L2-normalised. A user's profile is the interaction-weighted mean of their history items' vectors; scores are
-cosine similarities. It needs no interactions for an item, so it is where brand-new items get recommended.
+Item vector = [TF-IDF of the text columns, or their pretrained sentence embedding (``text_encoder``, e.g.
+``all-MiniLM-L6-v2``: ``recpipeline.models.text``) | one-hot of each categorical column (a missing value is
+no category) | scaled numeric columns]: each block L2-normalised (numbers only scaled) and weighted, every
+row divided by the same norm of the weights, so an item without a title or category has a shorter vector
+rather than its remaining blocks standing in for the missing one. A user's profile is the L2-normalised
+interaction-weighted mean of their history items' vectors; an item's score is its dot product with the
+profile (the cosine for an item with every block). It needs no interactions for an item, so it is where
+brand-new items get recommended.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Any, Literal, Protocol
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -20,26 +24,10 @@ from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler, n
 from recpipeline.models.base import Logger, Recommender, no_log, prepare_matrix
 from recpipeline.models.context import FitContext, ScoreContext
 from recpipeline.models.similarity import cosine_neighbours, sparse_arrays, sparse_from_arrays
+from recpipeline.models.text import encode_item_text
 
 SCALERS = {"minmax": MinMaxScaler, "standard": StandardScaler}
-
-
-class TextEncoder(Protocol):
-    """What the content model needs from a sentence encoder (sentence-transformers' SentenceTransformer)."""
-
-    def encode(self, sentences: list[str], **kwargs: Any) -> np.ndarray: ...
-
-
-def load_text_encoder(name: str) -> TextEncoder:
-    """A sentence-transformers model by hub id or local path; the optional ``[text]`` extra provides it."""
-    try:
-        from sentence_transformers import SentenceTransformer
-    except ImportError:
-        raise ImportError(
-            f"content: text_encoder={name!r} needs the sentence-transformers package; "
-            "install it with `pip install -e '.[text]'`, or set text_encoder: null to use TF-IDF"
-        ) from None
-    return SentenceTransformer(name)
+_MISSING = "<missing>"
 
 
 class Content(Recommender):
@@ -95,7 +83,7 @@ class Content(Recommender):
     def score(
         self, users: np.ndarray, history: sp.csr_matrix, context: ScoreContext | None = None
     ) -> np.ndarray:
-        """Cosine of each history's weighted mean item vector with every item (0 for an empty history)."""
+        """Each history's normalised weighted mean item vector dotted with every item (0 for an empty one)."""
         profiles = normalize(prepare_matrix(history) @ self.item_vectors_)
         return (profiles @ self.item_vectors_.T).toarray()
 
@@ -124,7 +112,7 @@ def item_feature_matrix(
     text_encoder: str | None,
     log: Logger = no_log,
 ) -> sp.csr_matrix:
-    """Row-normalised ``n_items x features`` CSR matrix of the configured feature blocks (see module doc)."""
+    """``n_items x features`` CSR matrix of the configured feature blocks (see module doc)."""
     if len(item_features) != n_items:
         raise ValueError(
             f"content: item_features has {len(item_features)} rows, expected one per item ({n_items})"
@@ -134,32 +122,39 @@ def item_feature_matrix(
         raise ValueError(
             f"content: item feature column {missing[0]!r} not found; have {list(item_features.columns)}"
         )
-    blocks = []
-    if text_columns:
+    blocks, weights = [], []
+    if text_columns and text_encoder is not None:
+        blocks.append(sp.csr_matrix(encode_item_text(item_features, text_columns, text_encoder)))
+        weights.append(text_weight)
+    elif text_columns:
         columns = [item_features[c].fillna("").astype(str) for c in text_columns]
         text = functools.reduce(lambda a, b: a + " " + b, columns).tolist()
-        blocks.append(text_weight * _text_block(text, min_df, text_encoder, log))
+        blocks.append(_tfidf_block(text, min_df, log))
+        weights.append(text_weight)
     if categorical_columns:
-        values = (
-            item_features[categorical_columns]
-            .astype(object)
-            .where(item_features[categorical_columns].notna())
-        )
-        one_hot = OneHotEncoder(handle_unknown="ignore").fit_transform(values.fillna("<missing>").astype(str))
-        blocks.append(categorical_weight * normalize(sp.csr_matrix(one_hot, dtype=np.float32)))
+        values = item_features[categorical_columns].astype(object)
+        encoder = OneHotEncoder(handle_unknown="ignore")
+        one_hot = encoder.fit_transform(values.where(values.notna(), _MISSING).astype(str))
+        # a missing value is no evidence: not a shared "<missing>" category that makes such items alike
+        known = np.concatenate([categories != _MISSING for categories in encoder.categories_])
+        one_hot = sp.csr_matrix(one_hot, dtype=np.float32)[:, known]
+        blocks.append(normalize(one_hot) if one_hot.shape[1] else one_hot)  # none known: an empty block
+        weights.append(categorical_weight)
     if numeric_columns:
         numbers = item_features[numeric_columns].astype(np.float64)
         numbers = numbers.fillna(numbers.median()).fillna(0.0).to_numpy()
-        blocks.append(numeric_weight * sp.csr_matrix(SCALERS[scaler]().fit_transform(numbers)))
+        blocks.append(sp.csr_matrix(SCALERS[scaler]().fit_transform(numbers)))
+        weights.append(numeric_weight)
     if not blocks:
         raise ValueError("content: no feature columns configured")
-    return normalize(sp.hstack(blocks, format="csr", dtype=np.float32))
+    # one scale for every row rather than per-row normalisation: an item lacking a block (no title, no
+    # category) keeps a shorter vector instead of its other blocks standing in for the missing one
+    scale = float(np.sqrt(np.sum(np.square(weights)))) or 1.0
+    weighted = [block * (weight / scale) for block, weight in zip(blocks, weights, strict=True)]
+    return sp.hstack(weighted, format="csr", dtype=np.float32)
 
 
-def _text_block(text: list[str], min_df: int, text_encoder: str | None, log: Logger) -> sp.csr_matrix:
-    if text_encoder is not None:
-        embeddings = np.asarray(load_text_encoder(text_encoder).encode(text), dtype=np.float32)
-        return sp.csr_matrix(normalize(embeddings))
+def _tfidf_block(text: list[str], min_df: int, log: Logger) -> sp.csr_matrix:
     try:
         return sp.csr_matrix(
             TfidfVectorizer(min_df=min_df, sublinear_tf=True).fit_transform(text), dtype=np.float32

@@ -2,8 +2,8 @@
 
 A GRU reads the user's latest ``max_len`` items; its state after the last one, projected, scores the next
 item against the shared item embeddings. Here sequences are per user rather than per session, and the loss
-is a full softmax cross-entropy (see ``recpipeline.models.sequential``) instead of the paper's
-session-parallel ranking losses.
+is a softmax cross-entropy (full, or sampled with logQ correction above ``full_softmax_max_items``; see
+``recpipeline.models.sequential``) instead of the paper's session-parallel ranking losses.
 """
 
 from __future__ import annotations
@@ -11,7 +11,13 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from recpipeline.models.sequential import SequenceRecommender, init_embeddings
+from recpipeline.models.sequential import (
+    FULL_SOFTMAX_MAX_ITEMS,
+    NEGATIVE_SAMPLING,
+    SAMPLED_NEGATIVES,
+    SequenceRecommender,
+    init_embeddings,
+)
 
 
 class _GRU4RecModule(nn.Module):
@@ -56,6 +62,10 @@ class GRU4Rec(SequenceRecommender):
         seed: int = 42,
         device: str = "auto",
         num_threads: int = 0,
+        full_softmax_max_items: int = FULL_SOFTMAX_MAX_ITEMS,
+        sampled_negatives: int = SAMPLED_NEGATIVES,
+        negative_sampling: str = NEGATIVE_SAMPLING,
+        item_init: str = "random",
     ) -> None:
         super().__init__(
             factors=factors,
@@ -71,6 +81,10 @@ class GRU4Rec(SequenceRecommender):
             seed=seed,
             device=device,
             num_threads=num_threads,
+            full_softmax_max_items=full_softmax_max_items,
+            sampled_negatives=sampled_negatives,
+            negative_sampling=negative_sampling,
+            item_init=item_init,
         )
 
     def _build_module(self) -> nn.Module:

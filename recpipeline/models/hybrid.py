@@ -2,9 +2,12 @@
 
 Per user, each model's scores are normalised (``zscore``: standardised over the items; ``rank``: percentile
 ranks) and blended as ``alpha * cf + (1 - alpha) * content``. The CF part is only trusted for items it has
-seen in training; for cold items (no training interactions) the CF evidence is missing and imputed as the
-user's average (z = 0 / rank 0.5), so they compete on content alone. Users without any history get segment
-popularity (``segment_by`` over user attributes, global popularity without them).
+seen in training; for cold items (no training interactions) the CF evidence is missing and imputed either as
+the user's average (``cold_items: average``: z = 0 / rank 0.5; with a high ``alpha`` they then rarely reach
+a top-K) or as their content evidence (``cold_items: content``: they compete on content at full weight).
+Users without any history get segment popularity (``segment_by`` over user attributes, global popularity
+without them). The content part takes ``content_params``; ``{text_encoder: all-MiniLM-L6-v2}`` there places
+cold items by their titles' meaning (``recpipeline.models.text``) instead of shared TF-IDF words.
 """
 
 from __future__ import annotations
@@ -36,7 +39,11 @@ class Hybrid(Recommender):
     run_settings = ("seed",)
     serves_cold_users = True
     event_columns = EVENT_COLUMNS  # the CF model may be a sequence model
-    search_space = {"alpha": [0.3, 0.5, 0.7, 0.8, 0.9, 0.95], "normalise": ["zscore", "rank"]}
+    search_space = {
+        "alpha": [0.3, 0.5, 0.7, 0.8, 0.9, 0.95],
+        "normalise": ["zscore", "rank"],
+        "cold_items": ["average", "content"],
+    }
 
     def __init__(
         self,
@@ -46,10 +53,13 @@ class Hybrid(Recommender):
         cf_params: dict[str, Any] | None = None,
         content_params: dict[str, Any] | None = None,
         segment_by: list[str] | Literal["auto"] | None = "auto",
+        cold_items: Literal["average", "content"] = "average",
         seed: int = 42,
     ) -> None:
         if normalise not in ("zscore", "rank"):
             raise ValueError(f"hybrid: 'normalise' must be 'zscore' or 'rank', got {normalise!r}")
+        if cold_items not in ("average", "content"):
+            raise ValueError(f"hybrid: 'cold_items' must be 'average' or 'content', got {cold_items!r}")
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"hybrid: 'alpha' must be in [0, 1], got {alpha!r}")
         super().__init__(
@@ -59,6 +69,7 @@ class Hybrid(Recommender):
             cf_params=dict(cf_params or {}),
             content_params=dict(content_params or {}),
             segment_by=segment_by,
+            cold_items=cold_items,
             seed=seed,
         )
 
@@ -107,6 +118,8 @@ class Hybrid(Recommender):
         everything = np.ones(self.n_items_, dtype=bool)
         cf = self._normalised(self.cf_model_.score(users, history, context), ~self.cold_items_)
         content = self._normalised(self.content_model_.score(users, history, context), everything)
+        if self.cold_items == "content":  # the missing CF evidence of a cold item: its content evidence
+            cf[:, self.cold_items_] = content[:, self.cold_items_]
         blended = (self.alpha * cf + (1.0 - self.alpha) * content).astype(np.float32)
         cold_users = np.diff(sp.csr_matrix(history).indptr) == 0
         if cold_users.any():

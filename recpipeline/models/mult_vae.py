@@ -23,6 +23,8 @@ from recpipeline.models.similarity import cosine_neighbours
 
 #: users per forward pass when scoring (bounds the dense users x items block)
 EVAL_BATCH_USERS = 1024
+#: training rows up to this size (float32, users x items) are densified once per fit instead of per batch
+DENSE_TRAIN_BYTES = 1 << 30
 
 
 class _VAE(nn.Module):
@@ -133,12 +135,20 @@ class MultVAE(TorchRecommender):
         self.anneal_steps_ = anneal_steps
         step = 0
 
+        rows = x_train[active]
+        dense = self._dense_rows(rows)
+
         def run_epoch(epoch: int) -> str:
             nonlocal step
-            total_loss, beta = 0.0, 0.0
-            shuffled = order_rng.permutation(active)
+            total_loss, beta = torch.zeros((), device=self.device_), 0.0
+            shuffled = order_rng.permutation(len(active))
+            if dense is not None:
+                order = torch.from_numpy(shuffled).to(self.device_)
             for begin in range(0, len(shuffled), self.batch_size):
-                x = sparse_to_dense(x_train[shuffled[begin : begin + self.batch_size]], self.device_)
+                if dense is not None:
+                    x = dense[order[begin : begin + self.batch_size]]
+                else:
+                    x = sparse_to_dense(rows[shuffled[begin : begin + self.batch_size]], self.device_)
                 beta = self.beta_max if anneal_steps <= 0 else min(self.beta_max, step / anneal_steps)
                 loss = self._loss(network, x, beta)
                 optimiser.zero_grad(set_to_none=True)
@@ -148,18 +158,16 @@ class MultVAE(TorchRecommender):
                     # warm-up: a short run is not dominated by the initial weights
                     decay = min(self.weight_averaging, (1 + step) / (10 + step))
                     with torch.no_grad():
-                        for average, current in zip(
-                            self.module_.parameters(), network.parameters(), strict=True
-                        ):
-                            average.lerp_(current, 1.0 - decay)
-                total_loss += float(loss.detach())
+                        torch._foreach_lerp_(averaged, trained, 1.0 - decay)
+                total_loss += loss.detach()  # summed on the device: no sync per batch
                 step += 1
-            return f"loss {total_loss / max(steps_per_epoch, 1):.4f} beta {beta:.3f}"
+            return f"loss {float(total_loss) / max(steps_per_epoch, 1):.4f} beta {beta:.3f}"
 
         with self._seeded():
             network = self._build_module().to(self.device_)
             # with weight averaging, validation, early stopping and scoring use the running average
             self.module_ = copy.deepcopy(network) if self.weight_averaging > 0 else network
+            averaged, trained = list(self.module_.parameters()), list(network.parameters())
             optimiser = torch.optim.Adam(network.parameters(), lr=self.lr, weight_decay=self.weight_decay)
             self._train_epochs(run_epoch, self._validator(train, validation), log)
         return self
@@ -168,6 +176,13 @@ class MultVAE(TorchRecommender):
         """The chosen epochs with the beta schedule they were chosen under (derived from the planned epochs,
         it would otherwise anneal faster in the shorter refit)."""
         return {**super().refit_params(), "total_anneal_steps": self.anneal_steps_}
+
+    def _dense_rows(self, rows: sp.csr_matrix) -> torch.Tensor | None:
+        """The training rows densified once on the device when they fit ``DENSE_TRAIN_BYTES`` (a batch is
+        then a row gather), else None: each batch is densified from its sparse rows."""
+        if rows.shape[0] * rows.shape[1] * 4 > DENSE_TRAIN_BYTES:
+            return None
+        return sparse_to_dense(rows, self.device_)
 
     def _loss(self, network: _VAE, x: torch.Tensor, beta: float) -> torch.Tensor:
         """Negative ELBO, KL annealed: -multinomial log-likelihood of ``x`` + beta * KL(q(z|x) || N(0, I))."""

@@ -144,18 +144,20 @@ class NeuMF(TorchRecommender):
         rng = np.random.default_rng(self.seed)
 
         def run_epoch(epoch: int) -> str:
-            users, items, labels = self._epoch_samples(pos_users, pos_items, observed, rng)
-            order = rng.permutation(len(users))
-            total = 0.0
+            samples = self._epoch_samples(pos_users, pos_items, observed, rng)
+            # shuffled once per epoch: each batch is then a slice (a view), not a gather
+            order = torch.from_numpy(rng.permutation(len(samples[0]))).to(self.device_)
+            users, items, labels = (tensor[order] for tensor in samples)
+            total = torch.zeros((), device=self.device_)
             for begin in range(0, len(order), self.batch_size):
-                idx = order[begin : begin + self.batch_size]
-                logits = self.module_(users[idx], items[idx])
-                loss = F.binary_cross_entropy_with_logits(logits, labels[idx])
+                end = begin + self.batch_size
+                logits = self.module_(users[begin:end], items[begin:end])
+                loss = F.binary_cross_entropy_with_logits(logits, labels[begin:end])
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
-                total += float(loss.detach()) * len(idx)
-            return f"loss {total / len(order):.4f}"
+                total += loss.detach() * len(logits)  # summed on the device: no sync per batch
+            return f"loss {float(total) / len(order):.4f}"
 
         with self._seeded():
             self.module_ = self._build_module().to(self.device_)

@@ -25,6 +25,7 @@ from recpipeline.evaluation.relevance import holdout_relevance
 from recpipeline.models.base import ArtefactError, Logger, Recommender, error_summary, non_finite
 from recpipeline.models.context import ScoreContext
 from recpipeline.models.holdout import holdout_ndcg
+from recpipeline.models.threads import resolve_threads
 
 STATE_FILE = "model.safetensors"
 
@@ -47,7 +48,11 @@ def sparse_to_dense(rows: sp.csr_matrix, device: torch.device) -> torch.Tensor:
 
 class TorchRecommender(Recommender):
     """Base for PyTorch models; subclasses take ``epochs``, ``patience``, ``k``, ``seed``, ``device`` and
-    ``num_threads``."""
+    ``num_threads`` (0 = auto: ``recpipeline.models.threads``).
+
+    After ``fit``, ``epoch_seconds_`` holds each epoch's training seconds and ``validation_seconds_`` the
+    validation time of all epochs together (timings only; not saved).
+    """
 
     family = "neural"
     # k: the cut-off of the validation NDCG that early stopping watches
@@ -80,17 +85,17 @@ class TorchRecommender(Recommender):
 
     @contextlib.contextmanager
     def _threads(self) -> Iterator[None]:
-        """CPU threads for the block: ``num_threads`` (0 = torch's default); restored after.
-
-        On a shared or small machine one thread is often much faster: idle threads spin-wait for busy cores.
-        """
+        """CPU threads for the block (``resolve_threads``: override, ``num_threads``, else auto); restored
+        after. More threads than free cores is much slower: idle threads spin-wait for busy cores."""
         previous = torch.get_num_threads()
-        if self.num_threads > 0:
-            torch.set_num_threads(self.num_threads)
+        wanted = resolve_threads(self.num_threads, previous)
+        if wanted != previous:  # resizing torch's pool is not free: only when it changes
+            torch.set_num_threads(wanted)
         try:
             yield
         finally:
-            torch.set_num_threads(previous)
+            if wanted != previous:
+                torch.set_num_threads(previous)
 
     def _validator(
         self, train: sp.spmatrix, validation: sp.spmatrix | None, context: ScoreContext | None = None
@@ -109,19 +114,25 @@ class TorchRecommender(Recommender):
         Training stops after ``patience`` epochs without improvement. Sets ``best_epoch_`` (1-based).
         """
         best_ndcg, best_state, best_epoch, stale = -np.inf, None, 0, 0
+        self.epoch_seconds_, self.validation_seconds_ = [], 0.0
         for epoch in range(1, self.epochs + 1):
             start = time.perf_counter()
             self.module_.train()
-            summary = run_epoch(epoch)
+            summary = run_epoch(epoch)  # its summary reads the epoch's loss: the one sync per epoch
             self.module_.eval()
+            self.epoch_seconds_.append(time.perf_counter() - start)
+            # the line ends "<epoch>s (training <its training part>s)": `recpipeline bench` reads both
+            timing = f"(training {self.epoch_seconds_[-1]:.2f}s)"
             if validate is None:
                 best_epoch = epoch  # without validation the last epoch's weights are kept
-                log(f"{self.name} epoch {epoch}: {summary} {time.perf_counter() - start:.1f}s")
+                log(f"{self.name} epoch {epoch}: {summary} {time.perf_counter() - start:.1f}s {timing}")
                 continue
+            validation_start = time.perf_counter()
             ndcg = validate()
+            self.validation_seconds_ += time.perf_counter() - validation_start
             log(
                 f"{self.name} epoch {epoch}: {summary} val ndcg@{self.k} {ndcg:.4f} "
-                f"{time.perf_counter() - start:.1f}s"
+                f"{time.perf_counter() - start:.1f}s {timing}"
             )
             if ndcg > best_ndcg:
                 best_ndcg, best_epoch, stale = ndcg, epoch, 0

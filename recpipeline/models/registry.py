@@ -14,14 +14,17 @@ from typing import Any
 
 from recpipeline.models.base import Recommender, RunSettings, read_params
 
-#: config name -> (module, class, whether the class implements similar_items); baselines first, then CF,
-#: content / hybrid and the neural models
+#: config name -> (module, class, whether the class implements similar_items); baselines first, then the
+#: neighbourhood (incl. session) models, CF, content / hybrid and the neural models (sequence models last)
 _LOCATIONS: dict[str, tuple[str, str, bool]] = {
     "popularity": ("recpipeline.models.popularity", "Popularity", False),
     "recent_popularity": ("recpipeline.models.recency", "RecentPopularity", False),
     "random": ("recpipeline.models.random_baseline", "Random", False),
     "item_knn": ("recpipeline.models.item_knn", "ItemKNN", True),
     "user_knn": ("recpipeline.models.user_knn", "UserKNN", False),
+    "sknn": ("recpipeline.models.session_knn", "SKNN", False),
+    "vsknn": ("recpipeline.models.session_knn", "VSKNN", False),
+    "cooccurrence": ("recpipeline.models.cooccurrence", "Cooccurrence", True),
     "als": ("recpipeline.models.als", "ALS", True),
     "bpr": ("recpipeline.models.bpr", "BPR", True),
     "ease": ("recpipeline.models.ease", "EASE", True),
@@ -29,13 +32,20 @@ _LOCATIONS: dict[str, tuple[str, str, bool]] = {
     "content": ("recpipeline.models.content", "Content", True),
     "hybrid": ("recpipeline.models.hybrid", "Hybrid", True),
     "mult_vae": ("recpipeline.models.mult_vae", "MultVAE", True),
+    "recvae": ("recpipeline.models.recvae", "RecVAE", True),
+    "cfgan": ("recpipeline.models.cfgan", "CFGAN", True),
     "neumf": ("recpipeline.models.neumf", "NeuMF", True),
+    "lightgcn": ("recpipeline.models.lightgcn", "LightGCN", True),
     "sasrec": ("recpipeline.models.sasrec", "SASRec", True),
     "gru4rec": ("recpipeline.models.gru4rec", "GRU4Rec", True),
+    "bert4rec": ("recpipeline.models.bert4rec", "BERT4Rec", True),
+    "caser": ("recpipeline.models.caser", "Caser", True),
 }
 
 #: every registered model name, in registry order
 MODEL_NAMES: tuple[str, ...] = tuple(_LOCATIONS)
+#: class name -> registry name (``from recpipeline.models import ALS`` loads the class on first use)
+MODEL_CLASS_NAMES: dict[str, str] = {class_name: name for name, (_, class_name, _) in _LOCATIONS.items()}
 
 
 def _unknown(name: str) -> ValueError:

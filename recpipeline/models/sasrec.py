@@ -2,7 +2,8 @@
 
 Causal self-attention over the user's latest ``max_len`` items (learned positions, pre-norm transformer
 blocks); the state at the last position scores the next item against the shared item embeddings. Training
-and scoring details are in ``recpipeline.models.sequential``.
+and scoring details are in ``recpipeline.models.sequential``. The transformer here also serves BERT4Rec
+(``recpipeline.models.bert4rec``), without the causal mask.
 """
 
 from __future__ import annotations
@@ -11,13 +12,21 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from recpipeline.models.sequential import SequenceRecommender, init_embeddings
+from recpipeline.models.sequential import (
+    FULL_SOFTMAX_MAX_ITEMS,
+    NEGATIVE_SAMPLING,
+    SAMPLED_NEGATIVES,
+    SequenceRecommender,
+    init_embeddings,
+)
 
 #: additive attention mask value: finite, so a row with every key masked (padding) stays finite
 _MASKED = -1e9
 
 
-class _Block(nn.Module):
+class AttentionBlock(nn.Module):
+    """Pre-norm transformer block: self-attention under an additive mask, then a feed-forward layer."""
+
     def __init__(self, dim: int, heads: int, dropout: float) -> None:
         super().__init__()
         self.heads = heads
@@ -38,25 +47,29 @@ class _Block(nn.Module):
         return x + self.dropout(self.ff(self.ff_norm(x)))
 
 
-class _SASRecModule(nn.Module):
-    def __init__(self, n_items: int, dim: int, max_len: int, blocks: int, heads: int, dropout: float) -> None:
+class TransformerEncoder(nn.Module):
+    """Token + learned position embeddings through ``blocks`` attention blocks; padding (token 0) is never
+    attended to. ``causal``: a position sees only itself and earlier ones (SASRec); else all (BERT4Rec)."""
+
+    def __init__(
+        self, n_tokens: int, dim: int, max_len: int, blocks: int, heads: int, dropout: float, causal: bool
+    ) -> None:
         super().__init__()
-        self.item_embedding = nn.Embedding(n_items + 1, dim, padding_idx=0)
+        self.item_embedding = nn.Embedding(n_tokens, dim, padding_idx=0)
         self.position_embedding = nn.Embedding(max_len, dim)
-        self.blocks = nn.ModuleList(_Block(dim, heads, dropout) for _ in range(blocks))
+        self.blocks = nn.ModuleList(AttentionBlock(dim, heads, dropout) for _ in range(blocks))
         self.norm = nn.LayerNorm(dim)
         self.dropout = nn.Dropout(dropout)
-        self.register_buffer(
-            "causal", torch.triu(torch.full((max_len, max_len), _MASKED), diagonal=1), persistent=False
-        )
+        order = torch.full((max_len, max_len), _MASKED) if causal else torch.zeros(max_len, max_len)
+        self.register_buffer("order", torch.triu(order, diagonal=1), persistent=False)
         init_embeddings(self.item_embedding, self.position_embedding)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         length = tokens.shape[1]
         real = (tokens > 0).unsqueeze(-1)
         x = self.dropout(self.item_embedding(tokens) + self.position_embedding.weight[:length]) * real
-        # (batch, 1, query, key): causal, and no attention to padding keys
-        mask = self.causal[:length, :length] + torch.where(real.transpose(1, 2), 0.0, _MASKED).unsqueeze(1)
+        # (batch, 1, query, key): causal where so built, and no attention to padding keys
+        mask = self.order[:length, :length] + torch.where(real.transpose(1, 2), 0.0, _MASKED).unsqueeze(1)
         for block in self.blocks:
             x = block(x, mask) * real
         return self.norm(x)
@@ -89,6 +102,10 @@ class SASRec(SequenceRecommender):
         seed: int = 42,
         device: str = "auto",
         num_threads: int = 0,
+        full_softmax_max_items: int = FULL_SOFTMAX_MAX_ITEMS,
+        sampled_negatives: int = SAMPLED_NEGATIVES,
+        negative_sampling: str = NEGATIVE_SAMPLING,
+        item_init: str = "random",
     ) -> None:
         if factors % heads:
             raise ValueError(f"sasrec: factors ({factors}) must be divisible by heads ({heads})")
@@ -107,7 +124,13 @@ class SASRec(SequenceRecommender):
             seed=seed,
             device=device,
             num_threads=num_threads,
+            full_softmax_max_items=full_softmax_max_items,
+            sampled_negatives=sampled_negatives,
+            negative_sampling=negative_sampling,
+            item_init=item_init,
         )
 
     def _build_module(self) -> nn.Module:
-        return _SASRecModule(self.n_items_, self.factors, self.max_len, self.blocks, self.heads, self.dropout)
+        return TransformerEncoder(
+            self.n_items_ + 1, self.factors, self.max_len, self.blocks, self.heads, self.dropout, causal=True
+        )

@@ -21,11 +21,17 @@ from torch import nn
 
 from recpipeline.models.base import Logger, no_log
 from recpipeline.models.context import EVENT_COLUMNS, FitContext, ScoreContext, time_ordered
+from recpipeline.models.item_init import check_item_init, pca_projection, ridge_cold_items, title_vectors
 from recpipeline.models.neural import TorchRecommender, resolve_device
 from recpipeline.models.similarity import cosine_neighbours
 
 #: sequences per forward pass when scoring
 SCORE_BATCH_USERS = 512
+#: defaults of the sampled softmax hyperparameters (``_item_loss``) for subclasses that do not take them:
+#: the exact softmax up to this many items, above it this many negatives per batch from this proposal
+FULL_SOFTMAX_MAX_ITEMS, SAMPLED_NEGATIVES, NEGATIVE_SAMPLING = 10_000, 1024, "popularity"
+#: how the sampled softmax draws its negatives
+NEGATIVE_SAMPLINGS = ("uniform", "popularity")
 
 
 def _collapsed(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -95,6 +101,16 @@ class SequenceRecommender(TorchRecommender):
 
     event_columns = EVENT_COLUMNS
 
+    def __init__(self, **params: object) -> None:
+        # the settings every sequence model shares are checked here once
+        check_item_init(self.name, params["item_init"])
+        if params["negative_sampling"] not in NEGATIVE_SAMPLINGS:
+            raise ValueError(
+                f"{self.name}: negative_sampling must be one of {', '.join(NEGATIVE_SAMPLINGS)}, "
+                f"not {params['negative_sampling']!r}"
+            )
+        super().__init__(**params)
+
     @abstractmethod
     def _build_module(self) -> nn.Module: ...
 
@@ -110,38 +126,111 @@ class SequenceRecommender(TorchRecommender):
         if context is None or context.train_events is None:
             raise ValueError(f"{self.name}: needs the time-ordered train events (FitContext.train_events)")
         self.device_ = resolve_device(self.device)
-        windows = torch.from_numpy(training_windows(context.train_events, self.max_len)).to(self.device_)
+        windows = torch.from_numpy(self._training_windows(context.train_events)).to(self.device_)
         rng = np.random.default_rng(self.seed)
         log(f"{self.name}: {len(windows)} training windows of {self.max_len} steps")
 
+        self._set_negative_sampling(windows[:, 1:])
+
         def run_epoch(epoch: int) -> str:
-            order = torch.from_numpy(rng.permutation(len(windows))).to(self.device_)
-            total, n_targets = 0.0, 0
-            for begin in range(0, len(order), self.batch_size):
-                batch = windows[order[begin : begin + self.batch_size]]
-                targets = batch[:, 1:]
+            # shuffled once per epoch: each batch is then a slice (a view), not a gather
+            shuffled = windows[torch.from_numpy(rng.permutation(len(windows))).to(self.device_)]
+            total, n_targets = torch.zeros((), device=self.device_), torch.zeros((), device=self.device_)
+            for begin in range(0, len(shuffled), self.batch_size):
+                batch = shuffled[begin : begin + self.batch_size]
+                inputs, targets = self._training_pair(batch)
                 mask = targets > 0
-                states = self.module_(batch[:, :-1])[mask]
-                loss = F.cross_entropy(self._logits(states), targets[mask] - 1)
+                loss = self._item_loss(self.module_(inputs)[mask], targets[mask])
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
-                total += float(loss.detach()) * int(mask.sum())
-                n_targets += int(mask.sum())
-            return f"loss {total / max(n_targets, 1):.4f}"
+                # summed on the device: no sync per batch
+                total, n_targets = total + loss.detach() * mask.sum(), n_targets + mask.sum()
+            return f"loss {float(total) / max(float(n_targets), 1.0):.4f}"
 
         score_context = ScoreContext(history_events=context.train_events)
         with self._seeded():
             self.module_ = self._build_module().to(self.device_)
+            titles = self._init_item_embeddings(context)
             optimiser = torch.optim.Adam(
                 self.module_.parameters(), lr=self.lr, weight_decay=self.weight_decay
             )
             self._train_epochs(run_epoch, self._validator(train, validation, score_context), log)
+        if titles is not None:
+            self._place_untrained_items(titles, train)
         return self
+
+    def _training_windows(self, events: pd.DataFrame) -> np.ndarray:
+        """The token windows training draws its batches from (next-item windows of ``max_len + 1``)."""
+        return training_windows(events, self.max_len)
+
+    def _training_pair(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(module input tokens, target tokens at each output position; 0 = no target there)."""
+        return batch[:, :-1], batch[:, 1:]
+
+    def _init_item_embeddings(self, context: FitContext) -> np.ndarray | None:
+        """With ``item_init: text`` the item rows start from the titles' PCA (``models.item_init``); returns
+        the title vectors then, None otherwise."""
+        if self.item_init != "text":
+            return None
+        titles = title_vectors(self.name, context.item_features, self.n_items_)
+        projected, filled = pca_projection(titles, self.factors)
+        use = (np.abs(titles).sum(axis=1) > 0)[:, None] & filled[None, :]
+        with torch.no_grad():
+            table = self._item_vectors()
+            table.copy_(torch.where(torch.from_numpy(use), torch.from_numpy(projected), table.cpu()))
+        return titles
+
+    def _place_untrained_items(self, titles: np.ndarray, train: sp.csr_matrix) -> None:
+        """Items without training interactions get the embedding their title predicts (``item_init``)."""
+        with torch.no_grad():
+            table = self._item_vectors()
+            placed = ridge_cold_items(titles, table.float().cpu().numpy(), train.getnnz(axis=0) > 0)
+            table.copy_(torch.from_numpy(placed))
+
+    def _item_vectors(self) -> torch.Tensor:
+        """The catalogue's rows of the item table: token 0 is padding, tokens past ``n_items_`` (a mask)
+        are not items."""
+        return self.module_.item_embedding.weight[1 : self.n_items_ + 1]
+
+    def _set_negative_sampling(self, targets: torch.Tensor) -> None:
+        """The sampled softmax's proposal over items from the training ``targets`` (tokens, 0 = padding):
+        uniform, or proportional to each item's target count (+1, so every item can be drawn)."""
+        n_items = self.n_items_
+        if self.negative_sampling == "popularity":
+            counts = torch.bincount(targets.reshape(-1), minlength=n_items + 1)[1:].float() + 1.0
+        else:
+            counts = torch.ones(n_items, device=targets.device)
+        self._proposal = counts / counts.sum()
+
+    def _item_loss(self, states: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean cross-entropy of predicting item tokens ``targets`` (>= 1) from ``states`` (one row each).
+
+        Up to ``full_softmax_max_items`` items: the exact softmax over the catalogue. Above: a sampled
+        softmax, the target against ``sampled_negatives`` items drawn (shared by the batch) from the proposal
+        ``q`` of ``_set_negative_sampling``, every logit corrected by ``-log q`` (logQ correction: the
+        sampled softmax's gradient is then an unbiased-in-the-limit estimate of the full one) and draws that
+        hit a row's own target masked out.
+        """
+        limit = self.full_softmax_max_items
+        if self.n_items_ <= limit:
+            return F.cross_entropy(self._logits(states), targets - 1)
+        proposal = getattr(self, "_proposal", None)
+        if proposal is None or len(proposal) != self.n_items_:  # a subclass fit without the shared loop
+            proposal = torch.full((self.n_items_,), 1.0 / self.n_items_, device=states.device)
+        samples = self.sampled_negatives
+        negatives = torch.multinomial(proposal, samples, replacement=True)
+        table = self.module_.item_embedding.weight
+        log_q = proposal.log()
+        positive = (states * table[targets]).sum(-1) - log_q[targets - 1]
+        sampled = states @ table[negatives + 1].T - log_q[negatives]
+        sampled = sampled.masked_fill(negatives[None, :] == (targets - 1)[:, None], float("-inf"))
+        logits = torch.cat([positive[:, None], sampled], dim=1)
+        return F.cross_entropy(logits, torch.zeros_like(targets))
 
     def _logits(self, states: torch.Tensor) -> torch.Tensor:
         """Next-item logits over the catalogue (the padding token is not an item)."""
-        return states @ self.module_.item_embedding.weight[1:].T
+        return states @ self._item_vectors().T
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix, context: ScoreContext | None) -> np.ndarray:
         """Next-item logits after each user's latest ``max_len`` history events (time order from context)."""
@@ -150,14 +239,18 @@ class SequenceRecommender(TorchRecommender):
                 f"{self.name}: scores from the time order of each user's events; pass "
                 "ScoreContext(history_events=...) to score / recommend"
             )
-        tokens = torch.from_numpy(last_items(context.history_events, users, self.max_len)).to(self.device_)
+        tokens = torch.from_numpy(self._score_tokens(context.history_events, users)).to(self.device_)
         out = np.empty((len(tokens), self.n_items_), dtype=np.float32)
         for begin in range(0, len(tokens), SCORE_BATCH_USERS):
             states = self.module_(tokens[begin : begin + SCORE_BATCH_USERS])[:, -1]
             out[begin : begin + len(states)] = self._logits(states).float().cpu().numpy()
         return out
 
+    def _score_tokens(self, events: pd.DataFrame, users: np.ndarray) -> np.ndarray:
+        """The module's input tokens for scoring ``users``: their latest ``max_len`` items."""
+        return last_items(events, users, self.max_len)
+
     def similar_items(self, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Cosine over the item embeddings (input and output side are the same table)."""
-        vectors = self.module_.item_embedding.weight[1:].detach().float().cpu().numpy()
+        vectors = self._item_vectors().detach().float().cpu().numpy()
         return cosine_neighbours(vectors, np.asarray(items, dtype=np.int64), n)

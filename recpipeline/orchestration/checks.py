@@ -29,6 +29,7 @@ from recpipeline.preparation.splitting import (
     events_in_test_and_earlier,
     events_in_two_splits,
     in_time_order,
+    sessions_out_of_order,
     users_out_of_time_order,
 )
 
@@ -212,6 +213,13 @@ def build_checks(config: RunConfig) -> list:
         },
     )
 
+    sessions_are_whole_and_ordered = split_leakage_check(
+        "sessions_are_whole_and_ordered",
+        "Session split: test is not empty, no session is in two splits, and every validation (test) session "
+        "starts after every train (validation) session starts.",
+        sessions_out_of_order,
+    )
+
     @asset_check(
         asset="metrics",
         description="Every configured model has metric rows with finite accuracy values on segment all.",
@@ -256,5 +264,6 @@ def build_checks(config: RunConfig) -> list:
         "random": splits_do_not_share_events,
         "stratified": splits_do_not_share_events,
         "leave_last_out": splits_are_ordered_per_user,
+        "sessions": sessions_are_whole_and_ordered,
     }[config.split.kind]
     return [split_check, metrics_cover_every_model, ndcg_within_regression_tolerance]

@@ -31,7 +31,13 @@ def build_assets(config: RunConfig) -> list:
 
 def build_executor(config: RunConfig) -> ExecutorDefinition:
     """``execution.executor``: in_process (the default: torch/implicit are imported once, and the heavy steps
-    already use every core) or multiprocess (one process per step, ``max_concurrent`` at a time)."""
+    already use every core), multiprocess (one process per step, ``max_concurrent`` at a time) or celery
+    (dagster-celery's workers, ``broker`` as broker and result backend)."""
+    if config.execution.executor == "celery":
+        from dagster_celery import celery_executor  # the cluster extra: only celery runs need it
+
+        broker = config.execution.broker
+        return celery_executor.configured({"broker": broker, "backend": broker})
     if config.execution.executor == "multiprocess":
         limit = config.execution.max_concurrent
         return multiprocess_executor.configured({"max_concurrent": limit}) if limit else multiprocess_executor
@@ -49,7 +55,7 @@ def build_definitions(config: RunConfig) -> Definitions:
         schedules=schedules,
         sensors=sensors,
         resources=build_resources(config),
-        # dagster-celery / dagster-k8s executors: docs/operations.md, "Beyond one machine"
+        # dagster-k8s: docs/operations.md, "Beyond one machine"
         executor=build_executor(config),
     )
 

@@ -114,20 +114,30 @@ class _AtomicIOManager(IOManager):
                     f"{context.asset_key.to_user_string()}: returned partitions {sorted(obj)} but the run "
                     f"materializes {sorted(paths)}"
                 )
+            # one log line per output, not per file: each line is a stored event, hundreds in a long backfill
+            folder = paths[min(paths)].parent
+            context.log.debug(f"Writing {len(paths)} partition(s) under {folder} using {type(self).__name__}")
             for key, path in paths.items():
                 self._write(context, obj[key], path)
             # shared by every partition of the run: the folder, not a file (see the module docstring)
-            location = {"folder": MetadataValue.path(str(paths[min(paths)].parent))}
+            location = {"folder": MetadataValue.path(str(folder))}
         else:
             where = self._asset_path(context)
+            context.log.debug(f"Writing {where} using {type(self).__name__}")
             self._write(context, obj, where)
             location = {"path": MetadataValue.path(str(where))}
         context.add_output_metadata({**location, **self.get_metadata(context, obj)})
 
     def load_input(self, context: InputContext) -> Any:
         if not context.has_asset_partitions:
-            return self._read(context, self._asset_path(context))
-        return {key: self._read(context, path) for key, path in self._partition_paths(context).items()}
+            path = self._asset_path(context)
+            context.log.debug(f"Loading {path} using {type(self).__name__}")
+            return self.load_from_path(context, path)
+        paths = self._partition_paths(context)
+        context.log.debug(
+            f"Loading {len(paths)} partition(s) from {paths[min(paths)].parent} using {type(self).__name__}"
+        )
+        return {key: self.load_from_path(context, path) for key, path in paths.items()}
 
     def _asset_path(self, context: InputContext | OutputContext) -> UPath:
         parts = context.asset_key.path if context.has_asset_key else context.get_identifier()
@@ -140,16 +150,11 @@ class _AtomicIOManager(IOManager):
 
     def _write(self, context: OutputContext, obj: Any, path: UPath) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        context.log.debug(f"Writing {path} using {type(self).__name__}")
         tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
         self.dump_to_path(context, obj, tmp)
         if path.exists() and path.is_dir():
             path.fs.rm(path.path, recursive=True)
         path.fs.mv(tmp.path, path.path, recursive=True)
-
-    def _read(self, context: InputContext, path: UPath) -> Any:
-        context.log.debug(f"Loading {path} using {type(self).__name__}")
-        return self.load_from_path(context, path)
 
 
 class PartitionedParquetIOManager(_AtomicIOManager):

@@ -3,8 +3,9 @@
 Every job runs as a reconstructable job through Dagster's public ``execute_job``, which does not keep the
 steps' outputs in memory. With ``execution.executor: in_process`` (the default) its steps run in this
 process, with a progress bar per step. With ``multiprocess`` every step process rebuilds the definitions from
-the configuration file, and the run needs a persistent instance. A failed run raises ``RunFailedError``
-with the failed step and the user's error on one line.
+the configuration file, and the run needs a persistent instance; so with ``celery`` (dagster-celery's
+executor), whose steps run in celery workers on any machine that shares the instance and the storage. A
+failed run raises ``RunFailedError`` with the failed step and the user's error on one line.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from tqdm import tqdm
 from recpipeline.config import ConfigError, RunConfig, load_config
 from recpipeline.orchestration.checks import failed_check_descriptions
 from recpipeline.orchestration.definitions import build_definitions
-from recpipeline.orchestration.instance import process_tags, release_dead_runs
+from recpipeline.orchestration.instance import compact_event_log, process_tags, release_dead_runs
 from recpipeline.orchestration.jobs import TRAINS_ITSELF_TAG
 from recpipeline.orchestration.resources import Warehouse
 
@@ -65,8 +66,9 @@ def run_pipeline(
     by a killed CLI process are marked failed first, and their pool slots freed, so they block nothing.
     """
     defs = build_definitions(config)
+    compact_event_log()  # a range run of hundreds of days stores a few events per day, not per asset and day
     instance = instance or DagsterInstance.ephemeral()
-    _multiprocess_config_file(config, instance)  # fail before any run starts
+    _step_config_file(config, instance)  # fail before any run starts
     release_dead_runs(instance)
     ingestion = defs.resolve_job_def("daily_ingestion")
     keys = ingestion.partitions_def.get_partition_keys()
@@ -97,18 +99,20 @@ def execute(
     tags: dict[str, str],
     loggers: dict[str, LoggerDefinition] | None = None,
     run_config: dict | None = None,
-) -> None:
-    """Run one job through Dagster's public ``execute_job`` and raise ``RunFailedError`` naming the failed
-    step and its error when the run fails. The run is tagged with this process's id and host, by which a
-    later run finds it should this process be killed before the run ends (``release_dead_runs``).
+) -> str:
+    """Run one job through Dagster's public ``execute_job``, return its run id, and raise
+    ``RunFailedError`` naming the failed step and its error when the run fails. The run is tagged with this
+    process's id and host, by which a later run finds it should this process be killed before the run ends
+    (``release_dead_runs``).
 
     The job is reconstructable: with the multiprocess executor every step process rebuilds it from the
     configuration file; with the in-process executor it is rebuilt here from the configuration in memory
-    (with ``loggers`` attached). Outputs are not captured either way: the IO managers have written them.
+    (with ``loggers`` attached); with celery every step is a task that a worker runs after rebuilding the job
+    from the configuration file. Outputs are not captured either way: the IO managers have written them.
     """
-    multiprocess = _multiprocess_config_file(config, instance)
-    reference = multiprocess or f"in-process:{uuid.uuid4().hex}"
-    if multiprocess is None:
+    from_file = _step_config_file(config, instance)
+    reference = from_file or f"in-process:{uuid.uuid4().hex}"
+    if from_file is None:
         _IN_PROCESS[reference] = (config, loggers or {})
     try:
         job = build_reconstructable_job(__name__, reconstruct_job.__name__, (reference, job_name))
@@ -116,13 +120,14 @@ def execute(
         with execute_job(job, instance=instance, run_config=run_config or {}, tags=tags) as result:
             if not result.success:
                 raise RunFailedError(_failure_message(job_name, result))
+            return result.run_id
     finally:
         _IN_PROCESS.pop(reference, None)
 
 
 def reconstruct_job(reference: str, job_name: str) -> JobDefinition:
     """The job ``job_name`` for a configuration: one held in this process (in-process runs), else the
-    configuration file ``reference`` (how every step process of a multiprocess run rebuilds it)."""
+    configuration file ``reference`` (how every step process of a multiprocess or celery run rebuilds it)."""
     if reference in _IN_PROCESS:
         config, loggers = _IN_PROCESS[reference]
     else:
@@ -135,19 +140,21 @@ def reconstruct_job(reference: str, job_name: str) -> JobDefinition:
 _IN_PROCESS: dict[str, tuple[RunConfig, dict[str, LoggerDefinition]]] = {}
 
 
-def _multiprocess_config_file(config: RunConfig, instance: DagsterInstance) -> str | None:
-    """The absolute configuration file for a multiprocess run; ``None`` for an in-process one."""
-    if config.execution.executor != "multiprocess":
+def _step_config_file(config: RunConfig, instance: DagsterInstance) -> str | None:
+    """The absolute configuration file for a run whose steps run in other processes (multiprocess, celery);
+    ``None`` for an in-process one."""
+    executor = config.execution.executor
+    if executor == "in_process":
         return None
     where = config.config_file
     if not Path(where).is_file():
         raise ConfigError(
-            f"{where}: execution.executor: multiprocess runs load the configuration again in every step "
+            f"{where}: execution.executor: {executor} runs load the configuration again in every step "
             "process, so it must come from a file (recpipeline run --config FILE)"
         )
     if instance.is_ephemeral:
         raise ConfigError(
-            f"{where}: execution.executor: multiprocess runs need a persistent Dagster instance "
+            f"{where}: execution.executor: {executor} runs need a persistent Dagster instance "
             "($DAGSTER_HOME); use in_process or pass a persistent instance"
         )
     return str(Path(where).resolve())
@@ -172,11 +179,14 @@ def _failure_message(job_name: str, result) -> str:
 
 
 def _timed_run(config, job, tags, label, instance, outcome, progress, log_level) -> None:
-    """One job with a progress bar per step (in-process) or step messages on the console (multiprocess)."""
+    """One job with a progress bar per step (in-process) or step messages on the console (multiprocess,
+    celery)."""
     started = time.perf_counter()
-    if config.execution.executor == "multiprocess":
+    executor = config.execution.executor
+    if executor != "in_process":
         if progress:
-            tqdm.write(f"{label}: one process per step (multiprocess executor)")
+            where = "one process per step" if executor == "multiprocess" else "steps in celery workers"
+            tqdm.write(f"{label}: {where} ({executor} executor)")
         run_config = {"loggers": {"console": {"config": {"log_level": log_level}}}}
         execute(config, job.name, instance, tags, run_config=run_config)
     else:

@@ -13,12 +13,16 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from recpipeline.contracts import SESSION_COLUMN
+
 ID_MAP_COLUMNS = ("id", "idx")
-INTERACTION_COLUMNS = ("user_idx", "item_idx", "weight", "timestamp", "event_type")
+INTERACTION_COLUMNS = ("user_idx", "item_idx", "weight", "timestamp", "event_type", SESSION_COLUMN)
 #: the interaction columns behind a users x items matrix
 MATRIX_COLUMNS = ("user_idx", "item_idx", "weight")
 #: the cleaned-event columns encoding reads
-ENCODED_EVENT_COLUMNS = ("user_id", "item_id", "event_type", "timestamp", "value")
+ENCODED_EVENT_COLUMNS = ("user_id", "item_id", "event_type", "timestamp", "value", "session_id")
+#: the default of ``source.session_gap_minutes``: a user's events further apart start a new session
+SESSION_GAP_MINUTES = 30
 
 
 def empty_id_map() -> pd.DataFrame:
@@ -40,8 +44,10 @@ def encode_interactions(
     user_map: pd.DataFrame,
     item_map: pd.DataFrame,
     event_weights: Mapping[str, float],
+    session_gap_minutes: float = SESSION_GAP_MINUTES,
 ) -> pd.DataFrame:
-    """Cleaned events -> ``user_idx``, ``item_idx`` (int32), ``weight`` (float32), timestamp, event_type.
+    """Cleaned events -> ``user_idx``, ``item_idx`` (int32), ``weight`` (float32), timestamp, event_type,
+    ``session_idx`` (int64, ``session_codes``).
 
     The weight is the event type's configured weight; ratings are multiplied by their value. ``event_type``
     stays categorical; every string operation runs once per distinct value, not once per event.
@@ -62,8 +68,50 @@ def encode_interactions(
             "weight": weight.astype(np.float32),
             "timestamp": events["timestamp"].array,  # to_numpy() would box tz-aware stamps as objects
             "event_type": event_type.array,
+            SESSION_COLUMN: session_codes(
+                user_idx,
+                events["timestamp"],
+                events.get("session_id"),
+                session_gap_minutes,
+            ),
         }
     )
+
+
+def session_codes(
+    user_idx: np.ndarray,
+    timestamps: pd.Series,
+    session_ids: pd.Series | None,
+    gap_minutes: float = SESSION_GAP_MINUTES,
+) -> np.ndarray:
+    """A dense session code per event (int64), numbered in order of each session's first event.
+
+    An event with a ``session_id`` belongs to that session; the others are cut per user: a new session
+    starts at a user's first such event and after every pause longer than ``gap_minutes``.
+    """
+    n = len(user_idx)
+    stamps = pd.to_datetime(timestamps, utc=True).dt.tz_convert(None).to_numpy("datetime64[us]")
+    micros = stamps.astype(np.int64)
+    has_id = np.zeros(n, dtype=bool) if session_ids is None else session_ids.notna().to_numpy(bool)
+    raw = np.empty(n, dtype=np.int64)
+    n_logged = 0
+    if has_id.any():
+        logged, _ = pd.factorize(session_ids[has_id].astype(str))
+        raw[has_id] = logged
+        n_logged = int(logged.max()) + 1
+    cut = np.flatnonzero(~has_id)
+    if len(cut):
+        users = np.asarray(user_idx, dtype=np.int64)[cut]
+        order = np.lexsort((micros[cut], users))
+        users, times = users[order], micros[cut][order]
+        starts = np.r_[True, (users[1:] != users[:-1]) | (np.diff(times) > gap_minutes * 60e6)]
+        raw[cut[order]] = n_logged + np.cumsum(starts) - 1
+    # renumber by first event (time, then row order), so codes read in time order
+    in_time = raw[np.argsort(micros, kind="stable")]
+    first_seen = pd.unique(in_time)
+    dense = np.empty(int(raw.max(initial=-1)) + 1, dtype=np.int64)
+    dense[first_seen] = np.arange(len(first_seen))
+    return dense[raw]
 
 
 class EncodedDays(NamedTuple):
@@ -78,6 +126,7 @@ def encode_days(
     item_id_map: pd.DataFrame | None,
     event_weights: Mapping[str, float],
     also_known: Sequence[pd.DataFrame] = (),
+    session_gap_minutes: float = SESSION_GAP_MINUTES,
 ) -> EncodedDays:
     """The cleaned days, in day order, as interactions; the previous id maps (``None`` on the first run)
     extended by the ids of those days and of ``also_known`` (e.g. a predefined split's files, which may hold
@@ -86,7 +135,8 @@ def encode_days(
     known = [events, *also_known]
     users = extend_id_map(user_id_map, pd.concat([frame["user_id"] for frame in known]))
     items = extend_id_map(item_id_map, pd.concat([frame["item_id"] for frame in known]))
-    return EncodedDays(encode_interactions(events, users, items, event_weights), users, items)
+    encoded = encode_interactions(events, users, items, event_weights, session_gap_minutes)
+    return EncodedDays(encoded, users, items)
 
 
 def interaction_matrix(interactions: pd.DataFrame, n_users: int, n_items: int) -> sp.csr_matrix:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from recpipeline.config import PreparationConfig, SplitConfig
+from recpipeline.contracts import SESSION_COLUMN
 from recpipeline.preparation.cleaning import reason_counts
 from recpipeline.preparation.encoding import encode_interactions
 from recpipeline.preparation.filtering import NOTHING_REMOVED, KCoreCounts, k_core
@@ -55,6 +56,32 @@ def temporal_split(
         train.reset_index(drop=True),
         interactions[(ts >= validation_start) & (ts < test_start)].reset_index(drop=True),
         interactions[ts >= test_start].reset_index(drop=True),
+    )
+
+
+def session_split(
+    interactions: pd.DataFrame, as_of: pd.Timestamp, validation_days: int, test_days: int
+) -> Splits:
+    """Whole sessions (``session_idx``) by the day they start: those starting in the last ``test_days`` days
+    up to ``as_of`` are test, those starting in the ``validation_days`` before validation, earlier ones
+    train. A session is never cut, so one that starts before midnight of a window boundary keeps its later
+    events in the earlier split (train's last events may be later than test's first)."""
+    test_start = as_of - pd.Timedelta(days=test_days)
+    validation_start = test_start - pd.Timedelta(days=validation_days)
+    ts = interactions["timestamp"]
+    if (ts >= as_of).any():
+        raise ValueError(f"interactions contain timestamps at or after the split end {as_of}")
+    start = ts.groupby(interactions[SESSION_COLUMN].to_numpy()).transform("min")
+    train = interactions[start < validation_start]
+    if train.empty:
+        raise ValueError(
+            f"the session split leaves no training data: every session starts after {validation_start} "
+            f"(validation_days={validation_days}, test_days={test_days}); add days or shorten the windows"
+        )
+    return Splits(
+        train.reset_index(drop=True),
+        interactions[(start >= validation_start) & (start < test_start)].reset_index(drop=True),
+        interactions[start >= test_start].reset_index(drop=True),
     )
 
 
@@ -202,6 +229,7 @@ def split_for_run(
             kept, split.stratify_by, split.test_ratio, split.validation_ratio, seed
         ),
         "leave_last_out": lambda: leave_last_out_split(kept, split.leave_last),
+        "sessions": lambda: session_split(kept, end, split.validation_days, split.test_days),
     }
     if split.kind not in splitters:
         raise ValueError(f"split kind {split.kind!r} needs split files")
@@ -255,6 +283,18 @@ def users_out_of_time_order(splits: Splits) -> int:
         both = last.index.intersection(first.index)
         late |= set(both[(last[both] > first[both]).to_numpy()])
     return len(late)
+
+
+def sessions_out_of_order(splits: Splits) -> dict[str, int]:
+    """Sessions in more than one split, and sessions of a later split (validation, test) that start before
+    the latest session start of an earlier one: both zero for a session split."""
+    starts = [frame.groupby(SESSION_COLUMN)["timestamp"].min() for frame in splits]
+    index = pd.concat([start.index.to_series() for start in starts])
+    late = 0
+    for earlier, later in zip(starts, starts[1:], strict=False):
+        if len(earlier) and len(later):
+            late += int((later < earlier.max()).sum())
+    return {"sessions_in_two_splits": int(index.duplicated().sum()), "sessions_out_of_order": late}
 
 
 def events_in_two_splits(splits: Splits) -> int:

@@ -15,7 +15,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from recpipeline.contracts import LINEAGE_COLUMNS
+from recpipeline.contracts import ANONYMOUS_USER_PREFIX, LINEAGE_COLUMNS
 
 #: epoch numbers at least this large are milliseconds (1e11 seconds would be the year 5138)
 _MS_THRESHOLD = 1e11
@@ -28,7 +28,9 @@ _INT64_MICROS = 9.2e18
 class EventMapping:
     """How one source's columns become the contract's."""
 
-    #: contract name -> source column: user_id, item_id, timestamp; optional event_type, value, session_id
+    #: contract name -> source column: user_id, item_id, timestamp; optional event_type, value, session_id,
+    #: time_offset: milliseconds added to the timestamp (DIGINETICA: a day plus the time in the session), and
+    #: anonymous_id: where user_id is missing, the visitor is this column's value (DIGINETICA: the session)
     columns: Mapping[str, str]
     event_type_default: str | None = None  # for logs of a single kind (no event_type column)
     event_types: Mapping[str, str] = field(default_factory=dict)  # source value -> contract event type
@@ -39,14 +41,20 @@ class EventMapping:
 def apply_mapping(raw: pd.DataFrame, mapping: EventMapping) -> pd.DataFrame:
     """Contract columns (plus the lineage columns) for each raw row, same index, nothing dropped."""
     columns = mapping.columns
+    timestamp = parse_timestamps(raw[columns["timestamp"]], mapping.timestamp_unit, mapping.timezone)
+    if "time_offset" in columns:
+        offset = pd.to_numeric(raw[columns["time_offset"]], errors="coerce")
+        timestamp = timestamp + pd.to_timedelta(offset.to_numpy("float64", na_value=np.nan), unit="ms")
+    user_id = id_strings(raw[columns["user_id"]])
+    if "anonymous_id" in columns:
+        # opt-in: without it a missing user id is quarantined (online retail's lines without a customer)
+        user_id = user_id.fillna(ANONYMOUS_USER_PREFIX + id_strings(raw[columns["anonymous_id"]]))
     contract = pd.DataFrame(
         {
-            "user_id": id_strings(raw[columns["user_id"]]),
+            "user_id": user_id,
             "item_id": id_strings(raw[columns["item_id"]]),
             "event_type": _event_types(raw, mapping),
-            "timestamp": parse_timestamps(
-                raw[columns["timestamp"]], mapping.timestamp_unit, mapping.timezone
-            ),
+            "timestamp": timestamp,
             "value": raw[columns["value"]] if "value" in columns else 1.0,
             "session_id": id_strings(raw[columns["session_id"]]) if "session_id" in columns else pd.NA,
         },

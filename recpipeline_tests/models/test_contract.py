@@ -1,11 +1,14 @@
 """Every registered model runs the model contract (recpipeline_tests/models/contract.py), with small, fast
-settings; a registry entry without a contract class here fails ``test_every_registered_model_has_a_contract``.
+settings: here, or next to the model's other tests (``test_<model>.py``); a registry entry without a contract
+class in any test module of this folder fails ``test_every_registered_model_has_a_contract``.
 """
 
 from __future__ import annotations
 
-import sys
+import importlib
+import pkgutil
 
+import recpipeline_tests.models as model_tests
 from recpipeline.models import MODEL_NAMES
 from recpipeline_tests.models.contract import ModelContract
 
@@ -87,11 +90,16 @@ class TestGRU4Rec(ModelContract):
 
 
 def test_every_registered_model_has_a_contract() -> None:
-    module = sys.modules[__name__]
+    modules = [
+        importlib.import_module(f"{model_tests.__name__}.{info.name}")
+        for info in pkgutil.iter_modules(model_tests.__path__)
+        if info.name.startswith("test_")
+    ]
     covered = {
         cls.name
+        for module in modules
         for cls in vars(module).values()
         if isinstance(cls, type) and issubclass(cls, ModelContract) and cls is not ModelContract
     }
     missing = [name for name in MODEL_NAMES if name not in covered]
-    assert not missing, f"registered models without a contract class in {__name__}: {missing}"
+    assert not missing, f"registered models without a contract class in {model_tests.__name__}: {missing}"

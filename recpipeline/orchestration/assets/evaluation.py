@@ -54,7 +54,11 @@ def metrics_metadata(overview: MetricsOverview, extra: dict[str, object]) -> dic
 
 def build_evaluation_assets(config: RunConfig) -> list:
     settings = config.evaluation
-    rec_inputs = {f"recs_{m}": AssetIn(recommendations_asset_name(m)) for m in config.model_names}
+    sessions = config.split.kind == "sessions"
+    # the session protocol scores the fitted models on each session prefix, not the per-user lists
+    rec_inputs = {
+        f"recs_{m}": AssetIn(recommendations_asset_name(m)) for m in config.model_names if not sessions
+    }
     if settings.external_recommendations:
         rec_inputs["recs_external"] = AssetIn(EXTERNAL_ASSET)
     model_inputs = {f"model_{m}": AssetIn(model_asset_name(m)) for m in config.model_names}
@@ -102,11 +106,12 @@ def build_evaluation_assets(config: RunConfig) -> list:
         test: pd.DataFrame,
         item_catalog: pd.DataFrame,
         item_id_map: pd.DataFrame,
+        user_id_map: pd.DataFrame,
         **inputs,
     ):
         evaluation = evaluate_run(
-            EvaluationSplits(train, validation, test, item_catalog, item_id_map),
-            model_lists={m: inputs[f"recs_{m}"] for m in config.model_names},
+            EvaluationSplits(train, validation, test, item_catalog, item_id_map, user_id_map),
+            model_lists={m: inputs.get(f"recs_{m}") for m in config.model_names},
             external=inputs.get("recs_external"),
             models={m: inputs[f"model_{m}"] for m in config.model_names},
             settings=EvaluationSettings(
@@ -121,6 +126,8 @@ def build_evaluation_assets(config: RunConfig) -> list:
                 min_segment_users=settings.min_segment_users,
                 relevant_event_types=settings.relevant_event_types,
                 min_rating=settings.min_rating,
+                session_targets=settings.session_targets if sessions else None,
+                session_recommend_seen=settings.session_recommend_seen,
             ),
             run_id=context.run.run_id,
             previous_history=warehouse.read_previous("metrics_history"),
@@ -136,6 +143,9 @@ def build_evaluation_assets(config: RunConfig) -> list:
             "as_of": table["as_of"].iloc[0],
             "users_per_segment": MetadataValue.json(evaluation.users_per_segment),
         }
+        if sessions:
+            # models that cannot serve a prefix are named here rather than scored wrong
+            extra["prefix_support"] = MetadataValue.json(evaluation.prefix_support)
         yield Output(table, output_name="result", metadata=metrics_metadata(overview, extra))
         yield Output(
             evaluation.per_user,

@@ -2,6 +2,7 @@
 similar-items table of the configured model."""
 
 import json
+import os
 
 import pandas as pd
 from dagster import AssetExecutionContext, AssetIn, MetadataValue, Output, asset
@@ -10,6 +11,7 @@ from recpipeline.config import ModelSpec, RunConfig
 from recpipeline.models import Recommender, RunSettings, model_class
 from recpipeline.models.neural import TorchRecommender
 from recpipeline.models.recommending import recommend_for_test_users, similar_items_by_id
+from recpipeline.models.threads import configure as configure_threads
 from recpipeline.models.training import TrainingData, train_model
 from recpipeline.orchestration.instance import TRAINING_POOL
 from recpipeline.preparation.encoding import MATRIX_COLUMNS
@@ -34,6 +36,15 @@ def build_model_assets(config: RunConfig) -> list:
     if config.similar_items.model is not None and config.similar_items.n > 0:
         assets.append(_similar_items_asset(config))
     return assets
+
+
+def _use_threads(config: RunConfig) -> None:
+    """The torch thread budget of this step's process: the override, else the cores shared by the steps the
+    executor runs at once (in-process: one at a time; multiprocess: max_concurrent, Dagster's default the
+    CPU count)."""
+    execution = config.execution
+    concurrent = 1 if execution.executor == "in_process" else execution.max_concurrent or os.cpu_count() or 1
+    configure_threads(concurrent, execution.num_threads)
 
 
 def _interactions_in(spec: ModelSpec) -> AssetIn:
@@ -67,6 +78,7 @@ def _model_asset(config: RunConfig, spec: ModelSpec):
         item_catalog: pd.DataFrame,
         user_profiles: pd.DataFrame,
     ) -> Output[Recommender]:
+        _use_threads(config)
         data = TrainingData(train, validation, user_id_map, item_id_map, item_catalog, user_profiles)
         settings = RunSettings(seed=config.seed, k=config.k)
         trials = config.tuning.trials if tuned else 0
@@ -120,6 +132,7 @@ def _recommendations_asset(config: RunConfig, spec: ModelSpec):
         item_id_map: pd.DataFrame,
         user_profiles: pd.DataFrame,
     ) -> pd.DataFrame:
+        _use_threads(config)
         table = recommend_for_test_users(
             model, spec.name, train, validation, test, config.k, user_id_map, item_id_map, user_profiles
         )

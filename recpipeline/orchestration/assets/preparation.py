@@ -21,8 +21,8 @@ def build_preparation_assets(config: RunConfig) -> list:
             "interactions": AssetOut(
                 kinds={"pandas", "parquet"},
                 description="All cleaned days up to the run date: user_idx, item_idx (int32), "
-                "weight (float32), "
-                "timestamp, event_type.",
+                "weight (float32), timestamp, event_type, session_idx (int64: the source's session id, "
+                "else cut per user by source.session_gap_minutes).",
             ),
             "user_id_map": AssetOut(kinds={"parquet"}, description="user_id <-> user_idx, append-only."),
             "item_id_map": AssetOut(kinds={"parquet"}, description="item_id <-> item_idx, append-only."),
@@ -38,6 +38,7 @@ def build_preparation_assets(config: RunConfig) -> list:
             warehouse.read_previous("item_id_map"),
             config.event_weights,
             also_known=[cleaned for cleaned, _ in split_files.values()],
+            session_gap_minutes=config.source.session_gap_minutes,
         )
         context.log.info(f"{len(interactions)} interactions over {len(days)} days ({days[0]} .. {days[-1]})")
         yield Output(
@@ -49,6 +50,7 @@ def build_preparation_assets(config: RunConfig) -> list:
                 "n_days": len(days),
                 "n_users": int(interactions["user_idx"].nunique()),
                 "n_items": int(interactions["item_idx"].nunique()),
+                "n_sessions": int(interactions["session_idx"].nunique()),
             },
         )
         yield Output(user_map, output_name="user_id_map")

@@ -1,0 +1,109 @@
+"""Daily ingestion through Dagster, as `recpipeline run` does it, of the same rows spread over 1, 30 or all
+374 days.
+
+python benchmarks/ingest_partitions.py [--path online_retail.parquet] [--days 1 30 0] [--profile FILE]
+
+Every size ingests all rows of the UCI Online Retail log: ``0`` is the log as it is (374 daily partitions);
+``N`` > 0 is the same rows with their invoice times squeezed linearly into N winter days from 2010-12-01
+(order and ties kept, so the same rows are cleaned alike). Each size is one `daily_ingestion` run (a
+single-run backfill, on a persistent SQLite instance in a temporary folder, as `recpipeline run`) that reads,
+cleans and writes every day's raw, cleaned and quarantined Parquet files and records their
+materializations. Prints one JSON line per size (days, rows, cleaned, wall seconds, rows per second, the
+share of the one-pass rows/s), after the one-pass read-and-clean rows/s of benchmarks/ingest_online_retail.py
+on the same rows (no writes, no Dagster).
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import tempfile
+import time
+from functools import partial
+from pathlib import Path
+
+import pandas as pd
+import pyarrow.parquet as pq
+from dagster import DagsterInstance
+
+from recpipeline.config import parse_config
+from recpipeline.orchestration.instance import ensure_dagster_home
+from recpipeline.orchestration.runner import run_pipeline
+from recpipeline.preparation.cleaning import clean_partitions
+from recpipeline.sources import open_source
+
+DEFAULT_PATH = Path(__file__).resolve().parents[2] / "shared/datasets/uci-online-retail/online_retail.parquet"
+
+
+def squeezed(path: str, days: int, folder: Path) -> str:
+    """The log with its invoice times mapped linearly into ``days`` days from 2010-12-01 00:00 (UK winter
+    time, which is UTC), at microsecond resolution: distinct times stay distinct, equal ones equal."""
+    frame = pd.read_parquet(path)
+    times = pd.to_datetime(frame["InvoiceDate"])
+    span = times.max() - times.min() + pd.Timedelta(minutes=1)
+    share = (times - times.min()) / span
+    frame["InvoiceDate"] = (pd.Timestamp("2010-12-01") + share * pd.Timedelta(days=days)).dt.strftime(
+        "%Y-%m-%d %H:%M:%S.%f"
+    )
+    out = folder / f"online_retail_{days}d.parquet"
+    frame.to_parquet(out, index=False)
+    return str(out)
+
+
+def one_pass_rows_per_s(config) -> float:
+    """Read, assign days, map and clean every row once (no writes, no Dagster), as ingest_online_retail."""
+    started = time.perf_counter()
+    source = open_source(config)
+    first, last = source.days()
+    days = {day.isoformat(): source.events_of_day(day) for day in pd.date_range(first, last).date}
+    clean_partitions(days, source.to_contract)
+    return sum(len(frame) for frame in days.values()) / (time.perf_counter() - started)
+
+
+def ingest(path: str, folder: Path, profile: str | None) -> dict:
+    """One daily_ingestion run over every day of the log at ``path``."""
+    # a few real days quarantine more than the default ceiling (cancellations): ingest them all anyway
+    raw = {"source": {"kind": "online_retail", "path": path}, "cleaning": {"max_quarantine_share": 1.0}}
+    config = parse_config({**raw, "storage": str(folder / "wh")})
+    with DagsterInstance.from_config(str(ensure_dagster_home(folder / "home"))) as instance:
+        run = partial(run_pipeline, config, instance=instance, train=False)
+        started = time.perf_counter()
+        if profile:
+            profiler = cProfile.Profile()
+            outcome = profiler.runcall(run)
+            profiler.dump_stats(profile)
+        else:
+            outcome = run()
+        wall = time.perf_counter() - started
+    rows = sum(pq.read_metadata(p).num_rows for p in (folder / "wh" / "raw_events").glob("*.parquet"))
+    cleaned = sum(pq.read_metadata(p).num_rows for p in (folder / "wh" / "cleaned_events").glob("*.parquet"))
+    return {
+        "days": len(outcome.partitions),
+        "rows": rows,
+        "cleaned": cleaned,
+        "wall_s": round(wall, 2),
+        "rows_per_s": round(rows / wall),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--path", default=str(DEFAULT_PATH))
+    parser.add_argument("--days", type=int, nargs="+", default=[1, 30, 0])
+    parser.add_argument("--profile", help="write a cProfile of the whole-log (0) run to this file")
+    args = parser.parse_args()
+    one_pass = one_pass_rows_per_s(parse_config({"source": {"kind": "online_retail", "path": args.path}}))
+    print(json.dumps({"one_pass_rows_per_s": round(one_pass), "load": os.getloadavg()}), flush=True)
+    for days in args.days:
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            path = squeezed(args.path, days, folder) if days else args.path
+            result = ingest(path, folder, args.profile if days == 0 else None)
+        result["share_of_one_pass"] = round(result["rows_per_s"] / one_pass, 2)
+        print(json.dumps({**result, "load": os.getloadavg()}), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+"""Caser (Tang & Wang 2018, "Personalized Top-N Sequential Recommendation via Convolutional Sequence
+Embedding").
+
+The user's latest ``max_len`` (the paper's L) items form an L x d "image": horizontal filters of every height
+1..L (max-pooled over time) catch union-level and skip patterns, vertical filters weight the L positions;
+both feed a dense layer. With ``user_embedding`` the user's learned vector joins before the output layer,
+as in the paper. The output layer is the item table (tied, which the paper does not do), trained with the
+full softmax over the next item (``SequenceRecommender._item_loss``) instead of the paper's sampled BCE on
+the next T items. User vectors start at zero and only users with training windows move them, so a user
+without training events (an anonymous session's prefix, an index beyond training) is scored from the
+sequence alone, with the zero vector.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recpipeline.models.sequential import (
+    FULL_SOFTMAX_MAX_ITEMS,
+    NEGATIVE_SAMPLING,
+    SAMPLED_NEGATIVES,
+    SequenceRecommender,
+    _collapsed,
+    init_embeddings,
+    last_items,
+)
+
+
+def caser_windows(events: pd.DataFrame, length: int) -> np.ndarray:
+    """One row per next-item target: user token (``user_idx + 1``), the ``length`` items before the target
+    (right-aligned, 0-padded at a sequence's start), the target token; consecutive repeats collapsed."""
+    users, items = _collapsed(events)
+    first = np.r_[True, users[1:] != users[:-1]] if len(users) else np.empty(0, bool)
+    position = np.arange(len(users)) - np.maximum.accumulate(np.where(first, np.arange(len(users)), 0))
+    targets = np.flatnonzero(position >= 1)
+    out = np.zeros((len(targets), length + 2), dtype=np.int64)
+    out[:, 0], out[:, -1] = users[targets] + 1, items[targets] + 1
+    for lag in range(1, length + 1):  # over the L columns, each vectorised over every target
+        valid = position[targets] >= lag
+        out[valid, length + 1 - lag] = items[targets[valid] - lag] + 1
+    return out
+
+
+class _CaserModule(nn.Module):
+    def __init__(
+        self,
+        n_items: int,
+        n_users: int,
+        dim: int,
+        length: int,
+        horizontal: int,
+        vertical: int,
+        dropout: float,
+        user_embedding: bool,
+    ) -> None:
+        super().__init__()
+        self.item_embedding = nn.Embedding(n_items + 1, dim, padding_idx=0)
+        self.vertical = nn.Conv2d(1, vertical, (length, 1))
+        self.horizontal = nn.ModuleList(nn.Conv2d(1, horizontal, (h, dim)) for h in range(1, length + 1))
+        self.hidden = nn.Linear(vertical * dim + horizontal * length, dim)
+        self.dropout = nn.Dropout(dropout)
+        self.user_embedding = nn.Embedding(n_users + 1, dim, padding_idx=0) if user_embedding else None
+        self.output = nn.Linear(2 * dim if user_embedding else dim, dim)
+        init_embeddings(self.item_embedding)
+        if self.user_embedding is not None:
+            nn.init.zeros_(self.user_embedding.weight)  # untrained users stay at the anonymous zero vector
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``(batch, 1 + L)`` tokens (user, then items) -> ``(batch, 1, dim)``: one next-item state."""
+        image = self.item_embedding(tokens[:, 1:]).unsqueeze(1)  # (batch, 1, L, dim)
+        vertical = self.vertical(image).flatten(1)
+        horizontal = [F.relu(conv(image)).squeeze(3).amax(dim=2) for conv in self.horizontal]
+        z = F.relu(self.hidden(self.dropout(torch.cat([vertical, *horizontal], dim=1))))
+        if self.user_embedding is not None:
+            z = torch.cat([z, self.user_embedding(tokens[:, 0])], dim=1)
+        return self.output(self.dropout(z)).unsqueeze(1)
+
+
+class Caser(SequenceRecommender):
+    """Convolutional next-item model over the latest ``max_len`` items; early-stopped on validation NDCG@k."""
+
+    name = "caser"
+    search_space = {
+        "factors": [32, 64, 128],
+        "max_len": [3, 5, 8],
+        "horizontal": [8, 16, 32],
+        "vertical": [2, 4, 8],
+        "dropout": [0.2, 0.5],
+        "user_embedding": [True, False],
+    }
+
+    def __init__(
+        self,
+        factors: int = 64,
+        max_len: int = 5,
+        horizontal: int = 16,
+        vertical: int = 4,
+        user_embedding: bool = True,
+        dropout: float = 0.5,
+        lr: float = 3e-3,
+        weight_decay: float = 0.0,
+        epochs: int = 30,
+        batch_size: int = 512,
+        patience: int = 5,
+        k: int = 10,
+        seed: int = 42,
+        device: str = "auto",
+        num_threads: int = 0,
+        full_softmax_max_items: int = FULL_SOFTMAX_MAX_ITEMS,
+        sampled_negatives: int = SAMPLED_NEGATIVES,
+        negative_sampling: str = NEGATIVE_SAMPLING,
+        item_init: str = "random",
+    ) -> None:
+        super().__init__(
+            factors=factors,
+            max_len=max_len,
+            horizontal=horizontal,
+            vertical=vertical,
+            user_embedding=user_embedding,
+            dropout=dropout,
+            lr=lr,
+            weight_decay=weight_decay,
+            epochs=epochs,
+            batch_size=batch_size,
+            patience=patience,
+            k=k,
+            seed=seed,
+            device=device,
+            num_threads=num_threads,
+            full_softmax_max_items=full_softmax_max_items,
+            sampled_negatives=sampled_negatives,
+            negative_sampling=negative_sampling,
+            item_init=item_init,
+        )
+
+    def _build_module(self) -> nn.Module:
+        return _CaserModule(
+            self.n_items_,
+            self.n_users_,
+            self.factors,
+            self.max_len,
+            self.horizontal,
+            self.vertical,
+            self.dropout,
+            self.user_embedding,
+        )
+
+    def _training_windows(self, events: pd.DataFrame) -> np.ndarray:
+        return caser_windows(events, self.max_len)
+
+    def _training_pair(self, batch: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(user and the L items before the target, the target as the one output position)."""
+        return batch[:, :-1], batch[:, -1:]
+
+    def _score_tokens(self, events: pd.DataFrame, users: np.ndarray) -> np.ndarray:
+        """User token (0 beyond training: the anonymous vector), then the latest ``max_len`` items."""
+        users = np.asarray(users, dtype=np.int64)
+        user_tokens = np.where(users < self.n_users_, users + 1, 0)
+        return np.concatenate([user_tokens[:, None], last_items(events, users, self.max_len)], axis=1)

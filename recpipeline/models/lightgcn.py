@@ -1,0 +1,223 @@
+"""LightGCN (He, Deng, Wang, Li, Zhang & Wang 2020, "LightGCN: Simplifying and Powering Graph Convolution
+Network for Recommendation").
+
+One embedding per user and item (layer 0), propagated ``layers`` times over the symmetrically normalised
+user-item bipartite graph ``D^-1/2 A D^-1/2`` (a torch sparse tensor; no weights, no non-linearity); the
+final vector of a node is the mean of its layer vectors and a score the dot product of user and item final
+vectors. Trained with BPR on (user, positive, sampled negative) triples, with L2 on the batch's layer-0
+embeddings.
+
+After every epoch the propagated item layers and the training users' final vectors are kept as buffers, so a
+saved model scores without the graph. Fold-in: a user without training interactions gets the propagation
+step applied to their history row against the fixed item layers (layer ``k + 1`` of the user is the
+normalised sum of the history items' layer ``k``); their own layer 0 is unknown and left at zero, which only
+rescales the mean.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from recpipeline.models.base import Logger, no_log, prepare_matrix
+from recpipeline.models.context import FitContext, ScoreContext
+from recpipeline.models.neural import TorchRecommender, resolve_device
+from recpipeline.models.similarity import cosine_neighbours
+
+
+class _LightGCN(nn.Module):
+    def __init__(self, n_users: int, n_items: int, factors: int, layers: int) -> None:
+        super().__init__()
+        self.n_users = n_users
+        self.embedding = nn.Embedding(n_users + n_items, factors)
+        nn.init.normal_(self.embedding.weight, std=0.1)
+        # what scoring needs, refreshed from the graph after every epoch (``refresh``)
+        self.register_buffer("item_layers", torch.zeros(layers + 1, n_items, factors))
+        self.register_buffer("user_final", torch.zeros(n_users, factors))
+        self.register_buffer("item_degree", torch.zeros(n_items))
+        self.register_buffer("trained_users", torch.zeros(n_users, dtype=torch.bool))
+
+    def propagate(self, graph: torch.Tensor) -> list[torch.Tensor]:
+        """The layer-0 to layer-K embeddings of every node (users first)."""
+        layers = [self.embedding.weight]
+        for _ in range(self.item_layers.shape[0] - 1):
+            layers.append(torch.sparse.mm(graph, layers[-1]))
+        return layers
+
+    @torch.no_grad()
+    def refresh(self, graph: torch.Tensor) -> None:
+        layers = self.propagate(graph)
+        self.item_layers.copy_(torch.stack([layer[self.n_users :] for layer in layers]))
+        self.user_final.copy_(torch.stack([layer[: self.n_users] for layer in layers]).mean(dim=0))
+
+    def item_final(self) -> torch.Tensor:
+        return self.item_layers.mean(dim=0)
+
+
+def normalised_block(binary: sp.csr_matrix, item_degree: np.ndarray) -> sp.csr_matrix:
+    """``D_u^-1/2 R D_i^-1/2``: the user-to-item block of the normalised adjacency (isolated nodes: 0)."""
+    user_degree = np.asarray(binary.sum(axis=1)).ravel()
+    with np.errstate(divide="ignore"):
+        user_scale, item_scale = (np.where(d > 0, 1.0 / np.sqrt(d), 0.0) for d in (user_degree, item_degree))
+    return (sp.diags(user_scale) @ binary @ sp.diags(item_scale)).tocsr()
+
+
+def normalised_adjacency(binary: sp.csr_matrix) -> sp.coo_matrix:
+    """``D^-1/2 [[0, R], [R^T, 0]] D^-1/2`` over users then items."""
+    normed = normalised_block(binary, np.asarray(binary.sum(axis=0)).ravel())
+    return sp.bmat([[None, normed], [normed.T, None]]).tocoo()
+
+
+class LightGCN(TorchRecommender):
+    """LightGCN with BPR loss, early-stopped on validation NDCG@k (module docstring)."""
+
+    name = "lightgcn"
+    search_space = {
+        "factors": [64, 128],
+        "layers": [2, 3],
+        "lr": [5e-3, 1e-2, 2e-2],
+        "weight_decay": [1e-4, 1e-3],
+        "negatives": [1, 4],
+    }
+
+    def __init__(
+        self,
+        factors: int = 64,
+        layers: int = 3,
+        lr: float = 1e-2,
+        weight_decay: float = 1e-4,
+        negatives: int = 4,
+        epochs: int = 200,
+        batch_size: int = 8192,
+        patience: int = 20,
+        k: int = 10,
+        seed: int = 42,
+        device: str = "auto",
+        num_threads: int = 0,
+    ) -> None:
+        super().__init__(
+            factors=factors,
+            layers=layers,
+            lr=lr,
+            weight_decay=weight_decay,
+            negatives=negatives,
+            epochs=epochs,
+            batch_size=batch_size,
+            patience=patience,
+            k=k,
+            seed=seed,
+            device=device,
+            num_threads=num_threads,
+        )
+
+    def _build_module(self) -> nn.Module:
+        return _LightGCN(self.n_users_, self.n_items_, self.factors, self.layers)
+
+    def fit(
+        self,
+        train: sp.csr_matrix,
+        validation: sp.csr_matrix | None = None,
+        *,
+        context: FitContext | None = None,
+        log: Logger = no_log,
+    ) -> LightGCN:
+        self._start_fit(train, context)
+        self.device_ = resolve_device(self.device)
+        binary = prepare_matrix(train, binarize=True)
+        adjacency = normalised_adjacency(binary)
+        graph = torch.sparse_coo_tensor(
+            torch.from_numpy(np.vstack([adjacency.row, adjacency.col]).astype(np.int64)),
+            torch.from_numpy(adjacency.data.astype(np.float32)),
+            adjacency.shape,
+            check_invariants=False,
+        )
+        graph = graph.coalesce().to(self.device_)
+        positives = binary.tocoo()
+        pos_users, pos_items = positives.row.astype(np.int64), positives.col.astype(np.int64)
+        # sorted pair keys answer "is (u, j) observed?" for a whole batch of negatives at once
+        observed = np.sort(pos_users * self.n_items_ + pos_items)
+        rng = np.random.default_rng(self.seed)
+
+        def run_epoch(epoch: int) -> str:
+            users, positive, negative = self._triples(pos_users, pos_items, observed, rng)
+            total = 0.0
+            for begin in range(0, len(users), self.batch_size):
+                batch = slice(begin, begin + self.batch_size)
+                loss = self._loss(module, graph, users[batch], positive[batch], negative[batch])
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                total += float(loss.detach()) * len(users[batch])
+            module.refresh(graph)
+            return f"loss {total / len(users):.4f}"
+
+        with self._seeded():
+            module = self.module_ = self._build_module().to(self.device_)
+            module.item_degree.copy_(torch.from_numpy(np.asarray(binary.sum(axis=0)).ravel()))
+            module.trained_users.copy_(torch.from_numpy(np.diff(binary.indptr) > 0))
+            optimiser = torch.optim.Adam(module.parameters(), lr=self.lr)
+            self._train_epochs(run_epoch, self._validator(train, validation), log)
+        return self
+
+    def _triples(
+        self, pos_users: np.ndarray, pos_items: np.ndarray, observed: np.ndarray, rng: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Every positive pair once, in random order, with ``negatives`` unobserved items each (users x
+        negatives; one redraw of clashes)."""
+        order = rng.permutation(len(pos_users))
+        users, positive = pos_users[order], pos_items[order]
+        negative = rng.integers(0, self.n_items_, (len(users), self.negatives))
+        clash = np.isin(users[:, None] * self.n_items_ + negative, observed)
+        negative[clash] = rng.integers(0, self.n_items_, int(clash.sum()))
+        return tuple(torch.from_numpy(a).to(self.device_) for a in (users, positive, negative))
+
+    def _loss(
+        self,
+        module: _LightGCN,
+        graph: torch.Tensor,
+        users: torch.Tensor,
+        positive: torch.Tensor,
+        negative: torch.Tensor,
+    ) -> torch.Tensor:
+        """BPR on the final (layer-mean) vectors, averaged over each pair's negatives, + ``weight_decay`` x
+        the batch's layer-0 squared norms / 2."""
+        final = torch.stack(module.propagate(graph)).mean(dim=0)
+        offset = module.n_users
+        u, i, j = final[users], final[positive + offset], final[negative + offset]
+        bpr = F.softplus((u[:, None] * j).sum(dim=2) - (u * i).sum(dim=1, keepdim=True)).mean()
+        ego = module.embedding.weight
+        l2 = sum(ego[nodes].pow(2).sum() for nodes in (users, positive + offset, negative + offset))
+        return bpr + self.weight_decay * 0.5 * l2 / len(users)
+
+    # -- inference --------------------------------------------------------------------------------------
+
+    def _score(self, users: np.ndarray, history: sp.csr_matrix, context: ScoreContext | None) -> np.ndarray:
+        """Final user vectors (folded in from the history row for users without training interactions)
+        against every item's final vector."""
+        module = self.module_
+        users = np.asarray(users, dtype=np.int64)
+        trained_users = module.trained_users.cpu().numpy()
+        trained = users < len(trained_users)
+        trained[trained] = trained_users[users[trained]]
+        vectors = module.user_final[torch.from_numpy(np.where(trained, users, 0)).to(self.device_)]
+        if not trained.all():
+            vectors[torch.from_numpy(np.flatnonzero(~trained)).to(self.device_)] = self._fold_in(
+                history[~trained]
+            )
+        return (vectors @ module.item_final().T).float().cpu().numpy()
+
+    def _fold_in(self, rows: sp.csr_matrix) -> torch.Tensor:
+        """One propagation step per layer from the history rows to the fixed item layers (see the module)."""
+        module = self.module_
+        block = normalised_block(prepare_matrix(rows, binarize=True), module.item_degree.cpu().numpy())
+        weights = torch.from_numpy(block.toarray().astype(np.float32)).to(self.device_)
+        layers = module.item_layers
+        return (weights @ layers[:-1]).sum(dim=0) / layers.shape[0]
+
+    def similar_items(self, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Cosine over the items' final (layer-mean) vectors."""
+        vectors = self.module_.item_final().detach().float().cpu().numpy()
+        return cosine_neighbours(vectors, np.asarray(items, dtype=np.int64), n)

@@ -1,0 +1,59 @@
+"""LightGCN: the contract, the normalised graph, recovery of planted blocks, fold-in of unseen users."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from recpipeline.models import create_model
+from recpipeline.models.lightgcn import LightGCN, normalised_adjacency
+from recpipeline_tests.models.conftest import N_ITEMS, N_USERS, block_of_item, planted_blocks, recall_at
+from recpipeline_tests.models.contract import ModelContract
+
+#: the first user of every group, left out of training and folded in from the history row
+UNSEEN = np.arange(0, N_USERS, 20)
+PARAMS = {"factors": 16, "epochs": 30, "batch_size": 64, "lr": 1e-2, "device": "cpu", "num_threads": 1}
+
+
+class TestLightGCNContract(ModelContract):
+    name = "lightgcn"
+    params = {"factors": 4, "layers": 2, "epochs": 2, "batch_size": 64, "device": "cpu"}
+
+
+def test_normalised_adjacency_is_symmetric_with_degree_scaling() -> None:
+    binary = sp.csr_matrix(np.array([[1, 1, 0], [0, 1, 0]], dtype=np.float32))
+    adjacency = normalised_adjacency(binary).toarray()
+    assert adjacency.shape == (5, 5)
+    np.testing.assert_allclose(adjacency, adjacency.T)
+    # user 0 (degree 2) - item 1 (degree 2): 1 / sqrt(2 * 2); user 1 (1) - item 1 (2): 1 / sqrt(2)
+    np.testing.assert_allclose([adjacency[0, 3], adjacency[1, 3]], [0.5, 1 / np.sqrt(2)], rtol=1e-6)
+    assert adjacency[:2, :2].sum() == adjacency[2:, 2:].sum() == 0  # bipartite: no user-user, item-item
+    assert adjacency[:, 4].sum() == 0  # an item nobody touched stays isolated
+
+
+@pytest.fixture(scope="module")
+def fitted() -> tuple[LightGCN, sp.csr_matrix, sp.csr_matrix]:
+    """Fitted on the planted blocks with the first user of every group left out (``UNSEEN``)."""
+    train, held = planted_blocks()
+    keep = np.ones(N_USERS, dtype=np.float32)
+    keep[UNSEEN] = 0
+    return create_model("lightgcn", PARAMS).fit(sp.diags(keep) @ train, held), train, held
+
+
+def test_lightgcn_recovers_blocks(fitted) -> None:
+    model, train, held = fitted
+    assert recall_at(model, train, held, k=5) >= 0.8
+    assert 1 <= model.best_epoch_ <= PARAMS["epochs"]
+    # item neighbours come from the own block
+    neighbours, _ = model.similar_items(np.array([0, 15, 25]), 3)
+    assert (block_of_item(neighbours) == np.array([[0], [1], [2]])).all()
+
+
+def test_lightgcn_folds_in_users_unseen_in_training(fitted) -> None:
+    model, train, _ = fitted
+    assert not model.module_.trained_users[UNSEEN].any() and model.module_.trained_users.sum() == N_USERS - 3
+    items, _ = model.recommend(UNSEEN, train, 2)
+    assert (block_of_item(items) == block_of_item(train[UNSEEN].indices[::6])[:, None]).all()
+    # a user without any history scores every item 0 rather than NaN
+    assert np.all(model.score(np.array([N_USERS + 1]), sp.csr_matrix((1, N_ITEMS))) == 0)
