@@ -26,11 +26,8 @@ from torch import nn
 
 from recpipeline.models.base import Logger, no_log, prepare_matrix
 from recpipeline.models.context import FitContext, ScoreContext
-from recpipeline.models.neural import TorchRecommender, resolve_device, sparse_to_dense
+from recpipeline.models.neural import TorchRecommender, resolve_device, score_rows, sparse_to_dense
 from recpipeline.models.similarity import cosine_neighbours
-
-#: users per forward pass when scoring (bounds the dense users x items block)
-EVAL_BATCH_USERS = 1024
 
 
 def _tower(width_in: int, hidden: list[int], width_out: int) -> nn.Sequential:
@@ -188,12 +185,7 @@ class CFGAN(TorchRecommender):
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix, context: ScoreContext | None) -> np.ndarray:
         """The generator's logits for the history rows (same order as its purchase probabilities)."""
-        rows = prepare_matrix(history, binarize=True)
-        out = np.empty(rows.shape, dtype=np.float32)
-        for begin in range(0, rows.shape[0], EVAL_BATCH_USERS):
-            x = sparse_to_dense(rows[begin : begin + EVAL_BATCH_USERS], self.device_)
-            out[begin : begin + x.shape[0]] = self.module_.generator(x).float().cpu().numpy()
-        return out
+        return score_rows(prepare_matrix(history, binarize=True), self.device_, self.module_.generator)
 
     def similar_items(self, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Cosine over the generator's output-layer item vectors (rows of its last weight matrix)."""

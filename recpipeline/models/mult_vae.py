@@ -18,11 +18,9 @@ from torch import nn
 
 from recpipeline.models.base import Logger, no_log, prepare_matrix
 from recpipeline.models.context import FitContext, ScoreContext
-from recpipeline.models.neural import TorchRecommender, resolve_device, sparse_to_dense
+from recpipeline.models.neural import TorchRecommender, resolve_device, score_rows, sparse_to_dense
 from recpipeline.models.similarity import cosine_neighbours
 
-#: users per forward pass when scoring (bounds the dense users x items block)
-EVAL_BATCH_USERS = 1024
 #: training rows up to this size (float32, users x items) are densified once per fit instead of per batch
 DENSE_TRAIN_BYTES = 1 << 30
 
@@ -199,11 +197,7 @@ class MultVAE(TorchRecommender):
     def _score(self, users: np.ndarray, history: sp.csr_matrix, context: ScoreContext | None) -> np.ndarray:
         """Decoder logits for the encoded history rows (latent mean, no sampling)."""
         rows = prepare_matrix(history, self.binarize)
-        out = np.empty(rows.shape, dtype=np.float32)
-        for begin in range(0, rows.shape[0], EVAL_BATCH_USERS):
-            x = F.normalize(sparse_to_dense(rows[begin : begin + EVAL_BATCH_USERS], self.device_), dim=1)
-            out[begin : begin + x.shape[0]] = self.module_(x).float().cpu().numpy()
-        return out
+        return score_rows(rows, self.device_, lambda x: self.module_(F.normalize(x, dim=1)))
 
     def similar_items(self, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Cosine over the decoder's output-layer item vectors (rows of its last weight matrix)."""

@@ -37,6 +37,22 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+#: history rows densified at once when an autoencoder-style model scores
+EVAL_BATCH_USERS = 1024
+
+
+def score_rows(
+    rows: sp.csr_matrix, device: torch.device, forward: Callable[[torch.Tensor], torch.Tensor]
+) -> np.ndarray:
+    """``forward`` of the history ``rows``, densified on ``device`` ``EVAL_BATCH_USERS`` at a time, as one
+    float32 array (the models that score a whole history row: Mult-VAE, RecVAE, CFGAN)."""
+    out = np.empty(rows.shape, dtype=np.float32)
+    for begin in range(0, rows.shape[0], EVAL_BATCH_USERS):
+        block = forward(sparse_to_dense(rows[begin : begin + EVAL_BATCH_USERS], device))
+        out[begin : begin + block.shape[0]] = block.float().cpu().numpy()
+    return out
+
+
 def sparse_to_dense(rows: sp.csr_matrix, device: torch.device) -> torch.Tensor:
     """A CSR block densified on ``device`` (the sparse form is what crosses to a GPU)."""
     rows = rows.tocoo()

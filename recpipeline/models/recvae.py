@@ -22,11 +22,9 @@ from torch import nn
 
 from recpipeline.models.base import Logger, no_log, prepare_matrix
 from recpipeline.models.context import FitContext, ScoreContext
-from recpipeline.models.neural import TorchRecommender, resolve_device, sparse_to_dense
+from recpipeline.models.neural import TorchRecommender, resolve_device, score_rows, sparse_to_dense
 from recpipeline.models.similarity import cosine_neighbours
 
-#: users per forward pass when scoring (bounds the dense users x items block)
-EVAL_BATCH_USERS = 1024
 #: the composite prior's mixture weights (standard normal, old posterior, wide normal) and the wide
 #: component's log-variance, as in the authors' code
 PRIOR_WEIGHTS, WIDE_LOGVAR = (3 / 20, 3 / 4, 1 / 10), 10.0
@@ -186,12 +184,7 @@ class RecVAE(TorchRecommender):
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix, context: ScoreContext | None) -> np.ndarray:
         """Decoder logits for the encoded history rows (latent mean, no sampling)."""
-        rows = prepare_matrix(history, self.binarize)
-        out = np.empty(rows.shape, dtype=np.float32)
-        for begin in range(0, rows.shape[0], EVAL_BATCH_USERS):
-            x = sparse_to_dense(rows[begin : begin + EVAL_BATCH_USERS], self.device_)
-            out[begin : begin + x.shape[0]] = self.module_(x).float().cpu().numpy()
-        return out
+        return score_rows(prepare_matrix(history, self.binarize), self.device_, self.module_)
 
     def similar_items(self, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Cosine over the decoder's item vectors (rows of its weight matrix)."""

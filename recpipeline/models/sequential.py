@@ -215,9 +215,7 @@ class SequenceRecommender(TorchRecommender):
         limit = self.full_softmax_max_items
         if self.n_items_ <= limit:
             return F.cross_entropy(self._logits(states), targets - 1)
-        proposal = getattr(self, "_proposal", None)
-        if proposal is None or len(proposal) != self.n_items_:  # a subclass fit without the shared loop
-            proposal = torch.full((self.n_items_,), 1.0 / self.n_items_, device=states.device)
+        proposal = self._proposal
         samples = self.sampled_negatives
         negatives = torch.multinomial(proposal, samples, replacement=True)
         table = self.module_.item_embedding.weight
