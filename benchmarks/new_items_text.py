@@ -82,7 +82,7 @@ def run_dataset(name: str, k: int) -> tuple[pd.DataFrame, dict]:
     lists, fits = {}, {}
     for label, (model, params) in VARIANTS.items():
         trained = train_model(model, params, settings, data, refit=config.evaluation.refit)
-        fits[label] = trained.seconds + (trained.refit_seconds or 0.0)
+        fits[label] = (trained.seconds or 0.0) + (trained.refit_seconds or 0.0)
         lists[label] = recommend_for_test_users(
             trained.model, model, *(tables[t] for t in TABLES[:3]), k, *(tables[t] for t in TABLES[3:5]),
             tables["user_profiles"],

@@ -4,8 +4,9 @@ Each Dagster step is timed from its STEP_START to its STEP_SUCCESS event, and it
 ``VmHWM`` after resetting it at the step's start (``/proc/self/clear_refs``; steps run in this process).
 Two bounds are measured in the same run, on the same data:
 
-- ``als_overhead_ratio``: the pipeline's ALS model step (read train, build the matrix, fit, save) over a
-  bare ``implicit`` fit on the same confidence matrix with the same hyperparameters;
+- ``als_overhead_ratio``: the pipeline's ALS model step (read the splits, build the matrix, fit, save; with
+  refit and nothing to tune, ALS is fitted once, on train + validation) over a bare ``implicit`` fit on the
+  same confidence matrix with the same hyperparameters;
 - ``eval_bound_ratio``: the ALS evaluation (its recommendations step — fold-in, scoring, masking, top-K,
   table — plus the metrics step's time per model; ``als_eval_s``) over a bare chunked matmul + argpartition
   over the same users and item factors. The bound scores from the trained user factors, the pipeline from
@@ -16,7 +17,9 @@ With ``--models`` (any names, or ``all``) the summary's ``models`` gives each mo
 epochs early stopping kept and the epochs run, seconds per epoch run (validation included), and for torch
 models ``bound_ratio``: the median training part of its epochs in the run (from the epoch log lines) over a
 bare torch loop of the fitted model's architecture and hyperparameters on the same train split
-(``recpipeline.models.bound``, measured after the run). ``step_peak_rss_mb`` is every step's peak RSS.
+(``recpipeline.models.bound``, measured after the run); every model also has its ``family`` and ``ndcg``, the
+run's NDCG@k on the headline segment (``segment``). ``step_peak_rss_mb`` is every step's peak RSS. A long
+run reports each finished step (seconds, peak RSS) and each epoch line through ``progress`` as it goes.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ import re
 import resource
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,7 +41,9 @@ import pandas as pd
 from dagster import DagsterInstance, logger
 
 from recpipeline.config import RunConfig, parse_config
-from recpipeline.models.base import score_chunk_rows
+from recpipeline.evaluation.protocol import headline_segment
+from recpipeline.models.base import no_log, score_chunk_rows
+from recpipeline.models.registry import model_class
 from recpipeline.preparation.encoding import MATRIX_COLUMNS, interaction_matrix
 
 BENCH_MODELS = ["popularity", "als", "item_knn"]
@@ -48,10 +54,16 @@ ROWS_PER_SESSION = 6.45
 
 
 def bench_config(
-    events: float, storage: Path, days: int = 30, seed: int = 42, models: list[str] | str | None = None
+    events: float,
+    storage: Path,
+    days: int = 30,
+    seed: int = 42,
+    models: list[str] | str | None = None,
+    epochs: int | None = None,
 ) -> RunConfig:
     """A synthetic shop sized for about ``events`` raw rows over ``days`` days; ``models``: names or
-    ``"all"`` (default ``BENCH_MODELS``)."""
+    ``"all"`` (default ``BENCH_MODELS``); ``epochs``: at most this many epochs for every torch model (the
+    nightly budget; default: each model's own)."""
     events = int(events)
     # about 80 events per user and 400 per item, like the default shop (measured: ALS keeps its lead)
     sessions = max(50, round(events / (days * ROWS_PER_SESSION)))
@@ -72,13 +84,29 @@ def bench_config(
                 },
             },
             "split": {"validation_days": max(1, days // 10), "test_days": max(1, days // 10)},
-            "models": BENCH_MODELS if models is None else models,
+            "models": _capped(BENCH_MODELS if models is None else models, epochs),
             "k": 10,
             "seed": seed,
             "storage": str(storage),
         },
         source_name=f"<bench {events} events>",
     )
+
+
+def _capped(models: list[str] | str, epochs: int | None) -> list | str:
+    """``models`` with every torch model's ``epochs`` set to ``epochs`` (unchanged when None)."""
+    if epochs is None:
+        return models
+    if epochs < 1:
+        raise ValueError(f"epochs: expected a positive number, got {epochs}")
+    from recpipeline.models.neural import TorchRecommender
+    from recpipeline.models.registry import MODEL_NAMES
+
+    names = MODEL_NAMES if models == "all" else models
+    return [
+        {name: {"epochs": epochs}} if issubclass(model_class(name), TorchRecommender) else name
+        for name in names
+    ]
 
 
 @dataclass
@@ -103,10 +131,14 @@ class _Recorder:
     _started: dict[str, float] = field(default_factory=dict)
     _rows: dict[tuple, int] = field(default_factory=dict)
 
+    #: where each finished step and epoch line is reported as the run goes
+    progress: Callable[[str], None] = no_log
+
     def on_message(self, message: str) -> None:
         match = _EPOCH_LINE.match(message)
         if match is not None:
             self.epochs.setdefault(match[1], []).append((float(match[3]), float(match[4])))
+            self.progress(message)
 
     def on_event(self, event) -> None:
         key = event.step_key
@@ -118,6 +150,7 @@ class _Recorder:
             stats = self.steps.setdefault(key, StepStats())
             stats.seconds += time.perf_counter() - self._started.pop(key)
             stats.peak_rss_mb = max(stats.peak_rss_mb, _peak_rss_mb())
+            self.progress(f"{key}: {stats.seconds:.1f} s, peak RSS {stats.peak_rss_mb:.0f} MB")
         elif event.event_type_value == "ASSET_MATERIALIZATION":
             materialization = event.event_specific_data.materialization
             if key is not None and key.endswith("_model"):
@@ -142,18 +175,21 @@ def run_benchmark(
     days: int = 30,
     models: list[str] | str | None = None,
     bound_epochs: int = 1,
+    epochs: int | None = None,
+    progress: Callable[[str], None] = no_log,
 ) -> dict:
     """Run ingestion and train-and-evaluate on generated data; return the per-stage table and the summary.
 
     ``bound_epochs``: epochs of the torch models' bare loops (at most 300 batches each, extrapolated; fastest
-    counts; 0: no bound measured)."""
+    counts; 0: no bound measured); ``epochs``: cap on the torch models' epochs (``bench_config``);
+    ``progress``: called with a line per finished step and per epoch as the run goes."""
     from recpipeline.orchestration.definitions import build_definitions
     from recpipeline.orchestration.runner import PARTITION_RANGE_END, PARTITION_RANGE_START, execute
 
     workdir = Path(storage or tempfile.mkdtemp(prefix="recpipeline-bench-"))
-    config = bench_config(events, workdir / "warehouse", days=days, models=models)
+    config = bench_config(events, workdir / "warehouse", days=days, models=models, epochs=epochs)
     defs = build_definitions(config)
-    recorder = _Recorder()
+    recorder = _Recorder(progress=progress)
     keys = defs.resolve_job_def("daily_ingestion").partitions_def.get_partition_keys()
     # ingestion runs over ranges of days, as a backfill in chunks would: a range run holds its days in memory
     days_per_run = max(1, int(INGEST_ROWS_PER_RUN // (float(events) / len(keys))))
@@ -176,7 +212,7 @@ def run_benchmark(
         "peak_rss_mb": round(max([_peak_rss_mb(), *(v.peak_rss_mb for v in recorder.steps.values())])),
     }
     if "als" in config.model_names:
-        als = _bare_als_seconds(root)
+        als = _bare_als_seconds(root, ("train", "validation") if config.evaluation.refit else ("train",))
         bound, fold_in = _bare_eval_seconds(root)
         als_eval = steps["als_recommendations"].seconds + steps["metrics"].seconds / len(config.models)
         summary |= {
@@ -205,16 +241,26 @@ def run_benchmark(
 
 
 def _model_summaries(config: RunConfig, recorder: _Recorder, root: Path, bound_epochs: int) -> dict:
-    """Per model: fit seconds, epochs kept and run, seconds per epoch run, bound ratio (torch models)."""
+    """Per model: family, NDCG@k on the headline segment, fit seconds, epochs kept and run, seconds per
+    epoch run, bound ratio (torch models)."""
     from recpipeline.models.bound import ENTRIES
 
+    metrics = pd.read_parquet(root / "metrics.parquet")
+    segment = headline_segment(metrics)
+    rows = (metrics["segment"] == segment) & (metrics["metric"] == "ndcg") & (metrics["k"] == config.k)
+    ndcg = metrics[rows].set_index("model")["value"]
     out = {}
     for spec in config.models:
         step = f"{spec.name}_model"
         metadata = recorder.metadata.get(step, {})
         run = recorder.epochs.get(spec.name, [])
+        fits = [metadata[name] for name in ("fit_seconds", "refit_seconds") if name in metadata]
         entry = {
-            "fit_s": round(metadata.get("fit_seconds", recorder.steps[step].seconds), 2),
+            "family": model_class(spec.name).family,
+            "ndcg": round(float(ndcg[spec.name]), 4),
+            "segment": segment,
+            # the fit on train and the refit on train + validation (one of them where only one was made)
+            "fit_s": round(sum(fits) if fits else recorder.steps[step].seconds, 2),
             "peak_rss_mb": round(recorder.steps[step].peak_rss_mb),
         }
         if run:
@@ -243,14 +289,17 @@ def _bare_epoch_seconds(name: str, root: Path, epochs: int) -> float:
     return bare_epoch_seconds(model, train, FitContext(train_events=events), epochs)
 
 
-def _bare_als_seconds(root: Path) -> float:
+def _bare_als_seconds(root: Path, splits: tuple[str, ...]) -> float:
+    """A bare ``implicit`` fit on the interactions of ``splits`` (those the pipeline's ALS was fitted on)."""
     from implicit.cpu.als import AlternatingLeastSquares
     from threadpoolctl import threadpool_limits
 
     from recpipeline.models.als import ALS
 
     model = ALS()  # the pipeline's defaults: the same hyperparameters as its ALS step
-    train = pd.read_parquet(root / "train.parquet", columns=list(MATRIX_COLUMNS))
+    train = pd.concat(
+        [pd.read_parquet(root / f"{split}.parquet", columns=list(MATRIX_COLUMNS)) for split in splits]
+    )
     shape = (
         len(pd.read_parquet(root / "user_id_map.parquet")),
         len(pd.read_parquet(root / "item_id_map.parquet")),

@@ -47,6 +47,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="models to run: registered names, or 'all' (default: popularity als item_knn); torch models "
         "also get their bound ratio",
     )
+    bench.add_argument(
+        "--epochs", type=_positive_int, help="at most this many epochs per torch model (default: their own)"
+    )
 
     _add_evaluate(commands)
 
@@ -142,7 +145,14 @@ def _bench(args: argparse.Namespace) -> int:
 
     warnings.filterwarnings("ignore")
     models = "all" if args.models == ["all"] else args.models
-    result = run_benchmark(args.events, storage=args.storage, days=args.days, models=models)
+    result = run_benchmark(
+        args.events,
+        storage=args.storage,
+        days=args.days,
+        models=models,
+        epochs=args.epochs,
+        progress=lambda line: print(line, file=sys.stderr, flush=True),
+    )
     print(format_report(result), flush=True)
     return 0
 

@@ -310,7 +310,8 @@ def parse_config(raw: dict[str, Any], source_name: str = "<dict>", base_dir: Pat
 
 def validate_models(config: RunConfig) -> None:
     """Every configured model's hyperparameters against its class: names from ``__init__``'s signature, value
-    types where a default makes them clear, then the class's own checks (it is built once, fitting nothing).
+    types where a default makes them clear, then the class's own checks (it is built once, fitting nothing,
+    and its ``check_params`` run: an encoder's files, a hybrid's parts).
 
     Separate from ``parse_config`` because it imports each model's module (torch for the neural ones), which
     parsing must not; ``build_definitions`` calls it, so a run stops on a bad parameter before any step.
@@ -333,7 +334,7 @@ def validate_models(config: RunConfig) -> None:
                 )
             _parameter_type(value, parameters[key].default, where, f"models.{spec.name}.{key}")
         try:
-            cls(**spec.params)
+            cls(**spec.params).check_params()
         except (ValueError, TypeError) as exc:
             raise ConfigError(f"{where}: models.{spec.name}: {exc}") from None
 

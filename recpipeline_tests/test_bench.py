@@ -46,6 +46,14 @@ def test_bench_takes_any_model_set(tmp_path):
     assert bench_config(1e5, tmp_path, models=["ease", "sasrec"]).model_names == ["ease", "sasrec"]
 
 
+def test_bench_caps_every_torch_models_epochs(tmp_path):
+    config = bench_config(1e5, tmp_path, models="all", epochs=2)
+    assert config.model_names == list(MODEL_NAMES)
+    epochs = {spec.name: spec.params.get("epochs") for spec in config.models}
+    assert epochs["sasrec"] == epochs["mult_vae"] == epochs["recvae"] == 2
+    assert epochs["als"] is None  # ALS's iterations are not epochs: only torch models are capped
+
+
 def test_epoch_log_lines_are_recorded_per_model():
     recorder = bench._Recorder()
     recorder.on_message("mult_vae epoch 1: loss 5.1 beta 0.010 val ndcg@10 0.1234 0.4s (training 0.25s)")
@@ -56,14 +64,26 @@ def test_epoch_log_lines_are_recorded_per_model():
 
 @pytest.mark.integration
 def test_bench_reports_each_models_fit_epochs_and_bound(tmp_path):
-    result = bench.run_benchmark(20_000, storage=tmp_path, days=8, models=["popularity", "mult_vae"])
+    lines: list[str] = []
+    result = bench.run_benchmark(
+        20_000, storage=tmp_path, days=8, models=["popularity", "mult_vae"], epochs=3, progress=lines.append
+    )
     summary = result["summary"]
     assert "als_overhead_ratio" not in summary  # no ALS in the set: no ALS bounds
     models = summary["models"]
     assert set(models) == {"popularity", "mult_vae"}
     assert "epochs" not in models["popularity"] and models["popularity"]["fit_s"] >= 0
     vae = models["mult_vae"]
-    assert 1 <= vae["epochs"] <= vae["epochs_run"] <= 200
+    # at most the 3 capped epochs on train, then the kept ones again on train + validation
+    assert 1 <= vae["epochs"] <= 3 and vae["epochs_run"] == 3 + vae["epochs"]
+    assert (models["popularity"]["family"], vae["family"]) == ("baseline", "neural")
+    metrics = pd.read_parquet(tmp_path / "warehouse" / "metrics.parquet")
+    ndcg = metrics[(metrics["metric"] == "ndcg") & (metrics["k"] == 10)].set_index(["model", "segment"])
+    for name, entry in models.items():
+        assert entry["ndcg"] == round(float(ndcg.loc[(name, entry["segment"]), "value"]), 4)
+    # each finished step and each epoch was reported as the run went
+    assert any(line.startswith("mult_vae_model: ") for line in lines)
+    assert sum(line.startswith("mult_vae epoch ") for line in lines) == vae["epochs_run"]
     assert vae["fit_s"] > 0 and vae["s_per_epoch"] > 0 and vae["bound_s"] > 0 and vae["bound_ratio"] > 0
     assert vae["peak_rss_mb"] > 0
     assert summary["step_peak_rss_mb"]["mult_vae_model"] == vae["peak_rss_mb"]

@@ -25,6 +25,9 @@ Conventions (documented because they affect numbers):
 * Beyond-accuracy figures (coverage, gini, novelty) use the lists of the evaluated users only.
 * For diversity, items without a feature row (index beyond the matrix) or with an all-zero row act as zero
   vectors (cosine 0 with everything) but still count as list members.
+* Diversity is not available (NaN) when the item features use fewer than two columns: no features, or
+  one-hot categories of a catalogue without categories (every item in one ``<unknown>`` category). Every
+  list would score 0 by construction, a number that measures nothing (``describes_items``).
 """
 
 from __future__ import annotations
@@ -225,12 +228,27 @@ def _normalised_features(item_features: ItemFeatures) -> tuple[sp.csr_array | np
         sq = np.asarray(normed.multiply(normed).sum(axis=1), dtype=np.float64).ravel()
         return normed, sq
     dense = np.asarray(item_features, dtype=np.float64)
-    if dense.ndim != 2:
-        raise ValueError(f"item_features must be 2-D, got shape {dense.shape}")
     norms = np.sqrt((dense * dense).sum(axis=1))
     inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
     normed = dense * inv[:, None]
     return normed, (normed * normed).sum(axis=1)
+
+
+def describes_items(item_features: ItemFeatures | None) -> bool:
+    """Whether item features can tell items apart for diversity: at least two columns used by some item.
+
+    With one column (or none) every pair of items has cosine 1 (or 0 for a zero row), so diversity would
+    report 0 for any list: the catalogue has no categories, and diversity is NaN, not 0.
+    """
+    if item_features is None:
+        return False
+    if sp.issparse(item_features):
+        feats = sp.csr_array(item_features)
+        return int(np.count_nonzero(np.bincount(feats.indices[feats.data != 0], minlength=1))) >= 2
+    dense = np.asarray(item_features)
+    if dense.ndim != 2:
+        raise ValueError(f"item_features must be 2-D, got shape {dense.shape}")
+    return int(np.count_nonzero(np.any(dense != 0, axis=0))) >= 2
 
 
 def _row_sq_norms(mat: sp.sparray | sp.spmatrix | np.ndarray) -> np.ndarray:
@@ -252,7 +270,7 @@ def _per_user_values(
     ranks = np.arange(1, max_k + 1, dtype=np.float64)
     disc = 1.0 / np.log2(ranks + 1.0)
     ideal_cum = np.cumsum(disc)
-    features = _normalised_features(item_features) if item_features is not None else None
+    features = _normalised_features(item_features) if describes_items(item_features) else None
 
     for s in range(0, n_eval, chunk_users):
         e = min(s + chunk_users, n_eval)
@@ -310,7 +328,8 @@ def per_user_metrics(
     deduplicated), or its Relevance (index_relevance) to share across calls. Returns one row per evaluated
     user (users with >= 1 test item, sorted by user_idx): column user_idx plus f"{metric}@{k}" float64
     columns for metric in PER_USER_METRICS and k in sorted distinct ks (diversity NaN for users with < 2
-    items or without features). Users are processed in chunks of ``chunk_users`` to bound memory.
+    items, and for everyone when the features do not tell items apart: ``describes_items``). Users are
+    processed in chunks of ``chunk_users`` to bound memory.
     """
     prep = _prepare(recommendations, _indexed(test), ks)
     table = pd.DataFrame({"user_idx": prep.eval_users.astype(np.int64)})

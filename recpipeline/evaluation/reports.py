@@ -26,12 +26,16 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
+#: how a table shows a figure that is not available (NaN: e.g. diversity without item categories)
+NOT_AVAILABLE = "n/a"
+
+
 def markdown_table(frame: pd.DataFrame, float_format: str = "{:.4f}") -> str:
-    """A GitHub-flavoured Markdown table (no extra dependency)."""
+    """A GitHub-flavoured Markdown table (no extra dependency); NaN shows as NOT_AVAILABLE, never as 0."""
 
     def cell(value: object) -> str:
         if isinstance(value, float | np.floating):
-            return "" if np.isnan(value) else float_format.format(value)
+            return NOT_AVAILABLE if np.isnan(value) else float_format.format(value)
         return str(value).replace("|", "\\|")
 
     header = "| " + " | ".join(str(c) for c in frame.columns) + " |"
@@ -49,7 +53,7 @@ def metrics_summary(
     rows = metrics[metrics["segment"] == segment]
     if ks is not None:
         rows = rows[rows["k"].isin([*ks, NO_K])]
-    # pivot keeps NaN values (e.g. diversity without item features)
+    # pivot keeps NaN values (e.g. diversity without item categories): the tables show them as n/a
     wide = rows.pivot(index="model", columns=["metric", "k"], values="value")
     wide = wide[pd.MultiIndex.from_frame(rows[["metric", "k"]].drop_duplicates())]  # the table's metric order
     wide.columns = [metric if k == NO_K else f"{metric}@{k}" for metric, k in wide.columns]
@@ -80,7 +84,7 @@ def headline_table(metrics: pd.DataFrame, k: int, segment: str) -> pd.DataFrame:
     """model, n_users and the HEADLINE_METRICS at cut-off ``k`` on ``segment``, best ndcg first, rounded."""
     wide = metrics_summary(metrics, segment, ks=(k,))
     columns = ["model", "n_users", *(f"{metric}@{k}" for metric in HEADLINE_METRICS)]
-    return wide.reindex(columns=columns).round(DIGITS)  # a metric not computed shows as an empty column
+    return wide.reindex(columns=columns).round(DIGITS)  # a metric not computed shows as n/a
 
 
 def full_table(metrics: pd.DataFrame, k: int, segment: str) -> pd.DataFrame:
@@ -330,4 +334,4 @@ th {{ background: #f2f2f2; }} img {{ max-width: 100%; }} .tables {{ overflow-x: 
 
 
 def _html_table(frame: pd.DataFrame) -> str:
-    return frame.to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="", border=0)
+    return frame.to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep=NOT_AVAILABLE, border=0)

@@ -168,6 +168,9 @@ class Recommender(ABC):
     #: ``validation_events``, ``history_events``) — sequence models: the time order; callers may read only
     #: these plus the matrix columns, and leave the events out of a ScoreContext when this is empty
     event_columns: ClassVar[tuple[str, ...]] = ()
+    #: True where ``fit`` chooses something on validation (early stopping): a refit on train + validation
+    #: then needs that fit on train first; for any other untuned model the fit on train would be thrown away
+    chooses_on_validation: ClassVar[bool] = False
     #: hyperparameter -> candidate values for the validation search (``recpipeline.models.tuning``)
     search_space: ClassVar[dict[str, list[Any]]] = {}
     #: learned attribute -> its shape, checked on load: ``n_users`` / ``n_items`` are the recorded id-map
@@ -186,6 +189,13 @@ class Recommender(ABC):
         """The hyperparameters to refit with on train + validation once this fit chose them: the same ones;
         models that stop early on validation fix what they chose (``TorchRecommender``: the epochs)."""
         return self.get_params()
+
+    def check_params(self) -> None:
+        """Raise a ValueError naming the model, the setting and its allowed values for a hyperparameter that
+        only its surroundings can judge: an encoder's files, an installed package, a nested model's
+        parameters. ``__init__`` checks values alone, since it also runs when a saved model is loaded (where
+        those need not be present); ``config.validate_models`` calls this before any step."""
+        return  # most models: nothing beyond ``__init__``'s checks
 
     def __init__(self, **params: Any) -> None:
         # sklearn style: each hyperparameter is also a plain attribute of the same name

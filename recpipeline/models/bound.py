@@ -6,7 +6,9 @@ forward, loss, backward, step, nothing else. The pipeline's epoch (``TorchRecomm
 ``fit`` loop with its sampling, shuffling, batching and bookkeeping; validation is timed apart) over the
 bound is the ratio ``bound_ratio``. Both run in one process, on the same data, batch size and threads.
 
-Adding a model is one ``ENTRIES`` line: how to pre-build its batches and its loss on one batch.
+Adding a model is one ``ENTRIES`` line: how to pre-build its batches, how many a pass has, and its epoch —
+``adam(loss)`` for one Adam optimiser over all weights and one pass, or the model's own optimisers and phases
+(RecVAE: encoder passes then a decoder pass; CFGAN: discriminator then generator passes).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from torch import nn
 
 from recpipeline.models.base import prepare_matrix
 from recpipeline.models.context import FitContext
-from recpipeline.models.neural import TorchRecommender, sparse_to_dense
+from recpipeline.models.neural import TorchRecommender, frozen, sparse_to_dense
 from recpipeline.models.registry import create_model
 
 #: pre-built batches stop at this many bytes or batches; the bound is then extrapolated from their mean
@@ -31,16 +33,77 @@ from recpipeline.models.registry import create_model
 BATCH_BYTES, MAX_BATCHES = 1 << 30, 300
 
 Batch = tuple[torch.Tensor, ...]
+Loss = Callable[[TorchRecommender, nn.Module, Batch], torch.Tensor]
+#: one bare epoch over the pre-built batches; returns a loss (read once, after the clock's last step)
+Epoch = Callable[[list[Batch]], torch.Tensor]
 
 
 @dataclass(frozen=True)
 class BoundEntry:
-    #: the fitted model, train and context -> one epoch's batches, built once (within ``BATCH_BYTES``)
+    #: the fitted model, train and context -> one pass's batches, built once (within ``BATCH_BYTES``)
     batches: Callable[[TorchRecommender, sp.csr_matrix, FitContext], list[Batch]]
-    #: the model, a bare module and one batch -> the training loss the model's fit minimises on it
-    loss: Callable[[TorchRecommender, nn.Module, Batch], torch.Tensor]
-    #: batches per epoch of the model's own loop (to extrapolate a capped list)
+    #: batches per pass of the model's own loop (to extrapolate a capped list)
     steps: Callable[[TorchRecommender, sp.csr_matrix, FitContext], int]
+    #: the model and a bare module -> its epoch, with the model's optimisers made once (before any clock)
+    epoch: Callable[[TorchRecommender, nn.Module], Epoch]
+
+
+def _pass(
+    optimiser: torch.optim.Optimizer, batches: list[Batch], loss: Callable[[Batch], torch.Tensor]
+) -> torch.Tensor:
+    """One optimiser over the batches: forward, loss, backward, step; the last loss."""
+    for batch in batches:
+        value = loss(batch)
+        optimiser.zero_grad(set_to_none=True)
+        value.backward()
+        optimiser.step()
+    return value
+
+
+def adam(loss: Loss) -> Callable[[TorchRecommender, nn.Module], Epoch]:
+    """The epoch of a model with one Adam optimiser over all its weights and one pass over the batches."""
+
+    def epoch(model: TorchRecommender, module: nn.Module) -> Epoch:
+        optimiser = torch.optim.Adam(module.parameters(), lr=model.lr, weight_decay=model.weight_decay)
+        return lambda batches: _pass(optimiser, batches, lambda batch: loss(model, module, batch))
+
+    return epoch
+
+
+def _recvae_epoch(model: TorchRecommender, module: nn.Module) -> Epoch:
+    """RecVAE's fit: the prior refreshed, ``encoder_steps`` encoder passes (dropout), one decoder pass;
+    each phase without the other part's weight gradients."""
+    encoder = torch.optim.Adam(module.encoder.parameters(), lr=model.lr)
+    decoder = torch.optim.Adam(module.decoder.parameters(), lr=model.lr)
+
+    def epoch(batches: list[Batch]) -> torch.Tensor:
+        module.refresh_prior()
+        with frozen(module.decoder):
+            for _ in range(model.encoder_steps):
+                _pass(encoder, batches, lambda batch: model._loss(module, batch[0], model.dropout))
+        with frozen(module.encoder):
+            return _pass(decoder, batches, lambda batch: model._loss(module, batch[0], 0.0))
+
+    return epoch
+
+
+def _cfgan_epoch(model: TorchRecommender, module: nn.Module) -> Epoch:
+    """CFGAN's fit: ``discriminator_steps`` discriminator passes, then ``generator_steps`` generator ones
+    (the discriminator frozen)."""
+    discriminator, generator = (
+        torch.optim.Adam(part.parameters(), lr=model.lr, weight_decay=model.weight_decay)
+        for part in (module.discriminator, module.generator)
+    )
+
+    def epoch(batches: list[Batch]) -> torch.Tensor:
+        for _ in range(model.discriminator_steps):
+            _pass(discriminator, batches, lambda batch: model._discriminator_loss(module, batch[0]))
+        with frozen(module.discriminator):
+            for _ in range(model.generator_steps):
+                loss = _pass(generator, batches, lambda batch: model._generator_loss(module, batch[0]))
+        return loss
+
+    return epoch
 
 
 def _capped(batches: Iterable[Batch]) -> list[Batch]:
@@ -60,7 +123,7 @@ def _capped(batches: Iterable[Batch]) -> list[Batch]:
 
 
 def _vae_rows(model: TorchRecommender, train: sp.csr_matrix) -> sp.csr_matrix:
-    rows = prepare_matrix(train, model.binarize)
+    rows = prepare_matrix(train, getattr(model, "binarize", True))  # CFGAN always binarises
     return rows[np.diff(rows.indptr) > 0]
 
 
@@ -153,18 +216,19 @@ def _sequence_steps(model: TorchRecommender, train: sp.csr_matrix, context: FitC
     return -(-len(model._training_windows(context.train_events)) // model.batch_size)
 
 
-_SEQUENCE = BoundEntry(_sequence_batches, _sequence_loss, _sequence_steps)
+_SEQUENCE = BoundEntry(_sequence_batches, _sequence_steps, adam(_sequence_loss))
 
 #: model name -> how its bare loop is built; one line per torch model
 ENTRIES: dict[str, BoundEntry] = {
-    "mult_vae": BoundEntry(_vae_batches, _vae_loss, _vae_steps),
-    "neumf": BoundEntry(_neumf_batches, _neumf_loss, _neumf_steps),
+    "mult_vae": BoundEntry(_vae_batches, _vae_steps, adam(_vae_loss)),
+    "recvae": BoundEntry(_vae_batches, _vae_steps, _recvae_epoch),
+    "cfgan": BoundEntry(_vae_batches, _vae_steps, _cfgan_epoch),
+    "neumf": BoundEntry(_neumf_batches, _neumf_steps, adam(_neumf_loss)),
     "gru4rec": _SEQUENCE,
     "sasrec": _SEQUENCE,
     "bert4rec": _SEQUENCE,
     "caser": _SEQUENCE,
-    "lightgcn": BoundEntry(_lightgcn_batches, _lightgcn_loss, _pair_steps),
-    # recvae and cfgan alternate two optimisers per epoch: their bare loop needs its own epoch shape
+    "lightgcn": BoundEntry(_lightgcn_batches, _pair_steps, adam(_lightgcn_loss)),
 }
 
 
@@ -175,7 +239,7 @@ class BoundResult:
     bound_s: float  # the bare loop's fastest epoch (extrapolated when the batches were capped)
     validation_s: float  # validation per epoch inside the pipeline's fit (not part of either)
     epochs: int
-    batches: int  # batches per epoch; the bare loop timed ``timed_batches`` of them
+    batches: int  # batches per pass over the data; the bare loop timed ``timed_batches`` of them
     timed_batches: int
 
     @property
@@ -186,27 +250,22 @@ class BoundResult:
 def bare_loop(
     model: TorchRecommender, train: sp.csr_matrix, context: FitContext
 ) -> tuple[Callable[[], float], int, int]:
-    """The bare loop of fitted ``model``'s architecture and hyperparameters (a fresh module, its optimiser
-    settings, its threads): (run one epoch and return its seconds, extrapolated to the whole epoch when the
-    batches were capped; batches per epoch; batches timed)."""
+    """The bare loop of fitted ``model``'s architecture and hyperparameters (a fresh module, its optimisers
+    and phases, its threads): (run one epoch and return its seconds, extrapolated to the whole epoch when the
+    batches were capped; batches per pass; batches timed per pass)."""
     entry = ENTRIES[model.name]
     batches = entry.batches(model, train, context)
     steps = entry.steps(model, train, context)
     with model._seeded():
         module = model._build_module().to(model.device_)
-    optimiser = torch.optim.Adam(module.parameters(), lr=model.lr, weight_decay=model.weight_decay)
+    run = entry.epoch(model, module)
     module.train()
 
     def epoch() -> float:
         fitted, model.module_ = getattr(model, "module_", None), module  # sequence losses read ``module_``
         with model._threads():
             started = time.perf_counter()
-            for batch in batches:
-                loss = entry.loss(model, module, batch)
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-            float(loss.detach())  # one sync, as the pipeline's epoch summary does
+            float(run(batches).detach())  # one sync, as the pipeline's epoch summary does
             seconds = time.perf_counter() - started
         model.module_ = fitted
         return seconds * steps / len(batches)

@@ -18,6 +18,8 @@ The paper's best variant uses both (CFGAN_ZP) on the purchase vector itself (rea
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import scipy.sparse as sp
 import torch
@@ -26,7 +28,13 @@ from torch import nn
 
 from recpipeline.models.base import Logger, no_log, prepare_matrix
 from recpipeline.models.context import FitContext, ScoreContext
-from recpipeline.models.neural import TorchRecommender, resolve_device, score_rows, sparse_to_dense
+from recpipeline.models.neural import (
+    TorchRecommender,
+    TrainingRows,
+    frozen,
+    resolve_device,
+    score_rows,
+)
 from recpipeline.models.similarity import cosine_neighbours
 
 
@@ -118,35 +126,31 @@ class CFGAN(TorchRecommender):
         self.device_ = resolve_device(self.device)
         order_rng = np.random.default_rng(self.seed)
         x_train = prepare_matrix(train, binarize=True)
-        active = np.flatnonzero(np.diff(x_train.indptr) > 0)
+        rows = TrainingRows(x_train[np.diff(x_train.indptr) > 0], self.device_)
 
-        def batches() -> list[torch.Tensor]:
-            shuffled = order_rng.permutation(active)
-            return [
-                sparse_to_dense(x_train[shuffled[begin : begin + self.batch_size]], self.device_)
-                for begin in range(0, len(shuffled), self.batch_size)
-            ]
+        def run_passes(
+            passes: int, optimiser: torch.optim.Optimizer, loss_of: Callable[[torch.Tensor], torch.Tensor]
+        ) -> torch.Tensor:
+            """``passes`` shuffled passes over the users; the mean loss, summed on the device (no sync)."""
+            total, steps = torch.zeros((), device=self.device_), 0
+            for _ in range(passes):
+                for x in rows.batches(order_rng.permutation(len(rows)), self.batch_size):
+                    loss = loss_of(x)
+                    optimiser.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimiser.step()
+                    total, steps = total + loss.detach(), steps + 1
+            return total / max(steps, 1)
 
         def run_epoch(epoch: int) -> str:
-            d_total = g_total = 0.0
-            for _ in range(self.discriminator_steps):
-                for x in batches():
-                    loss = self._discriminator_loss(module, x)
-                    d_optimiser.zero_grad(set_to_none=True)
-                    loss.backward()
-                    d_optimiser.step()
-                    d_total += float(loss.detach())
-            for _ in range(self.generator_steps):
-                for x in batches():
-                    loss = self._generator_loss(module, x)
-                    g_optimiser.zero_grad(set_to_none=True)
-                    loss.backward()
-                    g_optimiser.step()
-                    g_total += float(loss.detach())
-            steps = max(len(active), 1) / self.batch_size
-            d_mean = d_total / (steps * self.discriminator_steps)
-            g_mean = g_total / (steps * self.generator_steps)
-            return f"loss discriminator {d_mean:.4f} generator {g_mean:.4f}"
+            d_mean = run_passes(
+                self.discriminator_steps, d_optimiser, lambda x: self._discriminator_loss(module, x)
+            )
+            with frozen(module.discriminator):
+                g_mean = run_passes(
+                    self.generator_steps, g_optimiser, lambda x: self._generator_loss(module, x)
+                )
+            return f"loss discriminator {float(d_mean):.4f} generator {float(g_mean):.4f}"
 
         with self._seeded():
             module = self.module_ = self._build_module().to(self.device_)

@@ -24,7 +24,7 @@ from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler, n
 from recpipeline.models.base import Logger, Recommender, no_log, prepare_matrix
 from recpipeline.models.context import FitContext, ScoreContext
 from recpipeline.models.similarity import cosine_neighbours, sparse_arrays, sparse_from_arrays
-from recpipeline.models.text import encode_item_text
+from recpipeline.models.text import check_text_encoder, encode_item_text
 
 SCALERS = {"minmax": MinMaxScaler, "standard": StandardScaler}
 _MISSING = "<missing>"
@@ -62,6 +62,10 @@ class Content(Recommender):
             min_df=min_df,
             text_encoder=text_encoder,
         )
+
+    def check_params(self) -> None:
+        """The text encoder can be loaded offline (otherwise only ``fit`` would find out, deep in a run)."""
+        check_text_encoder(self.name, self.text_encoder)
 
     def fit(
         self,

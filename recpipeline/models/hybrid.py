@@ -37,6 +37,7 @@ class Hybrid(Recommender):
     family = "hybrid"
     state_shapes = {"cold_items_": ("n_items",)}
     run_settings = ("seed",)
+    chooses_on_validation = True  # a torch CF part's epochs (``refit_params``)
     serves_cold_users = True
     event_columns = EVENT_COLUMNS  # the CF model may be a sequence model
     search_space = {
@@ -62,6 +63,8 @@ class Hybrid(Recommender):
             raise ValueError(f"hybrid: 'cold_items' must be 'average' or 'content', got {cold_items!r}")
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"hybrid: 'alpha' must be in [0, 1], got {alpha!r}")
+        if cf in ("hybrid", "content"):
+            raise ValueError(f"hybrid: 'cf' must be a collaborative model, got {cf!r}")
         super().__init__(
             cf=cf,
             alpha=alpha,
@@ -73,6 +76,16 @@ class Hybrid(Recommender):
             seed=seed,
         )
 
+    def check_params(self) -> None:
+        """The parts as ``fit`` builds them, each checked in full: an unknown or bad setting in ``cf_params``
+        or ``content_params`` (a text encoder that cannot be loaded, say) fails here, not after the CF fit."""
+        parts = ((self.cf, "cf_params", RunSettings(seed=self.seed)), (Content.name, "content_params", None))
+        for name, key, settings in parts:
+            try:
+                create_model(name, getattr(self, key), settings).check_params()
+            except (ValueError, TypeError) as error:
+                raise ValueError(f"hybrid: {key}: {error}") from None
+
     def fit(
         self,
         train: sp.csr_matrix,
@@ -81,8 +94,6 @@ class Hybrid(Recommender):
         context: FitContext | None = None,
         log: Logger = no_log,
     ) -> Hybrid:
-        if self.cf in ("hybrid", "content"):
-            raise ValueError(f"hybrid: cf must be a collaborative model, got {self.cf!r}")
         self._start_fit(train, context)
         # the CF part shares the hybrid's seed; k is not a hybrid setting
         cf_model = create_model(self.cf, self.cf_params, RunSettings(seed=self.seed))

@@ -18,11 +18,8 @@ from torch import nn
 
 from recpipeline.models.base import Logger, no_log, prepare_matrix
 from recpipeline.models.context import FitContext, ScoreContext
-from recpipeline.models.neural import TorchRecommender, resolve_device, score_rows, sparse_to_dense
+from recpipeline.models.neural import TorchRecommender, TrainingRows, resolve_device, score_rows
 from recpipeline.models.similarity import cosine_neighbours
-
-#: training rows up to this size (float32, users x items) are densified once per fit instead of per batch
-DENSE_TRAIN_BYTES = 1 << 30
 
 
 class _VAE(nn.Module):
@@ -133,20 +130,12 @@ class MultVAE(TorchRecommender):
         self.anneal_steps_ = anneal_steps
         step = 0
 
-        rows = x_train[active]
-        dense = self._dense_rows(rows)
+        rows = TrainingRows(x_train[active], self.device_)
 
         def run_epoch(epoch: int) -> str:
             nonlocal step
             total_loss, beta = torch.zeros((), device=self.device_), 0.0
-            shuffled = order_rng.permutation(len(active))
-            if dense is not None:
-                order = torch.from_numpy(shuffled).to(self.device_)
-            for begin in range(0, len(shuffled), self.batch_size):
-                if dense is not None:
-                    x = dense[order[begin : begin + self.batch_size]]
-                else:
-                    x = sparse_to_dense(rows[shuffled[begin : begin + self.batch_size]], self.device_)
+            for x in rows.batches(order_rng.permutation(len(rows)), self.batch_size):
                 beta = self.beta_max if anneal_steps <= 0 else min(self.beta_max, step / anneal_steps)
                 loss = self._loss(network, x, beta)
                 optimiser.zero_grad(set_to_none=True)
@@ -174,13 +163,6 @@ class MultVAE(TorchRecommender):
         """The chosen epochs with the beta schedule they were chosen under (derived from the planned epochs,
         it would otherwise anneal faster in the shorter refit)."""
         return {**super().refit_params(), "total_anneal_steps": self.anneal_steps_}
-
-    def _dense_rows(self, rows: sp.csr_matrix) -> torch.Tensor | None:
-        """The training rows densified once on the device when they fit ``DENSE_TRAIN_BYTES`` (a batch is
-        then a row gather), else None: each batch is densified from its sparse rows."""
-        if rows.shape[0] * rows.shape[1] * 4 > DENSE_TRAIN_BYTES:
-            return None
-        return sparse_to_dense(rows, self.device_)
 
     def _loss(self, network: _VAE, x: torch.Tensor, beta: float) -> torch.Tensor:
         """Negative ELBO, KL annealed: -multinomial log-likelihood of ``x`` + beta * KL(q(z|x) || N(0, I))."""

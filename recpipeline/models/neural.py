@@ -62,6 +62,45 @@ def sparse_to_dense(rows: sp.csr_matrix, device: torch.device) -> torch.Tensor:
     return sparse.to(device).to_dense()
 
 
+#: training rows up to this size (float32, users x items) are densified once per fit instead of per batch
+DENSE_TRAIN_BYTES = 1 << 30
+
+
+class TrainingRows:
+    """A fit's training rows served as dense batches (the autoencoder-style models: RecVAE, CFGAN):
+    densified once on the device when they fit ``DENSE_TRAIN_BYTES`` (a batch is then a row gather), else
+    each batch is densified from its sparse rows."""
+
+    def __init__(self, rows: sp.csr_matrix, device: torch.device) -> None:
+        self.rows, self.device = rows, device
+        fits = rows.shape[0] * rows.shape[1] * 4 <= DENSE_TRAIN_BYTES
+        self.dense = sparse_to_dense(rows, device) if fits else None
+
+    def __len__(self) -> int:
+        return self.rows.shape[0]
+
+    def batches(self, order: np.ndarray, size: int) -> Iterator[torch.Tensor]:
+        """The rows at positions ``order``, ``size`` at a time."""
+        if self.dense is None:
+            for begin in range(0, len(order), size):
+                yield sparse_to_dense(self.rows[order[begin : begin + size]], self.device)
+            return
+        positions = torch.from_numpy(order).to(self.device)  # one copy per pass, not one per batch
+        for begin in range(0, len(order), size):
+            yield self.dense[positions[begin : begin + size]]
+
+
+@contextlib.contextmanager
+def frozen(part: nn.Module) -> Iterator[None]:
+    """No weight gradients for ``part`` in the block: in a phase that steps another part's optimiser they
+    would only be computed and discarded (its own optimiser sets them to None before its next step)."""
+    part.requires_grad_(False)
+    try:
+        yield
+    finally:
+        part.requires_grad_(True)
+
+
 class TorchRecommender(Recommender):
     """Base for PyTorch models; subclasses take ``epochs``, ``patience``, ``k``, ``seed``, ``device`` and
     ``num_threads`` (0 = auto: ``recpipeline.models.threads``).
@@ -73,6 +112,7 @@ class TorchRecommender(Recommender):
     family = "neural"
     # k: the cut-off of the validation NDCG that early stopping watches
     run_settings = ("seed", "k")
+    chooses_on_validation = True  # the epochs
 
     module_: nn.Module
     device_: torch.device

@@ -11,7 +11,6 @@ encodes any history row, so new users are served.
 
 from __future__ import annotations
 
-import copy
 import math
 
 import numpy as np
@@ -22,7 +21,13 @@ from torch import nn
 
 from recpipeline.models.base import Logger, no_log, prepare_matrix
 from recpipeline.models.context import FitContext, ScoreContext
-from recpipeline.models.neural import TorchRecommender, resolve_device, score_rows, sparse_to_dense
+from recpipeline.models.neural import (
+    TorchRecommender,
+    TrainingRows,
+    frozen,
+    resolve_device,
+    score_rows,
+)
 from recpipeline.models.similarity import cosine_neighbours
 
 #: the composite prior's mixture weights (standard normal, old posterior, wide normal) and the wide
@@ -69,6 +74,10 @@ class _RecVAE(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Deterministic logits (latent mean, no dropout): the scoring path."""
         return self.decoder(self.encoder(x, 0.0)[0])
+
+    def refresh_prior(self) -> None:
+        """The prior's posterior becomes the encoder as it is now (at the start of every epoch)."""
+        self.old_encoder.load_state_dict(self.encoder.state_dict())  # copies in place
 
     def log_prior(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """Elementwise log density of the composite prior at z for the users of x."""
@@ -144,26 +153,28 @@ class RecVAE(TorchRecommender):
         self.device_ = resolve_device(self.device)
         order_rng = np.random.default_rng(self.seed)
         x_train = prepare_matrix(train, self.binarize)
-        active = np.flatnonzero(np.diff(x_train.indptr) > 0)  # empty rows carry no likelihood signal
+        # empty rows carry no likelihood signal
+        rows = TrainingRows(x_train[np.diff(x_train.indptr) > 0], self.device_)
+        steps = max(-(-len(rows) // self.batch_size), 1)
 
-        def run_pass(optimiser: torch.optim.Optimizer, dropout: float) -> float:
-            total, batches = 0.0, 0
-            shuffled = order_rng.permutation(active)
-            for begin in range(0, len(shuffled), self.batch_size):
-                x = sparse_to_dense(x_train[shuffled[begin : begin + self.batch_size]], self.device_)
+        def run_pass(optimiser: torch.optim.Optimizer, dropout: float) -> torch.Tensor:
+            total = torch.zeros((), device=self.device_)
+            for x in rows.batches(order_rng.permutation(len(rows)), self.batch_size):
                 loss = self._loss(module, x, dropout)
                 optimiser.zero_grad(set_to_none=True)
                 loss.backward()
                 optimiser.step()
-                total, batches = total + float(loss.detach()), batches + 1
-            return total / max(batches, 1)
+                total += loss.detach()  # summed on the device: no sync per batch
+            return total / steps
 
         def run_epoch(epoch: int) -> str:
-            module.old_encoder.load_state_dict(copy.deepcopy(module.encoder.state_dict()))
-            for _ in range(self.encoder_steps):
-                encoder_loss = run_pass(encoder_optimiser, self.dropout)
-            decoder_loss = run_pass(decoder_optimiser, 0.0)
-            return f"loss encoder {encoder_loss:.4f} decoder {decoder_loss:.4f}"
+            module.refresh_prior()
+            with frozen(module.decoder):
+                for _ in range(self.encoder_steps):
+                    encoder_loss = run_pass(encoder_optimiser, self.dropout)
+            with frozen(module.encoder):
+                decoder_loss = run_pass(decoder_optimiser, 0.0)
+            return f"loss encoder {float(encoder_loss):.4f} decoder {float(decoder_loss):.4f}"
 
         with self._seeded():
             module = self.module_ = self._build_module().to(self.device_)

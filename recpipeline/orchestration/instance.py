@@ -12,15 +12,21 @@ single-run backfill of hundreds of days stores a few per day. ``compact_event_lo
 settings that store one "planned" event per asset for such a run instead of one per day, and that write
 asset events in batches where the storage can (PostgreSQL); and it lets SQLite files in WAL mode (Dagster's
 own) commit without a disk sync each time (``synchronous=NORMAL``: still never corrupted, but a power cut
-may lose the last events; a crashed process loses none).
+may lose the last events; a crashed process loses none). Dagster's SQLite storage opens and closes a
+connection per event, and SQLite checkpoints the WAL into the database (with a disk sync) whenever the last
+connection to a file closes; so the process keeps one idle connection open to each of the last
+``HELD_SQLITE_FILES`` files it wrote, and checkpoints come only when the WAL fills (SQLite's
+``wal_autocheckpoint``) or the process exits.
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import socket
 import sqlite3
+from collections import OrderedDict
 from pathlib import Path
 
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
@@ -70,6 +76,12 @@ EVENT_LOG_SETTINGS = {
 }
 
 
+#: SQLite files this process holds an idle connection to (see the module docstring); a run has its own file,
+#: so a long-lived process (the daemon, the UI) lets go of the oldest
+HELD_SQLITE_FILES = 8
+_held: OrderedDict[str, sqlite3.Connection] = OrderedDict()
+
+
 def compact_event_log() -> None:
     """Set ``EVENT_LOG_SETTINGS`` in this process's environment (inherited by the step processes, the
     daemon and the UI it starts), leaving alone any the user has set."""
@@ -80,11 +92,35 @@ def compact_event_log() -> None:
 
 
 def _sync_wal_lazily(connection, _record) -> None:
-    """On every new SQLite connection in WAL mode: no disk sync per commit (SQLite syncs at checkpoints)."""
+    """On every new SQLite connection in WAL mode: no disk sync per commit (SQLite syncs at checkpoints),
+    and the file held open so that closing this connection does not checkpoint it."""
     if isinstance(connection, sqlite3.Connection):
         (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
         if mode == "wal":
             connection.execute("PRAGMA synchronous=NORMAL")
+            _hold(connection.execute("PRAGMA database_list").fetchone()[2])
+
+
+def _hold(path: str) -> None:
+    """Keep an idle connection to the SQLite file at ``path`` (none for an in-memory database). It has read
+    the file once, so it shares the WAL, but holds no transaction: writers and checkpoints are not blocked."""
+    if not path:
+        return
+    if path in _held:
+        _held.move_to_end(path)
+        return
+    holder = sqlite3.connect(path, check_same_thread=False)
+    holder.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    _held[path] = holder
+    while len(_held) > HELD_SQLITE_FILES:
+        _held.popitem(last=False)[1].close()
+
+
+@atexit.register
+def _release_held() -> None:
+    """Close the held connections: the last one to each file checkpoints its WAL into the database."""
+    while _held:
+        _held.popitem()[1].close()
 
 
 def ensure_dagster_home(home: str | os.PathLike[str] | None = None) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import torch
 
 from recpipeline.models import bound
 from recpipeline.models.neural import TorchRecommender
@@ -10,11 +11,15 @@ from recpipeline.models.registry import MODEL_NAMES, model_class
 
 #: small sizes for whichever of these each model takes
 SMALL = {"num_threads": 1, "factors": 8, "max_len": 10, "hidden": 16, "latent": 4, "batch_size": 64}
+SMALL_TWO_PHASE = {
+    "recvae": {"num_threads": 1, "hidden": 16, "latent": 4, "batch_size": 32, "device": "cpu"},
+    "cfgan": {"num_threads": 1, "generator": [16], "discriminator": [8], "batch_size": 32, "device": "cpu"},
+}
 
 
-def test_every_bound_entry_is_a_registered_torch_model():
-    assert set(bound.ENTRIES) <= set(MODEL_NAMES)
-    assert all(issubclass(model_class(name), TorchRecommender) for name in bound.ENTRIES)
+def test_the_bound_entries_are_exactly_the_registered_torch_models():
+    torch_models = {name for name in MODEL_NAMES if issubclass(model_class(name), TorchRecommender)}
+    assert set(bound.ENTRIES) == torch_models
 
 
 @pytest.mark.parametrize("name", sorted(bound.ENTRIES))
@@ -34,3 +39,36 @@ def test_capped_batches_stay_within_the_byte_budget(monkeypatch, blocks):
         "neumf", {"num_threads": 1, "batch_size": 16}, train, held, context, epochs=1
     )
     assert result.timed_batches == 1 and result.batches == -(-train.nnz * 5 // 16)
+
+
+def _weights(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {key: value.clone() for key, value in module.state_dict().items()}
+
+
+def _changed(before: dict[str, torch.Tensor], module: torch.nn.Module, prefix: str) -> set[str]:
+    """The ``prefix`` weights of ``module`` that differ from ``before``."""
+    keys = {key for key in before if key.startswith(prefix)}
+    assert keys
+    return {key for key in keys if not torch.equal(before[key], module.state_dict()[key])}
+
+
+@pytest.mark.parametrize(
+    ("name", "phases"),
+    [("recvae", ("encoder.", "decoder.")), ("cfgan", ("discriminator.", "generator."))],
+)
+def test_a_two_phase_bare_epoch_steps_both_of_the_models_optimisers(name, phases, blocks):
+    train, held, context, _ = blocks
+    model = model_class(name)(**{**SMALL_TWO_PHASE[name], "epochs": 1})
+    model.fit(train, held, context=context)
+    entry = bound.ENTRIES[name]
+    batches = entry.batches(model, train, context)
+    assert [len(batch[0]) for batch in batches] == [32, 28]  # 60 users with history, 32 a batch
+    with model._seeded():
+        module = model._build_module()
+    before = _weights(module)
+    entry.epoch(model, module)(batches)
+    for phase in phases:  # every weight of both phases moved
+        assert _changed(before, module, phase) == {key for key in before if key.startswith(phase)}
+    if name == "recvae":  # the prior's posterior is the encoder as the epoch began
+        for key, value in module.old_encoder.state_dict().items():
+            assert torch.equal(value, before[f"encoder.{key}"])

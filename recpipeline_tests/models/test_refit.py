@@ -88,6 +88,19 @@ def test_only_the_refit_model_knows_an_item_seen_only_in_validation(name, params
         assert not before.item_factors_[NEW_ITEM].any() and after.item_factors_[NEW_ITEM].any()
 
 
+def test_a_model_that_chooses_nothing_on_validation_is_fitted_once(data) -> None:
+    """Untuned ALS with refit: one fit, on train + validation — the model the two-fit path returned."""
+    lines: list[str] = []
+    trained = train_model("als", {"iterations": 10}, SETTINGS, data, log=lines.append, refit=True)
+    assert lines[0] == "als: nothing to choose on validation: one fit, on train + validation"
+    assert trained.seconds is None and trained.refit_seconds > 0 and np.isnan(trained.validation_ndcg)
+    direct = create_model("als", {"iterations": 10}, SETTINGS).fit(everything(data))
+    np.testing.assert_array_equal(trained.model.item_factors_, direct.item_factors_)
+    # tuned, it still fits on train first: validation picks the parameters
+    tuned = train_model("als", {"iterations": 10}, SETTINGS, data, tuning_trials=2, refit=True)
+    assert tuned.seconds > 0 and np.isfinite(tuned.validation_ndcg)
+
+
 def test_refit_false_is_the_fit_on_train(data) -> None:
     """Without refit the asset is exactly the model fitted on train with validation (the old protocol)."""
     trained = train_model("mult_vae", VAE_PARAMS, SETTINGS, data, refit=False)
@@ -179,9 +192,13 @@ def test_model_asset_metadata(tmp_path: Path, refit: bool) -> None:
     vae = result.asset_materializations_for_node("mult_vae_model")[0].metadata
     for meta in (als, vae):
         assert meta["refit"].value is refit
+        assert ("refit_seconds" in meta) is refit
+    # Mult-VAE chooses its epochs on validation; with refit, untuned ALS is fitted once, on train + validation
+    for meta in (als, vae) if not refit else (vae,):
         assert 0.0 <= meta["validation_ndcg@5"].value <= 1.0
         assert meta["fit_seconds"].value > 0
-        assert ("refit_seconds" in meta) is refit
+    if refit:
+        assert "validation_ndcg@5" not in als and "fit_seconds" not in als and als["refit_seconds"].value > 0
     assert "epochs" not in als and 1 <= vae["epochs"].value <= 3
     # the asset's params are the refit's: exactly the epochs kept (the configured 3 without refit)
     assert vae["params"].value["epochs"] == (vae["epochs"].value if refit else 3)

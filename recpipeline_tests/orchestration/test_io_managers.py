@@ -6,7 +6,9 @@ from dagster import (
     AssetExecutionContext,
     AssetIn,
     DailyPartitionsDefinition,
+    PartitionKeyRange,
     asset,
+    build_asset_context,
     materialize,
 )
 from upath import UPath
@@ -76,6 +78,46 @@ def test_a_single_run_over_a_range_writes_one_file_per_day(tmp_path):
         "2026-10-03",
         "2026-10-04",
     ]
+
+
+@asset(partitions_def=DAYS)
+def mixed(context: AssetExecutionContext) -> dict[str, pd.DataFrame]:
+    """Days of different lengths and dtypes (a categorical, an empty day, one day's ids as integers)."""
+    kind = pd.CategoricalDtype(["view", "cart", "purchase"])
+    frames = {
+        key: pd.DataFrame(
+            {
+                "id": [f"{key}-{i}" for i in range(n)],
+                "event_type": pd.Series(["cart", "view", "purchase"] * n, dtype=kind)[:n].to_numpy(),
+                "value": np.arange(n, dtype=np.float64) / 3,
+            }
+        )
+        for n, key in enumerate(context.partition_keys)
+    }
+    frames["2026-10-03"] = frames["2026-10-03"].assign(id=[7, 8])
+    return frames
+
+
+@asset(partitions_def=DAYS)
+def mixed_again(mixed: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    return mixed
+
+
+def test_a_range_run_converts_its_days_together_but_each_file_is_its_own_day(tmp_path):
+    """Days converted to Arrow in one go (per dtype set) and sliced: each file holds exactly its day's
+    frame, with its own dtypes, and reads back as that frame."""
+    tags = {
+        "dagster/asset_partition_range_start": "2026-10-01",
+        "dagster/asset_partition_range_end": "2026-10-04",
+    }
+    result = materialize([mixed, mixed_again], resources=resources(tmp_path), tags=tags)
+    expected = mixed(build_asset_context(partition_key_range=PartitionKeyRange("2026-10-01", "2026-10-04")))
+    passed_on = result.output_for_node("mixed_again")
+    for key, frame in expected.items():
+        for folder in ("mixed", "mixed_again"):
+            pd.testing.assert_frame_equal(pd.read_parquet(tmp_path / folder / f"{key}.parquet"), frame)
+        pd.testing.assert_frame_equal(passed_on[key], frame)  # the loaded days, split apart again
+    assert pd.read_parquet(tmp_path / "mixed" / "2026-10-03.parquet")["id"].dtype == np.int64
 
 
 def test_a_range_run_names_run_totals_apart_from_each_partitions_file_and_rows(tmp_path):

@@ -85,16 +85,21 @@ def _model_asset(config: RunConfig, spec: ModelSpec):
         refit = config.evaluation.refit
         trained = train_model(spec.name, spec.params, settings, data, trials, context.log.info, refit)
         model = trained.model
-        context.log.info(f"{spec.name}: fitted in {trained.seconds:.1f} s")
+        timings = {
+            name: round(seconds, 3)
+            for name, seconds in (("fit_seconds", trained.seconds), ("refit_seconds", trained.refit_seconds))
+            if seconds is not None
+        }
+        context.log.info(f"{spec.name}: fitted in {sum(timings.values()):.1f} s")
         tuning = {"tuning_trials": MetadataValue.json(_jsonable(trained.trials))} if tuned else {}
         chosen = {} if trained.epochs is None else {"epochs": trained.epochs}
-        if refit:
-            chosen["refit_seconds"] = round(trained.refit_seconds, 3)
+        # a model fitted once on train + validation (it chose nothing there) has no validation score
+        if trained.seconds is not None:
+            chosen[f"validation_ndcg@{config.k}"] = round(trained.validation_ndcg, 6)
         return Output(
             model,
             metadata={
-                "fit_seconds": round(trained.seconds, 3),
-                f"validation_ndcg@{config.k}": round(trained.validation_ndcg, 6),
+                **timings,
                 "refit": refit,
                 **chosen,
                 "params": MetadataValue.json(_jsonable(model.get_params())),
