@@ -51,9 +51,15 @@ class FileSource:
         """Configured dates, else the data's days; reads only the timestamp column to find them."""
         if self.start_date and self.end_date:
             return self.start_date, self.end_date
-        column = self.mapping.columns["timestamp"]
-        raw = read_files(self.events, required={"timestamp": column}, only_required=True)
-        return self._window(self._timestamps(raw))
+        # building a run's definitions asks several times: the files' days are read once per day of the clock
+        today = pd.Timestamp.now(tz="UTC").date()
+        key = (repr(self), tuple(file_key(file) for file in table_files(self.events)), today)
+        if key not in _DAYS:
+            column = self.mapping.columns["timestamp"]
+            raw = read_files(self.events, required={"timestamp": column}, only_required=True)
+            _DAYS.clear()
+            _DAYS[key] = self._window(self._timestamps(raw))
+        return _DAYS[key]
 
     def events_of_day(self, day: dt.date) -> pd.DataFrame:
         return self._loaded().day(day)
@@ -160,6 +166,8 @@ class _Loaded:
 # ``raw_events`` asks for one day at a time, for hundreds of days in one run: the files are read and
 # assigned to days once per process and kept while the source and its files stay the same
 _CACHE: dict[tuple, _Loaded] = {}
+#: the source's detected days (``days``), under the same key plus the day of the clock
+_DAYS: dict[tuple, tuple[dt.date, dt.date]] = {}
 
 
 def _day_code(day: dt.date) -> int:

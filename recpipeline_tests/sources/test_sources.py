@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from functools import partial
 from pathlib import Path
 
@@ -17,13 +18,14 @@ from recpipeline.orchestration.checks import cleaned_check_results
 from recpipeline.preparation.cleaning import clean_partitions, clean_predefined_split, reason_counts
 from recpipeline.preparation.splitting import predefined_split
 from recpipeline.sources import (
+    files,
     open_source,
     partition_window,
     read_raw_events,
     source_row_counts,
     to_contract,
 )
-from recpipeline.sources.reading import SourceError
+from recpipeline.sources.reading import SourceError, read_files
 from recpipeline_tests.conftest import SHARED_DATASETS, SHOP_COLUMNS, shop_source
 
 ML100K = SHARED_DATASETS / "movielens-100k"
@@ -474,3 +476,21 @@ def test_cleaned_checks_warn_on_an_empty_day_and_fail_on_nulls_or_strays():
     assert not results["timestamps_inside_partition"].passed
     empty = cleaned_check_results({"2026-03-02": day.iloc[:0]})[0]
     assert empty.severity == AssetCheckSeverity.ERROR
+
+
+def test_the_days_are_read_once_while_the_files_stay_the_same(tmp_path: Path, monkeypatch):
+    """Building a run's definitions asks for the source's days several times: one read of the files."""
+    reads = []
+
+    def counted(*args, **kwargs):
+        reads.append(1)
+        return read_files(*args, **kwargs)
+
+    monkeypatch.setattr(files, "read_files", counted)
+    (tmp_path / "log.csv").write_text("u,i,t\na,x,2026-03-02 10:00:00\nb,y,2026-03-04 10:00:00\n")
+    config = uit_config(tmp_path / "log.csv")
+    assert [open_source(config).days() for _ in range(3)] == [(dt.date(2026, 3, 2), dt.date(2026, 3, 4))] * 3
+    assert len(reads) == 1
+    (tmp_path / "log.csv").write_text("u,i,t\na,x,2026-03-01 10:00:00\nb,y,2026-03-04 10:00:00\n")
+    os.utime(tmp_path / "log.csv", (0, 1_000_000))  # a new modification time: the file has changed
+    assert open_source(config).days() == (dt.date(2026, 3, 1), dt.date(2026, 3, 4)) and len(reads) == 2
