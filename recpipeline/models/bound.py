@@ -25,7 +25,7 @@ from torch import nn
 
 from recpipeline.models.base import prepare_matrix
 from recpipeline.models.context import FitContext
-from recpipeline.models.neural import TorchRecommender, frozen, sparse_to_dense
+from recpipeline.models.neural import TorchRecommender, frozen, nonempty_rows, sparse_to_dense
 from recpipeline.models.registry import create_model
 
 #: pre-built batches stop at this many bytes or batches; the bound is then extrapolated from their mean
@@ -123,8 +123,7 @@ def _capped(batches: Iterable[Batch]) -> list[Batch]:
 
 
 def _vae_rows(model: TorchRecommender, train: sp.csr_matrix) -> sp.csr_matrix:
-    rows = prepare_matrix(train, getattr(model, "binarize", True))  # CFGAN always binarises
-    return rows[np.diff(rows.indptr) > 0]
+    return nonempty_rows(train, model.binarize)
 
 
 def _vae_batches(model: TorchRecommender, train: sp.csr_matrix, context: FitContext) -> list[Batch]:

@@ -32,6 +32,7 @@ from recpipeline.models.neural import (
     TorchRecommender,
     TrainingRows,
     frozen,
+    nonempty_rows,
     resolve_device,
     score_rows,
 )
@@ -72,6 +73,8 @@ class CFGAN(TorchRecommender):
         "zr_weight": [0.03, 0.1],
         "generator": [[400], [400, 400]],
     }
+    #: purchase vectors are 0/1 (the paper's setting; not a hyperparameter here)
+    binarize = True
 
     def __init__(
         self,
@@ -125,8 +128,7 @@ class CFGAN(TorchRecommender):
         self._start_fit(train, context)
         self.device_ = resolve_device(self.device)
         order_rng = np.random.default_rng(self.seed)
-        x_train = prepare_matrix(train, binarize=True)
-        rows = TrainingRows(x_train[np.diff(x_train.indptr) > 0], self.device_)
+        rows = TrainingRows(nonempty_rows(train, self.binarize), self.device_)
 
         def run_passes(
             passes: int, optimiser: torch.optim.Optimizer, loss_of: Callable[[torch.Tensor], torch.Tensor]
@@ -189,7 +191,7 @@ class CFGAN(TorchRecommender):
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix, context: ScoreContext | None) -> np.ndarray:
         """The generator's logits for the history rows (same order as its purchase probabilities)."""
-        return score_rows(prepare_matrix(history, binarize=True), self.device_, self.module_.generator)
+        return score_rows(prepare_matrix(history, self.binarize), self.device_, self.module_.generator)
 
     def similar_items(self, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Cosine over the generator's output-layer item vectors (rows of its last weight matrix)."""

@@ -18,7 +18,13 @@ from torch import nn
 
 from recpipeline.models.base import Logger, no_log, prepare_matrix
 from recpipeline.models.context import FitContext, ScoreContext
-from recpipeline.models.neural import TorchRecommender, TrainingRows, resolve_device, score_rows
+from recpipeline.models.neural import (
+    TorchRecommender,
+    TrainingRows,
+    nonempty_rows,
+    resolve_device,
+    score_rows,
+)
 from recpipeline.models.similarity import cosine_neighbours
 
 
@@ -121,16 +127,13 @@ class MultVAE(TorchRecommender):
         self._start_fit(train, context)
         self.device_ = resolve_device(self.device)
         order_rng = np.random.default_rng(self.seed)
-        x_train = prepare_matrix(train, self.binarize)
-        active = np.flatnonzero(np.diff(x_train.indptr) > 0)  # empty rows carry no likelihood signal
-        steps_per_epoch = -(-len(active) // self.batch_size)
+        rows = TrainingRows(nonempty_rows(train, self.binarize), self.device_)
+        steps_per_epoch = -(-len(rows) // self.batch_size)
         anneal_steps = self.total_anneal_steps
         if anneal_steps is None:
             anneal_steps = steps_per_epoch * self.epochs
         self.anneal_steps_ = anneal_steps
         step = 0
-
-        rows = TrainingRows(x_train[active], self.device_)
 
         def run_epoch(epoch: int) -> str:
             nonlocal step

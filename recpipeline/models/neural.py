@@ -22,7 +22,14 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from recpipeline.evaluation.relevance import holdout_relevance
-from recpipeline.models.base import ArtefactError, Logger, Recommender, error_summary, non_finite
+from recpipeline.models.base import (
+    ArtefactError,
+    Logger,
+    Recommender,
+    error_summary,
+    non_finite,
+    prepare_matrix,
+)
 from recpipeline.models.context import ScoreContext
 from recpipeline.models.holdout import holdout_ndcg
 from recpipeline.models.threads import resolve_threads
@@ -66,10 +73,17 @@ def sparse_to_dense(rows: sp.csr_matrix, device: torch.device) -> torch.Tensor:
 DENSE_TRAIN_BYTES = 1 << 30
 
 
+def nonempty_rows(train: sp.spmatrix, binarize: bool) -> sp.csr_matrix:
+    """The users' rows an autoencoder-style model trains on: the prepared matrix without empty rows (they
+    carry no likelihood signal)."""
+    rows = prepare_matrix(train, binarize)
+    return rows[np.diff(rows.indptr) > 0]
+
+
 class TrainingRows:
-    """A fit's training rows served as dense batches (the autoencoder-style models: RecVAE, CFGAN):
-    densified once on the device when they fit ``DENSE_TRAIN_BYTES`` (a batch is then a row gather), else
-    each batch is densified from its sparse rows."""
+    """A fit's training rows served as dense batches (the autoencoder-style models: Mult-VAE, RecVAE,
+    CFGAN): densified once on the device when they fit ``DENSE_TRAIN_BYTES`` (a batch is then a row gather),
+    else each batch is densified from its sparse rows."""
 
     def __init__(self, rows: sp.csr_matrix, device: torch.device) -> None:
         self.rows, self.device = rows, device

@@ -25,6 +25,7 @@ from recpipeline.models.neural import (
     TorchRecommender,
     TrainingRows,
     frozen,
+    nonempty_rows,
     resolve_device,
     score_rows,
 )
@@ -152,9 +153,7 @@ class RecVAE(TorchRecommender):
         self._start_fit(train, context)
         self.device_ = resolve_device(self.device)
         order_rng = np.random.default_rng(self.seed)
-        x_train = prepare_matrix(train, self.binarize)
-        # empty rows carry no likelihood signal
-        rows = TrainingRows(x_train[np.diff(x_train.indptr) > 0], self.device_)
+        rows = TrainingRows(nonempty_rows(train, self.binarize), self.device_)
         steps = max(-(-len(rows) // self.batch_size), 1)
 
         def run_pass(optimiser: torch.optim.Optimizer, dropout: float) -> torch.Tensor:
