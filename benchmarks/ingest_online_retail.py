@@ -13,15 +13,15 @@ import argparse
 import resource
 import time
 from functools import partial
-from pathlib import Path
 
 import pandas as pd
 
 from recpipeline.config import parse_config
+from recpipeline.datasets import dataset_folder
 from recpipeline.preparation.cleaning import clean_partitions, reason_counts
 from recpipeline.sources import partition_window, read_raw_events, source_row_counts, to_contract
 
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "shared/datasets/uci-online-retail/online_retail.parquet"
+DEFAULT_PATH = dataset_folder("uci-online-retail") / "online_retail.parquet"  # recpipeline datasets fetch
 
 
 def main() -> None:

@@ -45,6 +45,7 @@ from dagster import (
 )
 
 from recpipeline.config import parse_config
+from recpipeline.datasets import dataset_folder
 from recpipeline.orchestration.instance import ensure_dagster_home
 from recpipeline.orchestration.runner import run_pipeline
 from recpipeline.preparation.cleaning import clean_partitions
@@ -52,7 +53,7 @@ from recpipeline.sources import open_source
 
 #: the assets a daily_ingestion run materializes per day
 DAILY_ASSETS = ("raw_events", "cleaned_events", "quarantined_events")
-DEFAULT_PATH = Path(__file__).resolve().parents[2] / "shared/datasets/uci-online-retail/online_retail.parquet"
+DEFAULT_PATH = dataset_folder("uci-online-retail") / "online_retail.parquet"  # recpipeline datasets fetch
 
 
 def squeezed(path: str, days: int, folder: Path) -> str:

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from recpipeline.datasets import dataset_folder
 from recpipeline.evaluation.metrics import evaluate
 from recpipeline.evaluation.reports import markdown_table
 from recpipeline.models import MODEL_REGISTRY, FitContext, ScoreContext, create_model
@@ -38,7 +39,7 @@ from recpipeline.models.neural import TorchRecommender
 from recpipeline.models.tuning import tune
 from recpipeline.preparation.encoding import interaction_matrix
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "movielens-100k"
+DATA = dataset_folder("movielens-100k")  # recpipeline datasets fetch movielens-100k
 K = 10
 SEED = 42
 #: the genre columns of u.item

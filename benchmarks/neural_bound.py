@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +42,8 @@ def shop_events(events: float, days: int = 10) -> pd.DataFrame:
     from recpipeline.bench import bench_config
     from recpipeline.sources.synthetic import synthetic_source
 
-    source = synthetic_source(bench_config(events, Path("/nonexistent"), days=days))
+    # the configuration's storage is never written here: any folder this process may write in will do
+    source = synthetic_source(bench_config(events, Path(tempfile.gettempdir()), days=days))
     first, _ = source.days()
     raw = pd.concat([source.events_of_day(first + pd.Timedelta(days=d)) for d in range(days)])
     raw["timestamp"] = pd.to_datetime(raw["timestamp"], errors="coerce", utc=True, format="ISO8601")

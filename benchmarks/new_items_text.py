@@ -122,7 +122,7 @@ def time_encoding(catalogue: pd.DataFrame) -> dict:
         "encode_cpu_seconds": time.process_time() - cpu,
         "encode_rows_per_s": len(catalogue) / seconds,
         "distinct_titles": int(catalogue["title"].dropna().astype(str).str.strip().nunique()),
-        "load": Path("/proc/loadavg").read_text().split()[0] if Path("/proc/loadavg").exists() else "?",
+        "load": f"{os.getloadavg()[0]:.2f}" if hasattr(os, "getloadavg") else "?",
     }
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from recpipeline.datasets import dataset_folder
 from recpipeline.models import FitContext, ScoreContext, create_model
 from recpipeline.models.base import score_chunk_rows, top_k_excluding
 
@@ -34,7 +35,7 @@ MODELS = (
     ("cooccurrence", {}),
     ("item_knn", {}),
 )
-DATA = Path("/work/shared/datasets/diginetica-sample/sample_train-item-views.csv")
+DATA = dataset_folder("diginetica-sample") / "sample_train-item-views.csv"  # recpipeline datasets fetch
 
 
 def load(path: Path) -> pd.DataFrame:

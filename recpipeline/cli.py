@@ -32,6 +32,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     backfill.add_argument("--end", required=True, help="last day (inclusive), YYYY-MM-DD")
     backfill.add_argument("--no-train", action="store_true", help="only ingest and clean the days")
 
+    backtest = commands.add_parser(
+        "backtest",
+        help="rolling-origin backtest: the chain at every cut date in a range, then the verdict over time",
+    )
+    _common(backtest)
+    backtest.add_argument("--start", required=True, help="first cut date (the last day before a test window)")
+    backtest.add_argument("--end", required=True, help="last cut date (inclusive), YYYY-MM-DD")
+    backtest.add_argument(
+        "--every", type=_positive_int, help="days between cuts (default: backtest.every_days)"
+    )
+    backtest.add_argument(
+        "--cold", action="store_true", help="every cut starts cold, as if run alone (no warm starts)"
+    )
+
     ui = commands.add_parser("ui", help="start the Dagster web UI and daemon (dagster dev) on loopback")
     ui.add_argument("--config", help="run configuration YAML the code location loads")
     ui.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback only)")
@@ -52,6 +66,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
 
     _add_evaluate(commands)
+    _add_report(commands)
+    _add_datasets(commands)
 
     args = parser.parse_args(argv)
     try:
@@ -61,6 +77,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _bench(args)
         if args.command == "evaluate":
             return _evaluate(args)
+        if args.command == "report":
+            return _report(args)
+        if args.command == "backtest":
+            return _backtest(args)
+        if args.command == "datasets":
+            return _datasets(args)
         return _run(args)
     except Exception as exc:
         clear = _clear_error(exc)
@@ -95,6 +117,10 @@ def _common(parser: argparse.ArgumentParser) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # dates are compared as text further on: 2026-01-1 would sort after 2026-01-10
+    for flag in ("start", "end"):
+        if getattr(args, flag, None) is not None:
+            setattr(args, flag, _iso_date(getattr(args, flag), f"--{flag}"))
     config = load_config(args.config)
     from dagster import BetaWarning, DagsterInstance
 
@@ -120,6 +146,47 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backtest(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    from dagster import BetaWarning, DagsterInstance
+
+    from recpipeline.evaluation.backtest import backtest_summary, verdict_over_time
+    from recpipeline.evaluation.verdict import verdict_markdown
+    from recpipeline.orchestration.instance import ensure_dagster_home
+    from recpipeline.orchestration.resources import Warehouse
+    from recpipeline.orchestration.runner import run_backtest
+
+    warnings.filterwarnings("ignore", category=BetaWarning)
+    start, end = (_iso_date(value, flag) for value, flag in ((args.start, "--start"), (args.end, "--end")))
+    home = ensure_dagster_home()
+    with DagsterInstance.get() as instance:
+        outcome = run_backtest(
+            config,
+            instance,
+            start,
+            end,
+            every=args.every,
+            progress=not args.no_progress,
+            log_level=args.log_level,
+            cold=args.cold,
+        )
+    table = Warehouse(root=config.storage).read_previous("backtest")
+    lines = verdict_over_time(table, backtest_summary(table), config.k)
+    print(f"\nCuts run: {', '.join(outcome.partitions)}\n\nVerdict over time:\n{verdict_markdown(lines)}")
+    print(f"\noutputs under {config.storage} (backtest.parquet, backtest_costs.parquet); runs in {home}")
+    return 0
+
+
+def _iso_date(text: str, flag: str) -> str:
+    """A YYYY-MM-DD date, normalised (``2026-1-5`` would otherwise compare as text)."""
+    import datetime as dt
+
+    try:
+        return dt.date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise ConfigError(f"{flag}: expected a date YYYY-MM-DD, got {text!r}") from None
+
+
 def _run_results(config: RunConfig, metrics: pd.DataFrame) -> str:
     """The headline segment's metrics table, then the verdict (significance read from the warehouse)."""
     import pandas as pd
@@ -135,7 +202,8 @@ def _run_results(config: RunConfig, metrics: pd.DataFrame) -> str:
     if significance is None:
         significance = pd.DataFrame(columns=list(SIGNIFICANCE_COLUMNS))
     families = evaluated_families(metrics["model"], config.model_names)
-    verdict = verdict_lines(metrics, significance, families, config.k)
+    costs = Warehouse(root=config.storage).read_previous("model_costs")
+    verdict = verdict_lines(metrics, significance, families, config.k, costs)
     table = markdown_table(metrics_summary(metrics, segment))
     return f"\nSegment {segment}:\n\n{table}\n\nVerdict:\n{verdict_markdown(verdict)}"
 
@@ -164,9 +232,32 @@ def _ui(args: argparse.Namespace) -> int:
         load_config(args.config)  # fail here, clearly, rather than inside the code server
         os.environ[CONFIG_ENV_VAR] = os.path.abspath(args.config)
     ensure_dagster_home()
+    warning = exposure_warning(args.host)
+    if warning:
+        print(f"recpipeline: warning: {warning}", file=sys.stderr, flush=True)
+    # the report links of the metrics and report assets open what this serves
+    _serve_report_beside_ui(os.environ.get(CONFIG_ENV_VAR))
     command = ui_command(args.host, args.port)
     os.execv(command[0], command)
     return 0  # not reached
+
+
+def exposure_warning(host: str) -> str | None:
+    """What binding the UI to ``host`` exposes, when that is beyond this machine's loopback."""
+    import ipaddress
+
+    if host.strip().lower() == "localhost":
+        return None
+    try:
+        if ipaddress.ip_address(host.strip("[]")).is_loopback:
+            return None
+    except ValueError:
+        pass  # a host name: it may resolve to any interface
+    return (
+        f"the Dagster UI binds to {host}, beyond loopback, with no authentication: anyone who reaches the "
+        "port can launch, cancel and delete runs, start backfills and read every asset's metadata and logs "
+        "(docs/operations.md: put it behind a reverse proxy with authentication)"
+    )
 
 
 def ui_command(host: str, port: str) -> list[str]:
@@ -184,6 +275,51 @@ def ui_command(host: str, port: str) -> list[str]:
         "-p",
         port,
     ]
+
+
+def _add_report(commands: argparse._SubParsersAction) -> None:
+    report = commands.add_parser(
+        "report", help="serve the evaluation report (<storage>/report/report.html) on 127.0.0.1 until Ctrl-C"
+    )
+    report.add_argument("--config", help="run configuration YAML: whose storage (default: the embedded one)")
+    report.add_argument("--port", type=int, help="port (default: $RECPIPELINE_REPORT_PORT, else 3001)")
+    report.add_argument("--open", action="store_true", help="open the report in a web browser")
+    report.add_argument("--while-parent-lives", action="store_true", help=argparse.SUPPRESS)
+
+
+def _report(args: argparse.Namespace) -> int:
+    import webbrowser
+
+    from recpipeline.evaluation.serving import REPORT_PAGE, report_folder, report_port, serve
+
+    config = load_config(args.config)
+    page = report_folder(config.storage) / REPORT_PAGE
+
+    def ready(url: str) -> None:
+        if not args.while_parent_lives:  # beside the UI: quiet
+            missing = "" if page.exists() else " (none yet: materialize the report asset)"
+            print(f"Serving {page}{missing} at {url} — Ctrl-C to stop", flush=True)
+        if args.open:
+            webbrowser.open(url)
+
+    try:
+        serve(config.storage, args.port, ready=ready, while_parent_lives=args.while_parent_lives)
+    except OSError as exc:  # the port is taken: say so in one line (beside the UI, only the links suffer)
+        print(
+            f"recpipeline: cannot serve the report on 127.0.0.1:{args.port or report_port()}: {exc}",
+            file=sys.stderr,
+        )
+        return 2
+    return 0
+
+
+def _serve_report_beside_ui(config_file: str | None) -> None:
+    """``recpipeline report`` in a child process that ends with the UI (same process group: Ctrl-C stops
+    both; it also stops when the UI's process is gone); a taken port only costs the links."""
+    import subprocess
+
+    command = [sys.executable, "-m", "recpipeline.cli", "report", "--while-parent-lives"]
+    subprocess.Popen([*command, *(["--config", config_file] if config_file else [])])
 
 
 def _add_evaluate(commands: argparse._SubParsersAction) -> None:
@@ -223,6 +359,72 @@ def _add_evaluate(commands: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--output", type=Path, help="write the metrics table here (.csv or .parquet)")
 
 
+def _add_datasets(commands: argparse._SubParsersAction) -> None:
+    from recpipeline.datasets import DATASETS
+
+    datasets = commands.add_parser(
+        "datasets", help="list or fetch the public datasets the example configurations and benchmarks read"
+    )
+    actions = datasets.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="each dataset's size, licence, URL and whether it is here")
+    fetch = actions.add_parser("fetch", help="download, verify and unpack a dataset (resumable)")
+    fetch.add_argument("name", choices=list(DATASETS))
+    fetch.add_argument(
+        "--to",
+        type=Path,
+        help="the folder holding datasets (default: $RECPIPELINE_DATA, else ./data/datasets)",
+    )
+    fetch.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        help="register a copy downloaded elsewhere: the archive, the file, or the unpacked folder",
+    )
+    fetch.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _datasets(args: argparse.Namespace) -> int:
+    from recpipeline import datasets
+
+    if args.action == "list":
+        print(datasets.format_listing())
+        return 0
+    try:
+        folder = datasets.fetch(
+            datasets.DATASETS[args.name],
+            args.to,
+            args.source,
+            progress=not args.no_progress,
+            notify=lambda line: print(f"recpipeline: {line}", file=sys.stderr, flush=True),
+        )
+    except datasets.DatasetError as exc:
+        print(f"recpipeline: {exc}", file=sys.stderr)
+        return 2
+    print(folder)
+    if folder.parent != datasets.data_location():  # configurations read ${RECPIPELINE_DATA}/<name>
+        print(
+            f"recpipeline: configurations find it with {datasets.DATA_ENV_VAR}={folder.parent}",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def _output_problem(path: Path) -> str | None:
+    """Why the metrics cannot be written to ``path``, or ``None``."""
+    from recpipeline.contracts import TABLE_SUFFIXES
+
+    if path.suffix.lower() not in TABLE_SUFFIXES:
+        return f"{path}: the output must be a .csv or .parquet file"
+    folder = path.expanduser().resolve().parent
+    if not folder.is_dir():
+        return f"{path}: the folder {folder} does not exist; create it first"
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return f"{path}: cannot write in {folder}"
+    if path.is_dir():
+        return f"{path}: is a folder; name a file"
+    return None
+
+
 def _positive_int(text: str) -> int:
     if not text.isdigit() or int(text) < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
@@ -230,11 +432,21 @@ def _positive_int(text: str) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    import math
+
     import pandas as pd
 
     from recpipeline.evaluation.external import ExternalDataError, evaluate_files, write_table
     from recpipeline.evaluation.reports import markdown_table, metrics_summary
 
+    if args.min_rating is not None and not math.isfinite(args.min_rating):
+        print(f"recpipeline: --min-rating: expected a finite number, got {args.min_rating}", file=sys.stderr)
+        return 2
+    if args.output is not None:  # checked before the work, not after it
+        problem = _output_problem(args.output)
+        if problem:
+            print(f"recpipeline: --output: {problem}", file=sys.stderr)
+            return 2
     try:
         if args.sessions:
             from recpipeline.evaluation.sessions import evaluate_session_files

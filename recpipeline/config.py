@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import glob
+import math
 import os
 import re
 from dataclasses import dataclass, field, fields, replace
@@ -17,6 +18,7 @@ from typing import Any
 import yaml
 
 from recpipeline.contracts import EVENT_TYPES, VALUE_RANGE, table_files
+from recpipeline.datasets import dataset_named_by, expand_data_location, missing_message
 from recpipeline.models.registry import MODEL_NAMES, has_item_similarity
 
 #: environment variable naming the configuration file the Dagster code location loads
@@ -35,13 +37,37 @@ SOURCE_SETTINGS = {
     "synthetic": {"synthetic"},
     "files": {
         "path", "format", "options", "columns", "event_type_default", "event_types", "timezone",
-        "timestamp_unit", "items", "users",
+        "timestamp_unit", "timestamp_format", "items", "users",
     },
     "movielens": {"path"},
     "online_retail": {"path", "format", "options", "timezone"},
 }  # fmt: skip
 FILE_FORMATS = ("csv", "parquet", "jsonl")
-TIMESTAMP_UNITS = ("auto", "s", "ms", "iso")
+TIMESTAMP_UNITS = ("auto", "s", "ms", "us", "ns", "iso")
+#: reader options that drop or skip input lines before they are counted: every input row must be accounted
+#: for (cleaned or quarantined with a reason), so they are refused
+ROW_DROPPING_OPTIONS = {
+    "on_bad_lines": "drops malformed lines uncounted",
+    "nrows": "reads only the first rows, leaving the rest uncounted",
+    "skiprows": "skips lines uncounted",
+    "skipfooter": "skips the last lines uncounted",
+    "error_bad_lines": "drops malformed lines uncounted",
+    "warn_bad_lines": "drops malformed lines uncounted",
+    "comment": "drops the rest of a line after the comment character uncounted",
+}
+#: configured dates further apart than this (twenty years of daily partitions) are refused
+MAX_SOURCE_DAYS = 7305
+#: upper bounds of settings whose large values only fail late, in a step (or take hours)
+MAX_K = 10_000
+MAX_BOOTSTRAP_SAMPLES = 100_000
+MAX_EVENT_WEIGHT = 1e6
+#: YAML aliases (*name) a configuration file may use: a few hundred bytes of nested aliases expand to
+#: gigabytes (an "alias bomb"), so the loader counts them
+MAX_YAML_ALIASES = 100
+#: storage under these folders is not a place for data (as root, their files look writable)
+SYSTEM_FOLDERS = ("/proc", "/sys", "/dev")
+#: execution.broker may name an environment variable instead of holding the URL: ${NAME}
+BROKER_ENV_VAR = "RECPIPELINE_BROKER_URL"
 #: contract columns a `files` source maps; the first three are required
 MAPPED_COLUMNS = (
     "user_id",
@@ -90,7 +116,9 @@ class SourceConfig:
     event_type_default: str | None = None  # every row's event type when no event_type column is mapped
     event_types: dict[str, str] = field(default_factory=dict)  # source value -> contract event type
     timezone: str | None = None  # of naive timestamps; None = UTC (online_retail: Europe/London)
-    timestamp_unit: str = "auto"  # auto | s | ms | iso
+    timestamp_unit: str = "auto"  # auto | s | ms | us | ns | iso
+    #: a strptime format of the timestamps (e.g. %Y%m%d for compact dates) instead of timestamp_unit
+    timestamp_format: str | None = None
     items: TableConfig | None = None
     users: TableConfig | None = None
     #: events of a user without a session id further apart than this start a new session
@@ -188,6 +216,23 @@ class TuningConfig:
 
 
 @dataclass(frozen=True)
+class BacktestConfig:
+    """Rolling-origin backtests (split.kind temporal): the training-and-evaluation chain repeated at cut
+    dates, each the last day before its test window of split.test_days."""
+
+    #: days between cut dates, and so between the cut partitions: 1 (daily) or 7 (weekly, on the first
+    #: cut's weekday); `recpipeline backtest --every` may take any multiple of it
+    every_days: int = 7
+    #: days of training data the first cut keeps before its validation window
+    min_train_days: int = 14
+    #: torch models continue from the previous cut's weights of the same settings (validation fit from its
+    #: validation fit, final fit from its final fit); false: every cut starts cold
+    warm_start: bool = True
+    #: the nightly budget: at most this many epochs per torch model and cut; None = the models' own
+    max_epochs: int | None = None
+
+
+@dataclass(frozen=True)
 class ExecutionConfig:
     """Which Dagster executor runs a job's steps."""
 
@@ -232,6 +277,7 @@ class RunConfig:
     )
     similar_items: SimilarItemsConfig = field(default_factory=SimilarItemsConfig)
     tuning: TuningConfig = field(default_factory=TuningConfig)
+    backtest: BacktestConfig = field(default_factory=BacktestConfig)
     #: every cut-off metrics are reported at (ascending); models recommend max(ks) items
     ks: tuple[int, ...] = (10,)
     evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
@@ -250,15 +296,129 @@ class RunConfig:
         return self.ks[-1]
 
 
+class _YamlProblem(Exception):
+    """A configuration file that YAML reads but this loader refuses (the message lacks only the file)."""
+
+
+class StrictLoader(yaml.SafeLoader):
+    """PyYAML's SafeLoader that refuses a key given twice in a mapping (YAML keeps the last one silently),
+    refuses documents whose aliases expand to more than ``MAX_YAML_NODES`` nodes (a few hundred bytes of
+    nested aliases expand to gigabytes) and leaves an impossible date (2026-02-30) as text for the
+    setting's own check to name."""
+
+    aliases_used = 0
+
+    def compose_document(self) -> yaml.Node:
+        node = super().compose_document()
+        if self.aliases_used and _expanded_size(node) > MAX_YAML_NODES:
+            raise _YamlProblem(
+                f"aliases (*name) expand to more than {MAX_YAML_NODES} values; write the settings out, or "
+                "use fewer aliases"
+            )
+        return node
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if self.check_event(yaml.AliasEvent):
+            self.aliases_used = getattr(self, "aliases_used", 0) + 1
+            if self.aliases_used > MAX_YAML_ALIASES:
+                line = self.peek_event().start_mark.line + 1
+                raise _YamlProblem(f"line {line}: more than {MAX_YAML_ALIASES} YAML aliases (*name)")
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+                seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:  # an unhashable key: construct_mapping names it
+                continue
+            if first is not None:
+                raise _YamlProblem(
+                    f"line {key_node.start_mark.line + 1}: key {_shown(key)} given twice (first on line "
+                    f"{first}); YAML would keep only the last: remove one"
+                )
+        return super().construct_mapping(node, deep=deep)
+
+    def construct_yaml_timestamp(self, node: yaml.ScalarNode) -> Any:
+        try:
+            return super().construct_yaml_timestamp(node)
+        except ValueError:  # 2026-02-30: the date setting's check names the key
+            return self.construct_scalar(node)
+
+
+StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", StrictLoader.construct_yaml_timestamp)
+#: the most values a configuration's aliases may expand to
+MAX_YAML_NODES = 100_000
+
+
+def _expanded_size(node: yaml.Node) -> int:
+    """The number of nodes ``node`` stands for with every alias written out (a cycle counts as too many)."""
+    sizes: dict[int, int] = {}
+
+    def size(current: yaml.Node, depth: int) -> int:
+        key = id(current)
+        if key in sizes:
+            return sizes[key]
+        if depth > 200:
+            return MAX_YAML_NODES + 1
+        sizes[key] = MAX_YAML_NODES + 1  # reached again while counting: a cycle
+        total = 1
+        if isinstance(current, yaml.SequenceNode):
+            total += sum(size(child, depth + 1) for child in current.value)
+        elif isinstance(current, yaml.MappingNode):
+            total += sum(size(k, depth + 1) + size(v, depth + 1) for k, v in current.value)
+        sizes[key] = min(total, MAX_YAML_NODES + 1)
+        return sizes[key]
+
+    return size(node, 0)
+
+
+def _shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, shortened to fit a one-line message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _config_text(file: Path) -> str:
+    """The file's text: UTF-8 (a byte-order mark allowed), or UTF-16 with its byte-order mark."""
+    try:
+        data = file.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: configuration file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{file}: cannot read the configuration file ({exc.strerror or exc})") from None
+    encoding = "utf-16" if data.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(
+            f"{file}: not UTF-8 text (byte {exc.start}, line {line}: {data[exc.start : exc.start + 1]!r}); "
+            "save the configuration file as UTF-8"
+        ) from None
+
+
 def load_config(path: str | os.PathLike[str] | None = None) -> RunConfig:
     """Read a run configuration; ``None`` means the embedded default."""
     file = Path(path) if path is not None else DEFAULT_CONFIG_PATH
+    text = _config_text(file)
     try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"{file}: configuration file not found") from None
+        raw = yaml.load(text, Loader=StrictLoader)  # noqa: S506 - StrictLoader is a SafeLoader
+    except _YamlProblem as exc:
+        raise ConfigError(f"{file}: {exc}") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{file}: not valid YAML: {exc}") from None
+        message = " ".join(str(exc).split())
+        raise ConfigError(f"{file}: not valid YAML: {_shown(message, 300)}") from None
+    if raw is None and path is not None:
+        raise ConfigError(
+            f"{file}: the configuration file is empty (or only comments); write its settings "
+            "(docs/configuration.md), or leave out --config to run the embedded synthetic default"
+        )
+    raw = {} if raw is None else raw
     if not isinstance(raw, dict):
         raise ConfigError(f"{file}: expected a mapping at the top level, got {type(raw).__name__}")
     # relative paths in a user's file are relative to that file; the embedded default's to the working dir
@@ -289,6 +449,7 @@ def parse_config(raw: dict[str, Any], source_name: str = "<dict>", base_dir: Pat
     split = _split(raw, where, base_dir, source.kind)
     models = _models(raw["models"], where) if "models" in raw else defaults.models
     storage = validate_storage(raw.get("storage", defaults.storage), where, base_dir)
+    _storage_outside_inputs(storage, source, where)
     weights = _event_weights(raw.get("event_weights", {}), defaults.event_weights, where)
     return RunConfig(
         source=source,
@@ -299,6 +460,7 @@ def parse_config(raw: dict[str, Any], source_name: str = "<dict>", base_dir: Pat
         models=models,
         similar_items=_similar_items(raw, where, models),
         tuning=_tuning(raw, where, models),
+        backtest=_backtest(raw, where),
         ks=_ks(raw.get("k", list(defaults.ks)), where),
         evaluation=_evaluation(raw, where, base_dir, models, weights),
         seed=_integer(raw.get("seed", defaults.seed), where, "seed", 0),
@@ -333,6 +495,7 @@ def validate_models(config: RunConfig) -> None:
                     f"known: {', '.join(parameters)}"
                 )
             _parameter_type(value, parameters[key].default, where, f"models.{spec.name}.{key}")
+            _parameter_range(value, key, where, f"models.{spec.name}.{key}")
         try:
             cls(**spec.params).check_params()
         except (ValueError, TypeError) as exc:
@@ -351,6 +514,33 @@ _PARAMETER_TYPES = {
 
 #: a number YAML 1.1 reads as text: an exponent without a decimal point or without a sign (1e-3, 1.0e3)
 _EXPONENT = r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+"
+
+
+#: hyperparameters every model names alike, and their allowed ranges: (low, high, low included)
+_PARAMETER_RANGES = {
+    **dict.fromkeys(
+        ("factors", "epochs", "batch_size", "iterations", "n_iter", "heads", "hidden", "latent", "max_len"),
+        (1, None, True),
+    ),
+    **dict.fromkeys(("neighbours", "blocks", "feature_dim"), (1, None, True)),
+    **dict.fromkeys(("regularization", "weight_decay", "shrinkage", "alpha"), (0, None, True)),
+    **dict.fromkeys(("lr", "learning_rate"), (0, None, False)),
+    **dict.fromkeys(("dropout", "mask_prob"), (0, 1, True)),
+}
+
+
+def _parameter_range(value: Any, name: str, where: str, key: str) -> None:
+    """A number is finite (NaN and .inf fail late, deep in a fit), and a common hyperparameter in range."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return
+    if not math.isfinite(value):
+        raise ConfigError(f"{where}: {key}: expected a finite number, got {value!r}")
+    if name not in _PARAMETER_RANGES:
+        return
+    low, high, low_included = _PARAMETER_RANGES[name]
+    if value < low or (value == low and not low_included) or (high is not None and value >= high):
+        allowed = f"{'>=' if low_included else '>'} {low}" + ("" if high is None else f" and < {high}")
+        raise ConfigError(f"{where}: {key}: expected a number {allowed}, got {value!r}")
 
 
 def _parameter_type(value: Any, default: Any, where: str, key: str) -> None:
@@ -378,8 +568,31 @@ def validate_storage(value: Any, where: str, base_dir: Path) -> str:
         raise ConfigError(f"{where}: storage: path contains a NUL byte")
     path = Path(value).expanduser()
     path = (path if path.is_absolute() else base_dir / path).resolve()
+    system = next((folder for folder in SYSTEM_FOLDERS if path.is_relative_to(folder)), None)
+    if system is not None:
+        raise ConfigError(
+            f"{where}: storage: {path} is under {system}, a system folder, not a place for data; choose "
+            "another storage path"
+        )
     _check_writable(path, where)
     return str(path)
+
+
+def _storage_outside_inputs(storage: str, source: SourceConfig, where: str) -> None:
+    """A storage inside the source's folder (or glob) would be read back as input by the next run."""
+    if source.path is None or "://" in source.path or "://" in storage:
+        return
+    path = Path(source.path)
+    if any(char in source.path for char in "*?["):
+        parts = path.parts
+        path = Path(*parts[: next(i for i, part in enumerate(parts) if any(c in part for c in "*?["))])
+    elif not path.is_dir():
+        return
+    if Path(storage).is_relative_to(path.resolve()):
+        raise ConfigError(
+            f"{where}: storage: {storage} is inside the source folder {path}, whose files every run reads; "
+            "choose a storage path outside it"
+        )
 
 
 def _check_writable(path: Path, where: str) -> None:
@@ -400,19 +613,23 @@ def _check_writable(path: Path, where: str) -> None:
 
 def input_path(value: Any, where: str, key: str, base_dir: Path) -> str:
     """An input file, glob or folder: an fsspec URL with a known protocol, or a local path that exists
-    (made absolute, relative to ``base_dir``); a glob must match at least one file."""
+    (made absolute, relative to ``base_dir``); a glob must match at least one file. A leading
+    ``${RECPIPELINE_DATA}`` is the public datasets' location (``recpipeline datasets``)."""
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{where}: {key}: expected a file, glob or folder path (or URL), got {value!r}")
     if "://" in value:
         _check_url_protocol(value, where, key)
         return value
-    path = Path(value).expanduser()
+    dataset = dataset_named_by(value)
+    path = Path(expand_data_location(value)).expanduser()
     path = path if path.is_absolute() else base_dir / path
     if any(char in value for char in "*?["):
         if not glob.glob(str(path), recursive=True):
             raise ConfigError(f"{where}: {key}: no file matches {path}")
         return str(path)
     if not path.exists():
+        if dataset is not None:
+            raise ConfigError(f"{where}: {key}: {missing_message(dataset)}")
         raise ConfigError(f"{where}: {key}: no such file or folder: {path.resolve()}")
     return str(path.resolve())
 
@@ -449,6 +666,14 @@ def _source(raw: dict[str, Any], where: str, base_dir: Path) -> SourceConfig:
         raise ConfigError(
             f"{where}: source.end_date {source.end_date} is before start_date {source.start_date}"
         )
+    # synthetic without end_date: up to yesterday; a file source's own last day is checked when read
+    end = source.end_date or (dt.date.today() - dt.timedelta(days=1) if kind == "synthetic" else None)
+    if source.start_date and end and (end - source.start_date).days >= MAX_SOURCE_DAYS:
+        raise ConfigError(
+            f"{where}: source.start_date {source.start_date} is {(end - source.start_date).days + 1} daily "
+            f"partitions before {end} (at most {MAX_SOURCE_DAYS}, twenty years); set it near the data's "
+            "first day"
+        )
     if kind == "synthetic":
         _mapping(source.synthetic, where, "source.synthetic")
         return source
@@ -461,7 +686,12 @@ def _source(raw: dict[str, Any], where: str, base_dir: Path) -> SourceConfig:
     if kind != "files":
         return source
     if source.timestamp_unit not in TIMESTAMP_UNITS:
-        raise ConfigError(f"{where}: source.timestamp_unit: expected one of {TIMESTAMP_UNITS}")
+        raise ConfigError(
+            f"{where}: source.timestamp_unit: expected one of {TIMESTAMP_UNITS}, got "
+            f"{_shown(source.timestamp_unit)}"
+        )
+    if source.timestamp_format is not None:
+        _timestamp_format(source.timestamp_format, source.timestamp_unit, where)
     columns = _columns(source.columns, MAPPED_COLUMNS, MAPPED_COLUMNS[:3], where, "source.columns")
     mapped_type = columns.get("event_type") is not None
     if mapped_type == (source.event_type_default is not None):
@@ -502,6 +732,13 @@ def _reader_settings(fmt: Any, options: Any, where: str, key: str) -> None:
         raise ConfigError(f"{where}: {key}.format: expected one of {FILE_FORMATS}, got {fmt!r}")
     if not isinstance(options, dict):
         raise ConfigError(f"{where}: {key}.options: expected a mapping of reader options")
+    dropping = next((option for option in options if option in ROW_DROPPING_OPTIONS), None)
+    if dropping is not None:
+        raise ConfigError(
+            f"{where}: {key}.options.{dropping}: refused: it {ROW_DROPPING_OPTIONS[dropping]}, and every "
+            "input row must be accounted for (cleaned, or quarantined with its reason); remove it, and fix "
+            "or filter the file before the run if rows must go"
+        )
 
 
 def _columns(
@@ -519,6 +756,25 @@ def _columns(
         if column is not None and not isinstance(column, str | int):
             raise ConfigError(f"{where}: {key}.{name}: expected a source column name, got {column!r}")
     return {name: None if column is None else str(column) for name, column in values.items()}
+
+
+def _timestamp_format(value: Any, unit: str, where: str) -> None:
+    """``source.timestamp_format``: a strptime format with at least a year, instead of a timestamp unit."""
+    if not isinstance(value, str) or "%" not in value:
+        raise ConfigError(
+            f"{where}: source.timestamp_format: expected a strptime format such as '%Y%m%d' or "
+            f"'%d/%m/%Y %H:%M', got {_shown(value)}"
+        )
+    if unit != "auto":
+        raise ConfigError(
+            f"{where}: source.timestamp_format: give timestamp_format or timestamp_unit ({unit!r}), not both"
+        )
+    try:
+        dt.datetime(2026, 1, 10, 10, 0, tzinfo=dt.UTC).strftime(value)
+    except ValueError as exc:
+        raise ConfigError(f"{where}: source.timestamp_format: {exc} in {value!r}") from None
+    if "%Y" not in value and "%y" not in value and "%G" not in value:
+        raise ConfigError(f"{where}: source.timestamp_format: {value!r} has no year (%Y)")
 
 
 def _timezone(value: Any, where: str) -> None:
@@ -595,10 +851,15 @@ def _value_range(value: Any, where: str) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def _integer(value: Any, where: str, key: str, lowest: int) -> int:
+def _integer(value: Any, where: str, key: str, lowest: int, highest: int | None = None) -> int:
     # bool is an int subclass, but `test_days: true` is a mistake, not 1
-    if not isinstance(value, int) or isinstance(value, bool) or value < lowest:
-        raise ConfigError(f"{where}: {key}: expected an integer >= {lowest}, got {value!r}")
+    too_high = highest is not None and isinstance(value, int) and value > highest
+    if not isinstance(value, int) or isinstance(value, bool) or value < lowest or too_high:
+        allowed = f">= {lowest}" if highest is None else f"in [{lowest}, {highest:,}]"
+        hint = ""
+        if isinstance(value, str) and re.fullmatch(_EXPONENT, value.strip()):
+            hint = "; YAML reads an exponent as text: write the integer out"
+        raise ConfigError(f"{where}: {key}: expected an integer {allowed}, got {_shown(value)}{hint}")
     return value
 
 
@@ -609,7 +870,7 @@ def _number(
     is_number = isinstance(value, int | float) and not isinstance(value, bool)
     if not is_number or not (low < value < high if open_interval else low <= value <= high):
         bounds = f"({low:g}, {high:g})" if open_interval else f"[{low:g}, {high:g}]"
-        raise ConfigError(f"{where}: {key}: expected a number in {bounds}, got {value!r}")
+        raise ConfigError(f"{where}: {key}: expected a number in {bounds}, got {_shown(value)}")
     return value
 
 
@@ -621,14 +882,24 @@ def _event_weights(value: Any, defaults: dict[str, float], where: str) -> dict[s
             raise ConfigError(
                 f"{where}: event_weights.{event_type}: unknown event type; expected one of {EVENT_TYPES}"
             )
-        _number(weight, where, f"event_weights.{event_type}", 0.0, float("inf"))
+        _number(weight, where, f"event_weights.{event_type}", 0.0, MAX_EVENT_WEIGHT)
+    if not any(weights.values()):
+        raise ConfigError(
+            f"{where}: event_weights: every weight is 0, so no interaction counts and every model ties; give "
+            "at least one event type a positive weight"
+        )
     return {event_type: float(weight) for event_type, weight in weights.items()}
 
 
 def _ks(value: Any, where: str) -> tuple[int, ...]:
     values = value if isinstance(value, list) else [value]
-    if not values or not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in values):
-        raise ConfigError(f"{where}: k: expected a positive integer or a list of them, got {value!r}")
+    if not values or not all(
+        isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= MAX_K for k in values
+    ):
+        raise ConfigError(
+            f"{where}: k: expected a positive integer (at most {MAX_K:,}) or a list of them, got "
+            f"{_shown(value)}"
+        )
     return tuple(sorted(set(values)))
 
 
@@ -640,8 +911,9 @@ def _evaluation(
     event_weights: dict[str, float],
 ) -> EvaluationConfig:
     section = _section(raw, "evaluation", EvaluationConfig, where)
-    for key, lowest in (("cold_max_interactions", 0), ("bootstrap_samples", 1), ("history_runs", 1)):
+    for key, lowest in (("cold_max_interactions", 0), ("history_runs", 1)):
         _integer(getattr(section, key), where, f"evaluation.{key}", lowest)
+    _integer(section.bootstrap_samples, where, "evaluation.bootstrap_samples", 1, MAX_BOOTSTRAP_SAMPLES)
     for key in ("alpha", "regression_tolerance"):
         _number(getattr(section, key), where, f"evaluation.{key}", 0.0, 1.0, open_interval=True)
     _integer(section.min_segment_users, where, "evaluation.min_segment_users", 0)
@@ -719,8 +991,8 @@ def _execution(raw: dict[str, Any], where: str, storage: str) -> ExecutionConfig
             f"{where}: execution.broker: the celery executor needs a broker URL (e.g. redis://host:6379/0), "
             "and only it takes one"
         )
-    if section.broker is not None and (not isinstance(section.broker, str) or "://" not in section.broker):
-        raise ConfigError(f"{where}: execution.broker: expected a URL such as redis://host:6379/0")
+    if section.broker is not None:
+        section = replace(section, broker=_broker(section.broker, where))
     value = section.max_concurrent
     if value is None:
         return section
@@ -728,6 +1000,48 @@ def _execution(raw: dict[str, Any], where: str, storage: str) -> ExecutionConfig
         raise ConfigError(f"{where}: execution.max_concurrent: only for execution.executor multiprocess")
     _integer(value, where, "execution.max_concurrent", 1)
     return section
+
+
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _broker(value: Any, where: str) -> str:
+    """``execution.broker``: a URL without a password, or ``${NAME}``, an environment variable holding the
+    URL (with its password: the file then holds no secret). A URL is never shown in a message."""
+    key = "execution.broker"
+    if not isinstance(value, str):
+        raise ConfigError(
+            f"{where}: {key}: expected a URL such as redis://host:6379/0 or ${{{BROKER_ENV_VAR}}}"
+        )
+    reference = _ENV_REFERENCE.fullmatch(value.strip())
+    if reference is not None:
+        name = reference.group(1)
+        url = os.environ.get(name, "").strip()
+        if not url:
+            raise ConfigError(
+                f"{where}: {key}: environment variable {name} is not set; set it to the broker URL"
+            )
+        if "://" not in url:
+            raise ConfigError(
+                f"{where}: {key}: environment variable {name} does not hold a URL such as redis://host:6379/0"
+            )
+        return url
+    if "://" not in value:
+        raise ConfigError(
+            f"{where}: {key}: expected a URL such as redis://host:6379/0 or ${{{BROKER_ENV_VAR}}}"
+        )
+    from urllib.parse import urlsplit
+
+    try:
+        password = urlsplit(value).password
+    except ValueError:
+        raise ConfigError(f"{where}: {key}: not a valid URL") from None
+    if password:
+        raise ConfigError(
+            f"{where}: {key}: the URL holds a password in clear text; put the URL in the environment "
+            f"variable {BROKER_ENV_VAR} and write `broker: ${{{BROKER_ENV_VAR}}}`"
+        )
+    return value
 
 
 def _reject_unknown(values: dict[Any, Any], known: set[str], where: str, prefix: str) -> None:
@@ -802,3 +1116,18 @@ def _tuning(raw: dict[str, Any], where: str, models: tuple[ModelSpec, ...]) -> T
     if unknown:
         raise ConfigError(f"{where}: tuning.models: {unknown[0]!r} is not among models {names}")
     return replace(section, models=tuple(tuned))
+
+
+def _backtest(raw: dict[str, Any], where: str) -> BacktestConfig:
+    section = _section(raw, "backtest", BacktestConfig, where)
+    if section.every_days not in (1, 7) or isinstance(section.every_days, bool):
+        raise ConfigError(
+            f"{where}: backtest.every_days: expected 1 (daily cuts) or 7 (weekly cuts), got "
+            f"{section.every_days!r}; `recpipeline backtest --every N` takes any multiple of it"
+        )
+    _integer(section.min_train_days, where, "backtest.min_train_days", 1)
+    if not isinstance(section.warm_start, bool):
+        raise ConfigError(f"{where}: backtest.warm_start: expected true or false, got {section.warm_start!r}")
+    if section.max_epochs is not None:
+        _integer(section.max_epochs, where, "backtest.max_epochs", 1)
+    return section

@@ -38,3 +38,104 @@ def table_files(folder: str | Path) -> list[Path]:
         for path in sorted(Path(folder).iterdir())
         if path.suffix.lower() in TABLE_SUFFIXES and not path.name.startswith(".")
     ]
+
+
+#: what each column of the pipeline's tables holds, by column name: one description per column, shown in the
+#: Dagster UI's column tables (from the asset definitions, before any materialization, and with each
+#: materialization's own types); the first element is the contract's logical type
+COLUMNS: dict[str, tuple[str, str]] = {
+    # events (raw, cleaned, quarantined)
+    "user_id": (
+        "string",
+        f"The source's user id; an anonymous event's is {ANONYMOUS_USER_PREFIX}<session_id>.",
+    ),
+    "item_id": ("string", "The source's item id."),
+    "event_type": ("category", f"One of {', '.join(EVENT_TYPES)}."),
+    "timestamp": ("timestamp (UTC)", "When the event happened, in UTC."),
+    "value": (
+        "float",
+        "An event's rating or quantity (1 where the source has none); in the metrics tables, the "
+        "metric's value.",
+    ),
+    "session_id": ("string", "The source's session id, where its log has one."),
+    "_source_file": ("string", "Lineage: the file (or generator) the raw row came from."),
+    "_row": ("integer", "Lineage: the raw row's position in that file."),
+    "reason": ("string", "Why cleaning rejected the row: the first quarantine reason that applies."),
+    # catalogue and users
+    "title": ("string", "The item's title."),
+    "category": ("string", "The item's category (diversity and cross-category metrics use it)."),
+    "brand": ("string", "The item's brand."),
+    "price": ("float", "The item's price."),
+    "first_seen": ("timestamp (UTC)", "When the item or user first appeared."),
+    # encoded interactions and id maps
+    "user_idx": ("integer", "The user's dense index (int32), stable across nights (append-only id map)."),
+    "item_idx": ("integer", "The item's dense index (int32), stable across nights (append-only id map)."),
+    "weight": (
+        "float",
+        "The interaction's weight: event_weights of its event type (x the rating for ratings).",
+    ),
+    SESSION_COLUMN: (
+        "integer",
+        "The session: the source's session id, else cut per user by an inactivity gap.",
+    ),
+    "id": ("string", "The source's id (user_id or item_id)."),
+    "idx": ("integer", "Its dense index: never reused, new ids get the next one."),
+    # recommendations and similar items
+    "model": ("string", "The model (registry name) or external list that made the row."),
+    "rank": ("integer", "Position in the top-K list, 1 = best."),
+    "score": ("float", "The model's score for the item (higher ranks first)."),
+    "similar_item_id": (
+        "string",
+        "An item customers of item_id also viewed, by the model's item similarity.",
+    ),
+    # metrics, significance and history
+    "segment": ("string", "The users scored: all, with_history (the headline), warm, cold, new_users, ..."),
+    "metric": ("string", "The metric's name (docs/metrics.md)."),
+    "k": ("integer", "The cut-off K of the top-K list (0 for metrics without one, such as rmse)."),
+    "n_users": ("integer", "Users the figure is computed over."),
+    "served_by": ("string", "Who served the segment's lists: the model itself or the cold-start fallback."),
+    "flagged": ("boolean", "The segment has fewer users than evaluation.min_segment_users: indicative only."),
+    "run_id": ("string", "The Dagster run that computed the row."),
+    "as_of": ("string", "The last day of the data the run saw (YYYY-MM-DD)."),
+    "user_segment": ("string", "The user's history segment: warm, cold or new_users."),
+    "baseline": ("string", "The model every other model is tested against."),
+    "mean_diff": ("float", "Mean per-user difference, model minus baseline."),
+    "ci_low": ("float", "Lower end of the paired bootstrap 95% interval of mean_diff."),
+    "ci_high": ("float", "Upper end of the paired bootstrap 95% interval of mean_diff."),
+    "p_value": ("float", "Wilcoxon signed-rank p-value."),
+    "p_holm": ("float", "Holm-adjusted p-value (over every model tested against the baseline)."),
+    "significant": ("boolean", "p_holm below evaluation.alpha."),
+    "mde": (
+        "float",
+        "The smallest mean difference the comparison detects with 80% power, at Holm's strictest level.",
+    ),
+    # costs (model_costs, cut_costs, backtest_costs)
+    "fit_s": ("float", "Wall seconds of the model step's fit, refit on train + validation included."),
+    "cpu_s": (
+        "float",
+        "CPU seconds (user + system, every thread of the process) of the same fit; NaN if not measured.",
+    ),
+    "epochs_run": ("integer", "Epochs trained (torch models); NaN for models without epochs."),
+    "warm_start_from": (
+        "string",
+        "The cut whose weights the fit continued (backtest): '<cut> (run <id>)'; 'cold' or empty when cold.",
+    ),
+    "score_ms_per_1k_users": ("float", "Wall milliseconds of the recommendations step per 1,000 users."),
+    "model_bytes": ("integer", "Size of the fitted model as stored, in bytes."),
+    "peak_rss_mb": ("float", "Peak resident memory of the process while fitting, in MB."),
+    # the backtest (cut_* tables, backtest)
+    "cut_date": ("string", "The backtest cut: the last day before its test window (YYYY-MM-DD)."),
+    "family": ("string", "The model's family (baseline, neighbourhood, factorisation, linear, neural, ...)."),
+    "diff": ("float", "The cut's mean per-user difference, model minus the cut's baseline."),
+}
+
+
+def column_description(name: str) -> str | None:
+    """What column ``name`` holds (``COLUMNS``); ``<metric>@<k>`` columns are described by their name; None
+    for a column outside the contracts (a source's own attribute)."""
+    if name in COLUMNS:
+        return COLUMNS[name][1]
+    metric, at, k = name.partition("@")
+    if at and k.isdigit():
+        return f"The user's {metric} at cut-off {k}."
+    return None

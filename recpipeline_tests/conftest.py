@@ -1,4 +1,4 @@
-"""Shared fixtures: a tiny synthetic configuration and paths to the real datasets."""
+"""Shared fixtures: a tiny synthetic configuration and paths to the public datasets."""
 
 from __future__ import annotations
 
@@ -7,9 +7,18 @@ from pathlib import Path
 import pytest
 
 from recpipeline.config import RunConfig, parse_config
+from recpipeline.datasets import DATASETS, data_location, missing_message
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
+
+
+def public_dataset(name: str, *parts: str) -> Path:
+    """A file or folder of public dataset ``name`` where ``recpipeline datasets`` keeps it ($RECPIPELINE_DATA,
+    else ./data/datasets; CI points the variable at its shared copies); the test is skipped without it."""
+    location = data_location()
+    if not DATASETS[name].present(location):
+        pytest.skip(missing_message(name, location))
+    return location.joinpath(name, *parts)
 
 
 def tiny_raw_config(storage: str, **overrides) -> dict:

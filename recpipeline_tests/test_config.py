@@ -18,8 +18,12 @@ from recpipeline.config import (
     parse_config,
     validate_models,
 )
+from recpipeline.datasets import PLACEHOLDER, data_location
 from recpipeline.models.registry import MODEL_NAMES
-from recpipeline_tests.conftest import REPO_ROOT, tiny_raw_config
+from recpipeline_tests.conftest import REPO_ROOT, public_dataset, tiny_raw_config
+
+#: the example configurations
+SHIPPED = sorted((REPO_ROOT / "data").glob("*.yaml"))
 
 
 def test_embedded_default_loads():
@@ -198,13 +202,27 @@ def test_bad_model_parameter_names_file_and_key(tmp_path: Path, model: dict, key
 
 
 def test_good_model_parameters_pass():
-    # every shipped configuration, every model at its defaults, a float parameter given an int
-    for file in (None, *sorted((REPO_ROOT / "data").glob("*.yaml"))):
-        validate_models(load_config(file))
+    # every shipped configuration's models (its data need not be here), every model at its defaults, a float
+    # parameter given an int
+    validate_models(load_config())
+    for file in SHIPPED:
+        raw = yaml.safe_load(file.read_text())
+        sections = {key: raw[key] for key in ("models", "tuning", "similar_items") if key in raw}
+        validate_models(parse_config(sections, source_name=str(file)))
     validate_models(parse_config({"models": "all"}))
     validate_models(
         parse_config({"models": [{"ease": {"regularization": 100}}, {"svd": {"binarize": False}}]})
     )
+
+
+@pytest.mark.parametrize("file", SHIPPED, ids=lambda file: file.name)
+def test_shipped_configurations_load_with_the_public_datasets(file: Path):
+    """Each example configuration reads its public datasets from their location (none outside it)."""
+    for name in sorted(set(re.findall(rf"{re.escape(PLACEHOLDER)}/([^/\s]+)", file.read_text()))):
+        public_dataset(name)
+    config = load_config(file)
+    assert Path(config.source.path).is_relative_to(data_location())
+    validate_models(config)
 
 
 def test_baseline_may_name_an_external_list(tmp_path: Path):

@@ -12,6 +12,7 @@ PACKAGE = Path(recpipeline.__file__).parent
 #: stages in asset-graph order; a module may import its own stage or an earlier one
 STAGES = (
     "contracts",
+    "datasets",  # the public datasets' registry and location: configurations name them
     "config",
     "sources",
     "preparation",
@@ -21,7 +22,7 @@ STAGES = (
     "bench",
     "cli",
 )
-DOMAIN = ("contracts", "config", "sources", "preparation", "models", "evaluation")
+DOMAIN = ("contracts", "datasets", "config", "sources", "preparation", "models", "evaluation")
 #: later-stage modules an earlier stage may import, because they import nothing back
 ALLOWED_UPWARD = {
     # configuration validates model names from the registry's table (it imports no model module)

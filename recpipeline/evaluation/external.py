@@ -158,7 +158,7 @@ def clean_recommendations(
             "item_id": lists["item_id"].to_numpy()[known],
             "user_idx": user_idx.to_numpy()[known].astype(np.int32),
             "item_idx": item_idx[known].astype(np.int32),
-            "rank": (position[known] + 1).astype(np.int16),
+            "rank": (position[known] + 1).astype(np.int64),
             "score": score.to_numpy(np.float32)[known],
         }
     )

@@ -10,15 +10,16 @@ from __future__ import annotations
 import base64
 import html
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from recpipeline.evaluation.costs import COST_COLUMN_DOCS, costs_summary
 from recpipeline.evaluation.history import run_order
-from recpipeline.evaluation.protocol import NO_K, USER_SEGMENTS, headline_segment
+from recpipeline.evaluation.protocol import NO_K, USER_SEGMENTS, WITH_HISTORY, headline_segment
 from recpipeline.evaluation.verdict import verdict_lines, verdict_markdown
 
 if TYPE_CHECKING:
@@ -76,8 +77,10 @@ class MetricsOverview:
     """The metrics table as the UI shows it: Markdown entries in display order, then the few numbers the UI
     plots across runs (one per key, so one per model)."""
 
-    markdown: dict[str, str]  # verdict, headline table, full table, comparison charts
+    markdown: dict[str, str]  # verdict, headline table, full table, costs (when given), comparison charts
     numbers: dict[str, float]  # "<model>/ndcg@<k>" on the headline segment, rounded
+    #: the headline chart, (title, PNG): the UI shows it inline with the verdict where it can fetch it by URL
+    headline_chart: tuple[str, bytes] | None = None
 
 
 def headline_table(metrics: pd.DataFrame, k: int, segment: str) -> pd.DataFrame:
@@ -97,11 +100,16 @@ def full_table(metrics: pd.DataFrame, k: int, segment: str) -> pd.DataFrame:
 
 
 def metrics_overview(
-    metrics: pd.DataFrame, verdict: Sequence[str], history: pd.DataFrame, k: int
+    metrics: pd.DataFrame,
+    verdict: Sequence[str],
+    history: pd.DataFrame,
+    k: int,
+    costs: pd.DataFrame | None = None,
 ) -> MetricsOverview:
     """The metrics asset's metadata: the verdict, the headline table on the headline segment, the full table,
-    charts comparing the models (one bar group per headline metric, ndcg@k per model over the runs of
-    ``history``) and each model's headline ndcg@k."""
+    with ``costs`` (``costs.COST_COLUMNS``) each model's costs beside its ndcg@k, charts comparing the models
+    (one bar group per headline metric, ndcg@k per model over the runs of ``history``, ndcg@k against fit
+    time with costs) and each model's headline ndcg@k."""
     segment = headline_segment(metrics)
     headline = headline_table(metrics, k, segment)
     models = list(headline["model"])
@@ -109,15 +117,19 @@ def metrics_overview(
         (f"Headline metrics at K={k}, segment {segment}", _headline_chart(headline, segment, k)),
         (f"ndcg@{k} over runs", _trend_chart(history, models, k, segment)),
     ]
+    markdown = {
+        "verdict": verdict_markdown(verdict),
+        "headline": f"Segment `{segment}`, K={k}.\n\n" + markdown_table(headline),
+        "all_metrics": f"Segment `{segment}`, K={k}.\n\n" + markdown_table(full_table(metrics, k, segment)),
+    }
+    if costs is not None and not costs.empty:
+        markdown["costs"] = _costs_markdown(costs, metrics, k)
+        charts.append((_COST_CHART_TITLE, _cost_chart(costs, metrics, k)))
+    title, uri = charts[0][0], _headline_chart(headline, segment, k, compact=True)
     return MetricsOverview(
-        markdown={
-            "verdict": verdict_markdown(verdict),
-            "headline": f"Segment `{segment}`, K={k}.\n\n" + markdown_table(headline),
-            "all_metrics": f"Segment `{segment}`, K={k}.\n\n"
-            + markdown_table(full_table(metrics, k, segment)),
-            "charts": _markdown_images(charts),
-        },
+        markdown={**markdown, "charts": _markdown_images(charts)},
         numbers={f"{m}/ndcg@{k}": float(v) for m, v in headline.set_index("model")[f"ndcg@{k}"].items()},
+        headline_chart=(title, base64.b64decode(uri.partition(",")[2])),
     )
 
 
@@ -141,42 +153,63 @@ class ReportInputs:
     ks: tuple[int, ...]
     n_boot: int = 1000
     seed: int = 42
+    costs: pd.DataFrame | None = None  # costs.COST_COLUMNS, one row per model; None: not measured
 
 
-def _png(fig: Figure) -> str:
-    """A figure as an embeddable data URI."""
+def _png(fig: Figure, dpi: int = 110) -> str:
+    """A figure as an embeddable data URI. Text is drawn as written: a model named after a file such as
+    ``my$\\frac$model.csv`` is a name, not math text (which would fail to parse and crash the report)."""
+    from matplotlib import rc_context
+    from matplotlib.text import Text
+
+    for text in fig.findobj(Text):
+        text.set_parse_math(False)
     buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    with rc_context({"text.parse_math": False, "text.usetex": False}):  # also the labels drawing makes
+        fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _figure(n_panels: int) -> tuple[Figure, list]:
+def _figure(n_panels: int, height: float = 3.8) -> tuple[Figure, list]:
     from matplotlib.figure import Figure  # Agg canvas, no pyplot state: safe in a worker process
 
-    fig = Figure(figsize=(5.2 * n_panels, 3.8), layout="constrained")
+    fig = Figure(figsize=(5.2 * n_panels, height), layout="constrained")
     return fig, list(np.atleast_1d(fig.subplots(1, n_panels)))
 
 
+def model_colours(models: Iterable[str]) -> dict[str, str]:
+    """One colour per model, whatever order a chart lists them in: the models in name order take the
+    palette's colours in turn (tab10; tab20 beyond ten models). The metrics asset's charts and the report's
+    colour each model of a run alike."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    names = sorted(set(map(str, models)))
+    palette = colormaps["tab10" if len(names) <= 10 else "tab20"].colors
+    return {name: to_hex(palette[i % len(palette)]) for i, name in enumerate(names)}
+
+
 def _colour(model: str, models: Sequence[str]) -> str:
-    """The same colour for a model in every chart of a report."""
-    return f"C{list(models).index(model) % 10}"
+    """``model``'s colour among ``models`` (``model_colours``)."""
+    return model_colours(models)[str(model)]
 
 
 def _interval_chart(inputs: ReportInputs, k: int) -> str:
-    """Bars of mean ndcg@k and recall@k per model (segment all) and ndcg@k per user segment, 95% CIs."""
+    """Bars of mean ndcg@k and recall@k per model on the headline segment (``with_history`` where the table
+    has it) and ndcg@k per user segment, 95% CIs."""
     from recpipeline.evaluation.significance import bootstrap_mean_ci
 
     models = list(pd.unique(inputs.per_user["model"]))
-    groups = [("all", "ndcg"), ("all", "recall"), *((s, "ndcg") for s in USER_SEGMENTS)]
+    everyone = list(pd.unique(inputs.metrics["model"])) + models
+    headline = headline_segment(inputs.metrics)
+    groups = [(headline, "ndcg"), (headline, "recall"), *((s, "ndcg") for s in USER_SEGMENTS)]
     fig, (by_metric, by_segment) = _figure(2)
     width = 0.8 / len(models)
     for m, model in enumerate(models):
         rows = inputs.per_user[inputs.per_user["model"] == model]
         means, lows, highs = [], [], []
         for segment, metric in groups:
-            values = rows[f"{metric}@{k}"].to_numpy()
-            if segment != "all":
-                values = values[rows["user_segment"].to_numpy() == segment]
+            values = rows[f"{metric}@{k}"].to_numpy()[_users_in(rows, segment)]
             low, high = bootstrap_mean_ci(values[:, None], inputs.n_boot, inputs.seed)
             means.append(values.mean() if len(values) else np.nan)
             lows.append(low[0])
@@ -186,21 +219,38 @@ def _interval_chart(inputs: ReportInputs, k: int) -> str:
         for ax, part in ((by_metric, slice(0, 2)), (by_segment, slice(2, None))):
             x = np.arange(len(means[part])) + (m - (len(models) - 1) / 2) * width
             ax.bar(
-                x, means[part], width, yerr=err[:, part], capsize=3, label=model, color=_colour(model, models)
+                x,
+                means[part],
+                width,
+                yerr=err[:, part],
+                capsize=3,
+                label=model,
+                color=_colour(model, everyone),
             )
     by_metric.set_xticks(range(2), [f"ndcg@{k}", f"recall@{k}"])
-    by_metric.set_title(f"Segment all, mean with 95% bootstrap CI (K={k})")
+    by_metric.set_title(f"Segment {headline}, mean with 95% bootstrap CI (K={k})")
     by_segment.set_xticks(range(len(USER_SEGMENTS)), list(USER_SEGMENTS))
     by_segment.set_title(f"ndcg@{k} by user segment")
     by_metric.legend(fontsize=8)
     return _png(fig)
 
 
-def _headline_chart(headline: pd.DataFrame, segment: str, k: int) -> str:
-    """One bar group per headline metric, one bar per model (the rows of ``headline_table``)."""
+def _users_in(per_user: pd.DataFrame, segment: str) -> np.ndarray:
+    """Which rows of ``per_user`` belong to ``segment`` (``all``, ``with_history`` or a user segment)."""
+    segments = per_user["user_segment"].to_numpy()
+    if segment == WITH_HISTORY:
+        return segments != "new_users"
+    if segment in USER_SEGMENTS:
+        return segments == segment
+    return np.ones(len(per_user), dtype=bool)
+
+
+def _headline_chart(headline: pd.DataFrame, segment: str, k: int, compact: bool = False) -> str:
+    """One bar group per headline metric, one bar per model (the rows of ``headline_table``); ``compact``:
+    low and small, to fit under the verdict on the first screen of the UI's asset page."""
     metrics = [c for c in headline.columns if c not in ("model", "n_users")]
     models = list(headline["model"])
-    fig, (ax,) = _figure(1)
+    fig, (ax,) = _figure(1, height=2.6 if compact else 3.8)
     width = 0.8 / max(len(models), 1)
     for m, (model, values) in enumerate(headline.set_index("model")[metrics].iterrows()):
         x = np.arange(len(metrics)) + (m - (len(models) - 1) / 2) * width
@@ -208,7 +258,7 @@ def _headline_chart(headline: pd.DataFrame, segment: str, k: int) -> str:
     ax.set_xticks(range(len(metrics)), [c.removesuffix(f"@{k}").replace("_", "\n") for c in metrics])
     ax.set_title(f"Segment {segment}, K={k}")
     _legend_outside(ax)
-    return _png(fig)
+    return _png(fig, dpi=80 if compact else 110)
 
 
 def _legend_outside(ax: Axes) -> None:
@@ -217,9 +267,11 @@ def _legend_outside(ax: Axes) -> None:
 
 
 def _tradeoff_chart(metrics: pd.DataFrame, k: int) -> str:
-    """Accuracy (ndcg@k) against novelty@k and catalog_coverage@k, one point per model (segment all)."""
+    """Accuracy (ndcg@k) against novelty@k and catalog_coverage@k, one point per model, on the headline
+    segment (the verdict's)."""
     models = list(pd.unique(metrics["model"]))
-    wide = metrics_summary(metrics)
+    segment = headline_segment(metrics)
+    wide = metrics_summary(metrics, segment)
     fig, axes = _figure(2)
     for ax, other in zip(axes, ("novelty", "catalog_coverage"), strict=True):
         x, y = wide.get(f"{other}@{k}"), wide.get(f"ndcg@{k}")
@@ -231,7 +283,7 @@ def _tradeoff_chart(metrics: pd.DataFrame, k: int) -> str:
             ax.annotate(str(name), (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
         ax.set_xlabel(f"{other}@{k}")
         ax.set_ylabel(f"ndcg@{k}")
-        ax.set_title(f"Accuracy vs {other.replace('_', ' ')}")
+        ax.set_title(f"Accuracy vs {other.replace('_', ' ')}, segment {segment}")
     return _png(fig)
 
 
@@ -259,6 +311,70 @@ def _trend_chart(history: pd.DataFrame, models: Sequence[str], k: int, segment: 
     return _png(fig)
 
 
+# -- costs beside accuracy -----------------------------------------------------------------------------------
+
+_COST_CHART_TITLE = "Accuracy against fit time"
+#: how each cost column reads in a table (``model_mb`` is ``model_bytes`` in MB)
+_COST_FORMATS = {
+    "fit_s": "{:.2f}",
+    "cpu_s": "{:.2f}",
+    "epochs_run": "{:.0f}",
+    "score_ms_per_1k_users": "{:.1f}",
+    "model_mb": "{:.2f}",
+    "peak_rss_mb": "{:.0f}",
+}
+
+
+def costs_table(costs: pd.DataFrame, metrics: pd.DataFrame, k: int) -> pd.DataFrame:
+    """Each model's costs beside its ndcg@k on the headline segment, best ndcg first, as display strings
+    (seconds to two decimals, memory to whole MB; NOT_AVAILABLE where a cost was not measured)."""
+    segment = headline_segment(metrics)
+    rows = metrics[(metrics["segment"] == segment) & (metrics["metric"] == "ndcg") & (metrics["k"] == k)]
+    ndcg = rows.drop_duplicates("model").set_index("model")["value"].sort_values(ascending=False)
+    table = costs_summary(costs, order=[str(m) for m in ndcg.index])
+    table.insert(1, f"ndcg@{k}", table["model"].map(ndcg))
+    formats = {f"ndcg@{k}": "{:.4f}", **_COST_FORMATS}
+    for column, text in formats.items():
+        if column in table:
+            values = pd.to_numeric(table[column], errors="coerce")
+            table[column] = [NOT_AVAILABLE if np.isnan(v) else text.format(v) for v in values]
+    return table
+
+
+def _costs_markdown(costs: pd.DataFrame, metrics: pd.DataFrame, k: int) -> str:
+    segment = headline_segment(metrics)
+    return f"ndcg@{k} on segment `{segment}` and what each model cost.\n\n" + markdown_table(
+        costs_table(costs, metrics, k)
+    )
+
+
+def _cost_chart(costs: pd.DataFrame, metrics: pd.DataFrame, k: int) -> str:
+    """ndcg@k on the headline segment against fit CPU seconds (wall seconds when any CPU time is missing),
+    one point per model; a log scale when the times span more than a factor of 20."""
+    segment = headline_segment(metrics)
+    rows = metrics[(metrics["segment"] == segment) & (metrics["metric"] == "ndcg") & (metrics["k"] == k)]
+    ndcg = rows.drop_duplicates("model").set_index("model")["value"]
+    table = costs.drop_duplicates("model", keep="last").set_index("model")
+    models = [m for m in pd.unique(metrics["model"]) if m in table.index and m in ndcg.index]
+    cpu = "cpu_s" in table and pd.to_numeric(table.loc[models, "cpu_s"], errors="coerce").notna().all()
+    column, label = ("cpu_s", "fit CPU seconds") if cpu else ("fit_s", "fit wall seconds")
+    seconds = pd.to_numeric(table.loc[models, column], errors="coerce") if column in table else None
+    fig, (ax,) = _figure(1)
+    if seconds is not None and seconds.notna().any():
+        shown = [m for m in models if np.isfinite(seconds[m])]
+        x, y = seconds[shown].to_numpy(float), ndcg[shown].to_numpy(float)
+        ax.scatter(x, y, c=[_colour(m, list(pd.unique(metrics["model"]))) for m in shown])
+        for name, xi, yi in zip(shown, x, y, strict=True):
+            ax.annotate(str(name), (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=8)
+        if len(x) and x.min() > 0 and x.max() / x.min() > 20:
+            ax.set_xscale("log")
+        ax.margins(0.15)
+    ax.set_xlabel(label)
+    ax.set_ylabel(f"ndcg@{k}")
+    ax.set_title(f"ndcg@{k} on {segment} against {label}")
+    return _png(fig)
+
+
 def significance_summary(significance: pd.DataFrame, k: int, segment: str) -> pd.DataFrame:
     """The significance rows of ``segment`` (the headline segment) at cut-off ``k``."""
     rows = significance[(significance["segment"] == segment) & (significance["k"] == k)]
@@ -270,16 +386,30 @@ def report_figures(inputs: ReportInputs) -> list[tuple[str, str]]:
     Markdown."""
     k = max(inputs.ks)
     models = list(pd.unique(inputs.metrics["model"]))
-    return [
+    figures = [
         ("Accuracy with confidence intervals", _interval_chart(inputs, k)),
         ("Accuracy against novelty and coverage", _tradeoff_chart(inputs.metrics, k)),
         ("Trend over runs", _trend_chart(inputs.history, models, k, headline_segment(inputs.metrics))),
     ]
+    if _has_costs(inputs):
+        figures.append((_COST_CHART_TITLE, _cost_chart(inputs.costs, inputs.metrics, k)))
+    return figures
+
+
+def _has_costs(inputs: ReportInputs) -> bool:
+    return inputs.costs is not None and not inputs.costs.empty
+
+
+#: what the significance table's mde column means, under the table
+MDE_NOTE = (
+    "mde: the smallest mean difference the comparison detects with 80% power (two-sided normal "
+    "approximation on the per-user differences, at Holm's strictest level: alpha over the models compared)."
+)
 
 
 def report_markdown(inputs: ReportInputs, figures: Sequence[tuple[str, str]]) -> str:
     """The report as Markdown (what the UI shows of it): the verdict, the plots, metrics at the largest K
-    per segment, significance on the headline segment."""
+    per segment, significance on the headline segment, costs when given."""
     k = max(inputs.ks)
     headline = headline_segment(inputs.metrics)
     parts = [_heading(inputs), "## Verdict", verdict_markdown(_verdict(inputs))]
@@ -291,11 +421,17 @@ def report_markdown(inputs: ReportInputs, figures: Sequence[tuple[str, str]]) ->
         f"## Significance against the baseline (segment {headline}, K={k})",
         markdown_table(significance_summary(inputs.significance, k, headline)),
     ]
+    if "mde" in inputs.significance:
+        parts.append(MDE_NOTE)
+    if _has_costs(inputs):
+        parts += [f"## Costs (fit and scoring, K={k})", _costs_markdown(inputs.costs, inputs.metrics, k)]
     return "\n\n".join(parts)
 
 
 def _verdict(inputs: ReportInputs) -> list[str]:
-    return verdict_lines(inputs.metrics, inputs.significance, inputs.families, max(inputs.ks))
+    return verdict_lines(
+        inputs.metrics, inputs.significance, inputs.families, max(inputs.ks), costs=inputs.costs
+    )
 
 
 def _heading(inputs: ReportInputs) -> str:
@@ -306,8 +442,8 @@ def _heading(inputs: ReportInputs) -> str:
 
 
 def report_html(inputs: ReportInputs, figures: Sequence[tuple[str, str]]) -> str:
-    """A self-contained HTML page: the verdict, plots as embedded PNGs, metrics per segment at every K,
-    significance."""
+    """A self-contained HTML page: the verdict, plots as embedded PNGs, significance (with what mde means),
+    costs when given, metrics per segment at every K."""
     verdict = "".join(f"<li>{html.escape(line)}</li>" for line in _verdict(inputs))
     tables = "".join(
         f"<h3>{html.escape(str(segment))}</h3>{_html_table(metrics_summary(inputs.metrics, segment))}"
@@ -315,6 +451,20 @@ def report_html(inputs: ReportInputs, figures: Sequence[tuple[str, str]]) -> str
     )
     images = "".join(f'<h2>{title}</h2><img alt="{title}" src="{uri}">' for title, uri in figures)
     heading = _heading(inputs).replace("# ", "", 1).split("\n\n")
+    mde = f"<p>{html.escape(MDE_NOTE)}</p>" if "mde" in inputs.significance else ""
+    costs = ""
+    if _has_costs(inputs):
+        k = max(inputs.ks)
+        notes = "".join(
+            f"<li>{html.escape(column)}: {html.escape(doc)}</li>"
+            for column, doc in COST_COLUMN_DOCS.items()
+            if column != "model"
+        )
+        costs = (
+            f"<h2>Costs</h2><p>ndcg@{k} on segment {html.escape(headline_segment(inputs.metrics))} and what "
+            f'each model cost (model_mb: model_bytes in MB).</p><div class="tables">'
+            f"{_html_table(costs_table(inputs.costs, inputs.metrics, k))}</div><ul>{notes}</ul>"
+        )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(heading[0])}</title>
 <style>
@@ -327,7 +477,8 @@ th {{ background: #f2f2f2; }} img {{ max-width: 100%; }} .tables {{ overflow-x: 
 <h2>Verdict</h2><ul class="verdict">{verdict}</ul>
 {images}
 <h2>Significance against the baseline</h2>
-<div class="tables">{_html_table(inputs.significance)}</div>
+<div class="tables">{_html_table(inputs.significance)}</div>{mde}
+{costs}
 <h2>Metrics per segment</h2><div class="tables">{tables}</div>
 </body></html>
 """

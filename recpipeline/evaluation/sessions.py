@@ -29,7 +29,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recpipeline.contracts import ANONYMOUS_USER_PREFIX, SESSION_COLUMN
-from recpipeline.evaluation.external import read_table
+from recpipeline.evaluation.external import ExternalDataError, read_table
 from recpipeline.evaluation.metrics import count_items, evaluate_subsets, index_relevance, per_user_metrics
 from recpipeline.evaluation.protocol import category_codes, one_hot, typed_metrics
 from recpipeline.models.base import Recommender, score_chunk_rows, top_k_excluding
@@ -233,7 +233,7 @@ def session_lists(
             "model": name,
             "user_idx": np.repeat(users, k)[valid],
             "item_idx": items.ravel()[valid],
-            "rank": np.tile(np.arange(1, k + 1, dtype=np.int16), len(users))[valid],
+            "rank": np.tile(np.arange(1, k + 1, dtype=np.int64), len(users))[valid],
             "score": scores.ravel()[valid],
         }
     )
@@ -347,6 +347,30 @@ def anonymous_user_idx(user_id_map: pd.DataFrame | None) -> np.ndarray:
     return np.sort(user_id_map["idx"].to_numpy(np.int64)[anonymous])
 
 
+def _with_timestamps(frame: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """``frame`` with its timestamp column parsed (UTC); an unparseable value names the file and row."""
+    stamps = pd.to_datetime(frame["timestamp"], utc=True, errors="coerce", format="ISO8601")
+    bad = np.flatnonzero(stamps.isna().to_numpy())
+    if bad.size:
+        raise ExternalDataError(
+            f"{path}: column 'timestamp' row {bad[0]} holds {str(frame['timestamp'].iloc[bad[0]])[:40]!r}, "
+            f"not an ISO 8601 time ({bad.size} such row(s))"
+        )
+    return frame.assign(timestamp=stamps)
+
+
+def _positions(values: pd.Series, path: Path, column: str) -> pd.Series:
+    """A list's ``position`` or ``rank``: whole numbers from 1 (1 = the first prefix item / the best)."""
+    numbers = pd.to_numeric(values, errors="coerce")
+    bad = np.flatnonzero((numbers.isna() | (numbers < 1) | (numbers != np.round(numbers))).to_numpy())
+    if bad.size:
+        raise ExternalDataError(
+            f"{path}: column {column!r} row {bad[0]} holds {str(values.iloc[bad[0]])[:40]!r}, not a whole "
+            f"number from 1 ({bad.size} such row(s))"
+        )
+    return numbers.astype(np.int64)
+
+
 def evaluate_session_files(
     train: Path,
     test: Path,
@@ -364,13 +388,15 @@ def evaluate_session_files(
     """
     known = pd.concat(
         [
-            read_table(path, ("user_id", "item_id", "timestamp"), what)
+            _with_timestamps(read_table(path, ("user_id", "item_id", "timestamp"), what), path)
             for path, what in _known(train, validation)
         ],
         ignore_index=True,
     )
-    sessions = read_table(test, ("session_id", "item_id", "timestamp"), "test")
+    sessions = _with_timestamps(read_table(test, ("session_id", "item_id", "timestamp"), "test"), test)
     lists = read_table(recommendations, ("session_id", "position", "item_id", "rank"), "recommendations")
+    for column in ("position", "rank"):
+        lists[column] = _positions(lists[column], recommendations, column)
     sessions["session_id"] = sessions["session_id"].astype(str)
     lists["session_id"] = lists["session_id"].astype(str)
     if "user_id" not in sessions:
@@ -385,7 +411,7 @@ def evaluate_session_files(
                 "user_idx": users.get_indexer(frame["user_id"]),
                 "item_idx": items.get_indexer(frame["item_id"]),
                 "weight": np.float32(1.0),
-                "timestamp": pd.to_datetime(frame["timestamp"], utc=True),
+                "timestamp": frame["timestamp"],
                 SESSION_COLUMN: session,
             }
         )
@@ -398,9 +424,9 @@ def evaluate_session_files(
     recs = pd.DataFrame(
         {
             SESSION_COLUMN: session_codes.get_indexer(lists["session_id"]).astype(np.int64),
-            "position": pd.to_numeric(lists["position"], errors="coerce"),
+            "position": lists["position"],
             "item_idx": items.get_indexer(lists["item_id"]),
-            "rank": pd.to_numeric(lists["rank"], errors="coerce"),
+            "rank": lists["rank"],
         }
     ).merge(key, on=[SESSION_COLUMN, "position"])
     base = np.unique(known_events["item_idx"].to_numpy(np.int64))

@@ -6,6 +6,13 @@ model so the comparisons stay paired), a two-sided Wilcoxon signed-rank test (ze
 ``scipy.stats.wilcoxon``'s default; p = 1 when every difference is zero) and Holm's step-down correction
 across the models compared within one segment, metric and K. ``significant`` = Holm-adjusted p < alpha.
 Segments of fewer than ``min_segment_users`` users are not tested (the metrics table flags them).
+
+``mde``, the minimum detectable effect: the smallest true mean difference the comparison would find with
+80% power, by the two-sided normal approximation on the per-user differences,
+``(z(1 - a / 2) + z(0.80)) * sd(diff) / sqrt(n)`` with ``a = alpha / m``, m the comparisons in its Holm
+family (the models compared within one segment, metric and K): Holm's strictest per-comparison level, the
+one a comparison must pass whatever the other comparisons' p-values, so at least 80% power under Holm
+(``docs/evaluation.md``, Significance, says why not the unadjusted alpha nor the level of its observed rank).
 """
 
 from __future__ import annotations
@@ -14,7 +21,8 @@ from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.stats import wilcoxon
+from numpy.typing import ArrayLike
+from scipy.stats import norm, wilcoxon
 
 from recpipeline.evaluation.protocol import (
     MIN_SEGMENT_USERS,
@@ -37,7 +45,10 @@ SIGNIFICANCE_COLUMNS = (
     "p_value",
     "p_holm",
     "significant",
+    "mde",
 )
+#: the power at which ``mde`` is the smallest detectable difference
+MDE_POWER = 0.80
 TESTED_METRICS = ("ndcg", "recall")
 #: bound on the resample-count block (resamples x users) held in memory at once
 _BOOTSTRAP_BLOCK = 4_000_000
@@ -81,6 +92,19 @@ def holm(p_values: np.ndarray) -> np.ndarray:
     adjusted = np.maximum.accumulate(p[order] * (m - np.arange(m)))
     out[order] = np.minimum(adjusted, 1.0)
     return out
+
+
+def minimum_detectable_effect(
+    sd: ArrayLike, n: ArrayLike, alpha: float, comparisons: ArrayLike = 1, power: float = MDE_POWER
+) -> np.ndarray:
+    """The smallest mean difference a two-sided test at level ``alpha / comparisons`` detects with ``power``
+    on ``n`` paired differences of standard deviation ``sd`` (normal approximation, elementwise):
+    ``(z(1 - alpha / (2 * comparisons)) + z(power)) * sd / sqrt(n)``; NaN for fewer than two pairs."""
+    n = np.asarray(n, dtype=np.float64)
+    z = norm.ppf(1.0 - alpha / (2.0 * np.asarray(comparisons, dtype=np.float64))) + norm.ppf(power)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mde = z * np.asarray(sd, dtype=np.float64) / np.sqrt(n)
+    return np.where(n >= 2, mde, np.nan)
 
 
 def bootstrap_mean_ci(
@@ -138,7 +162,8 @@ def significance_table(
     min_segment_users: int = MIN_SEGMENT_USERS,
 ) -> pd.DataFrame:
     """Every other model against ``baseline`` on segments ``all``, ``with_history`` and each user segment
-    of at least ``min_segment_users`` users (SIGNIFICANCE_COLUMNS).
+    of at least ``min_segment_users`` users (SIGNIFICANCE_COLUMNS; ``mde`` at Holm's strictest level,
+    ``alpha`` over the comparisons of its segment, metric and K: ``minimum_detectable_effect``).
 
     per_user: the per-user table of ``evaluation.per_user_values`` (model, user_idx, user_segment,
     metric@k columns), the same users for every model.
@@ -178,6 +203,7 @@ def significance_table(
                     "ci_low": low,
                     "ci_high": high,
                     "p_value": _wilcoxon_p(diffs),
+                    "sd_diff": diffs.std(axis=0, ddof=1) if len(diffs) > 1 else np.nan,
                 }
             )
         )
@@ -188,4 +214,7 @@ def significance_table(
         lambda p: holm(p.to_numpy())
     )
     table["significant"] = table["p_holm"] < alpha
+    # the size of each comparison's Holm family (NaN p-values are no test, as in holm)
+    family = table.groupby(["segment", "metric", "k"])["p_value"].transform("count").clip(lower=1)
+    table["mde"] = minimum_detectable_effect(table["sd_diff"], table["n_users"], alpha, family)
     return table[list(SIGNIFICANCE_COLUMNS)]

@@ -55,6 +55,10 @@ class ALS(Recommender):
     ) -> None:
         if device not in ("auto", "cpu", "cuda"):
             raise ValueError(f"als: 'device' must be 'auto', 'cpu' or 'cuda', got {device!r}")
+        if not factors >= 1:
+            raise ValueError(f"als: 'factors' must be an integer >= 1, got {factors!r}")
+        if not (regularization >= 0 and regularization < float("inf")):  # NaN fails both
+            raise ValueError(f"als: 'regularization' must be a finite number >= 0, got {regularization!r}")
         super().__init__(
             factors=factors,
             regularization=regularization,

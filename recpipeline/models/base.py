@@ -180,6 +180,8 @@ class Recommender(ABC):
     n_users_: int
     n_items_: int
     id_map_version_: str | None = None
+    #: where the fit comes from in a backtest (``models.warm_start.Provenance``); None outside one
+    provenance_: dict[str, Any] | None = None
 
     def get_params(self) -> dict[str, Any]:
         """Hyperparameters as given to ``__init__`` (JSON-serialisable)."""
@@ -304,6 +306,8 @@ class Recommender(ABC):
             "n_items": self.n_items_,
             "id_map_version": self.id_map_version_,
         }
+        if self.provenance_ is not None:  # only backtest fits carry one: other artefacts stay as they were
+            meta["provenance"] = self.provenance_
         (directory / "params.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
         self._save_state(directory)
 
@@ -321,6 +325,10 @@ class Recommender(ABC):
             raise ArtefactError(directory / PARAMS_FILE, f"bad params ({error_summary(error)})") from error
         model.n_users_, model.n_items_ = meta["n_users"], meta["n_items"]
         model.id_map_version_ = meta.get("id_map_version")
+        provenance = meta.get("provenance")
+        if provenance is not None and not isinstance(provenance, dict):
+            raise ArtefactError(directory / PARAMS_FILE, "'provenance' is not an object")
+        model.provenance_ = provenance
         model._load_state(directory)
         return model
 

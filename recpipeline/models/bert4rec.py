@@ -33,6 +33,8 @@ class BERT4Rec(SequenceRecommender):
     """Bidirectional masked-item (cloze) next-item model; early-stopped on validation NDCG@k."""
 
     name = "bert4rec"
+    # token 0 pads, item i is token i + 1, the last token masks
+    id_axes = {"item_embedding.weight": (0, (1, "items", 1))}
     search_space = {
         "factors": [32, 64, 128],
         "blocks": [1, 2],

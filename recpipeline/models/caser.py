@@ -84,6 +84,10 @@ class Caser(SequenceRecommender):
     """Convolutional next-item model over the latest ``max_len`` items; early-stopped on validation NDCG@k."""
 
     name = "caser"
+    id_axes = {
+        "item_embedding.weight": (0, (1, "items")),
+        "user_embedding.weight": (0, (1, "users")),
+    }
     search_space = {
         "factors": [32, 64, 128],
         "max_len": [3, 5, 8],

@@ -67,6 +67,13 @@ class CFGAN(TorchRecommender):
     """CFGAN with ZR and PM negative sampling, early-stopped on validation NDCG@k (module docstring)."""
 
     name = "cfgan"
+    # the discriminator reads a purchase vector beside a generated one
+    id_axes = {
+        "generator.0.weight": (1, ("items",)),
+        "generator.2.weight": (0, ("items",)),
+        "generator.2.bias": (0, ("items",)),
+        "discriminator.0.weight": (1, ("items", "items")),
+    }
     search_space = {
         "zr_ratio": [0.3, 0.7],
         "pm_ratio": [0.3, 0.7],
@@ -155,7 +162,7 @@ class CFGAN(TorchRecommender):
             return f"loss discriminator {float(d_mean):.4f} generator {float(g_mean):.4f}"
 
         with self._seeded():
-            module = self.module_ = self._build_module().to(self.device_)
+            module = self.module_ = self._initial_module(context)
             g_optimiser = torch.optim.Adam(
                 module.generator.parameters(), lr=self.lr, weight_decay=self.weight_decay
             )

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+if TYPE_CHECKING:
+    from recpipeline.models.base import Recommender
 
 #: the event columns sequence models read (any further interaction columns are ignored)
 EVENT_COLUMNS = ("user_idx", "item_idx", "timestamp")
@@ -26,7 +30,8 @@ class FitContext:
     ``user_idx``, attribute columns (e.g. age_band, region). ``train_events`` / ``validation_events``: the
     interaction tables behind the matrices (``user_idx``, ``item_idx``, ``weight``, ``timestamp``, ...), for
     models that need the order of events. ``id_map_version``: a digest of the id maps the indices refer to,
-    stored with the model.
+    stored with the model. ``warm_start``: a fitted model of the same kind and settings whose learned weights
+    this fit continues from (torch models); the caller has checked that it may (``models.warm_start``).
     """
 
     item_features: pd.DataFrame | None = None
@@ -34,6 +39,7 @@ class FitContext:
     train_events: pd.DataFrame | None = None
     validation_events: pd.DataFrame | None = None
     id_map_version: str | None = None
+    warm_start: Recommender | None = None
 
 
 @dataclass(frozen=True)

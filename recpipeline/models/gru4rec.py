@@ -40,6 +40,7 @@ class GRU4Rec(SequenceRecommender):
     """Recurrent next-item model; early-stopped on validation NDCG@k."""
 
     name = "gru4rec"
+    id_axes = {"item_embedding.weight": (0, (1, "items"))}
     search_space = {
         "factors": [32, 64, 128],
         "layers": [1, 2],

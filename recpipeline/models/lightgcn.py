@@ -75,6 +75,8 @@ class LightGCN(TorchRecommender):
     """LightGCN with BPR loss, early-stopped on validation NDCG@k (module docstring)."""
 
     name = "lightgcn"
+    # one table: the users' rows, then the items'
+    id_axes = {"embedding.weight": (0, ("users", "items"))}
     search_space = {
         "factors": [64, 128],
         "layers": [2, 3],
@@ -155,7 +157,7 @@ class LightGCN(TorchRecommender):
             return f"loss {total / len(users):.4f}"
 
         with self._seeded():
-            module = self.module_ = self._build_module().to(self.device_)
+            module = self.module_ = self._initial_module(context)
             module.item_degree.copy_(torch.from_numpy(np.asarray(binary.sum(axis=0)).ravel()))
             module.trained_users.copy_(torch.from_numpy(np.diff(binary.indptr) > 0))
             optimiser = torch.optim.Adam(module.parameters(), lr=self.lr)

@@ -68,6 +68,11 @@ class MultVAE(TorchRecommender):
     """
 
     name = "mult_vae"
+    id_axes = {
+        "encoder.0.weight": (1, ("items",)),
+        "decoder.2.weight": (0, ("items",)),
+        "decoder.2.bias": (0, ("items",)),
+    }
     search_space = {
         "hidden": [600, 1000],
         "latent": [50, 100, 200],  # small data sets prefer a narrow latent space
@@ -154,7 +159,9 @@ class MultVAE(TorchRecommender):
             return f"loss {float(total_loss) / max(steps_per_epoch, 1):.4f} beta {beta:.3f}"
 
         with self._seeded():
-            network = self._build_module().to(self.device_)
+            network = self._initial_module(context)
+            if self.warm_started_:  # the weights it continues were annealed already: full KL weight
+                step = max(anneal_steps, 0)
             # with weight averaging, validation, early stopping and scoring use the running average
             self.module_ = copy.deepcopy(network) if self.weight_averaging > 0 else network
             averaged, trained = list(self.module_.parameters()), list(network.parameters())

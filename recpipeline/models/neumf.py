@@ -81,6 +81,12 @@ class NeuMF(TorchRecommender):
     """Neural matrix factorisation with sampled negatives, early-stopped on validation NDCG@k."""
 
     name = "neumf"
+    id_axes = {
+        "gmf_user.weight": (0, ("users",)),
+        "gmf_item.weight": (0, ("items",)),
+        "mlp_user.weight": (0, ("users",)),
+        "mlp_item.weight": (0, ("items",)),
+    }
     search_space = {
         "factors": [16, 32, 64],
         "negatives": [2, 4, 8],
@@ -160,7 +166,7 @@ class NeuMF(TorchRecommender):
             return f"loss {float(total) / len(order):.4f}"
 
         with self._seeded():
-            self.module_ = self._build_module().to(self.device_)
+            self.module_ = self._initial_module(context)
             self.module_.trained_users.copy_(torch.from_numpy(np.diff(binary.indptr) > 0))
             if self.item_features:
                 self.module_.item_features.copy_(self._item_features(context, log))

@@ -12,7 +12,7 @@ import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -30,7 +30,7 @@ from recpipeline.models.base import (
     non_finite,
     prepare_matrix,
 )
-from recpipeline.models.context import ScoreContext
+from recpipeline.models.context import FitContext, ScoreContext
 from recpipeline.models.holdout import holdout_ndcg
 from recpipeline.models.threads import resolve_threads
 
@@ -128,8 +128,14 @@ class TorchRecommender(Recommender):
     run_settings = ("seed", "k")
     chooses_on_validation = True  # the epochs
 
+    #: the parameters with an axis that follows the id maps: name -> (axis, blocks), the blocks along that
+    #: axis in order, each "users", "items" or a fixed count of other rows (padding, mask tokens). A warm
+    #: start carries each block's known rows over; every other parameter must keep its shape
+    id_axes: ClassVar[dict[str, tuple[int, tuple[str | int, ...]]]] = {}
+
     module_: nn.Module
     device_: torch.device
+    warm_started_: bool = False
 
     @abstractmethod
     def _build_module(self) -> nn.Module:
@@ -138,6 +144,17 @@ class TorchRecommender(Recommender):
     @abstractmethod
     def _score(self, users: np.ndarray, history: sp.csr_matrix, context: ScoreContext | None) -> np.ndarray:
         """``score`` proper; runs without autograd and with the configured threads."""
+
+    def _initial_module(self, context: FitContext | None) -> nn.Module:
+        """A freshly initialised module on the device (call inside ``_seeded``); with ``context.warm_start``
+        the previous fit's parameters carried over, so training continues from them: users and items it did
+        not know keep their fresh rows (the id maps are append-only, so a known index keeps its meaning)."""
+        module = self._build_module().to(self.device_)
+        previous = context.warm_start if context is not None else None
+        self.warm_started_ = previous is not None
+        if previous is not None:
+            carry_over(self, previous, module)
+        return module
 
     def score(
         self, users: np.ndarray, history: sp.csr_matrix, context: ScoreContext | None = None
@@ -185,6 +202,12 @@ class TorchRecommender(Recommender):
         """
         best_ndcg, best_state, best_epoch, stale = -np.inf, None, 0, 0
         self.epoch_seconds_, self.validation_seconds_ = [], 0.0
+        # validation NDCG per epoch; a warm start's starting weights are epoch 0 (a measure, never kept as
+        # the best epoch: the refit needs at least one)
+        self.validation_curve_ = []
+        if validate is not None and self.warm_started_:
+            self.validation_curve_.append((0, validate()))
+            log(f"{self.name} epoch 0 (warm start): val ndcg@{self.k} {self.validation_curve_[0][1]:.4f}")
         for epoch in range(1, self.epochs + 1):
             start = time.perf_counter()
             self.module_.train()
@@ -200,6 +223,7 @@ class TorchRecommender(Recommender):
             validation_start = time.perf_counter()
             ndcg = validate()
             self.validation_seconds_ += time.perf_counter() - validation_start
+            self.validation_curve_.append((epoch, ndcg))
             log(
                 f"{self.name} epoch {epoch}: {summary} val ndcg@{self.k} {ndcg:.4f} "
                 f"{time.perf_counter() - start:.1f}s {timing}"
@@ -259,3 +283,53 @@ class TorchRecommender(Recommender):
             )
         self.module_.load_state_dict(state)
         self.module_.to(self.device_).eval()
+
+
+def carry_over(model: TorchRecommender, previous: TorchRecommender, module: nn.Module) -> None:
+    """Copy ``previous``'s parameters into ``module`` (``model``'s fresh one): whole where the shape is the
+    same, block by block along ``id_axes`` where users or items were added. A ``ValueError`` when they do not
+    fit (another architecture, fewer users or items than before)."""
+    sizes = {"users": (previous.n_users_, model.n_users_), "items": (previous.n_items_, model.n_items_)}
+    if any(old > new for old, new in sizes.values()):
+        raise ValueError(
+            f"{model.name}: cannot continue from a fit on {previous.n_users_} users x {previous.n_items_} "
+            f"items with {model.n_users_} x {model.n_items_}: the id maps shrank"
+        )
+    old_state = dict(previous.module_.named_parameters())
+    with torch.no_grad():
+        for name, target in module.named_parameters():
+            if name not in old_state:
+                raise ValueError(f"{model.name}: the previous fit has no parameter {name!r}")
+            source = old_state[name].detach().to(target.device)
+            if name not in model.id_axes:
+                if source.shape != target.shape:
+                    raise ValueError(
+                        f"{model.name}: parameter {name!r} has shape {tuple(source.shape)} in the previous "
+                        f"fit, {tuple(target.shape)} now"
+                    )
+                target.copy_(source)
+                continue
+            axis, blocks = model.id_axes[name]
+            old_rows, new_rows = _block_rows(blocks, sizes)
+            if source.shape[axis] != len(old_rows) or target.shape[axis] != _axis_size(blocks, sizes):
+                raise ValueError(f"{model.name}: parameter {name!r} does not follow its declared id axis")
+            rows = source.index_select(axis, old_rows.to(source.device))
+            target.index_copy_(axis, new_rows.to(target.device), rows)
+
+
+def _axis_size(blocks: tuple[str | int, ...], sizes: dict[str, tuple[int, int]]) -> int:
+    """The length of an id axis now."""
+    return sum(sizes[block][1] if isinstance(block, str) else block for block in blocks)
+
+
+def _block_rows(
+    blocks: tuple[str | int, ...], sizes: dict[str, tuple[int, int]]
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The positions along an id axis of every row the previous fit had, before and now."""
+    old_rows, new_rows, old_start, new_start = [], [], 0, 0
+    for block in blocks:
+        old, new = (block, block) if isinstance(block, int) else sizes[block]
+        old_rows.append(torch.arange(old_start, old_start + old))
+        new_rows.append(torch.arange(new_start, new_start + old))
+        old_start, new_start = old_start + old, new_start + new
+    return torch.cat(old_rows), torch.cat(new_rows)

@@ -98,6 +98,12 @@ class RecVAE(TorchRecommender):
     users followed by one decoder pass."""
 
     name = "recvae"
+    id_axes = {
+        "encoder.layers.0.weight": (1, ("items",)),
+        "old_encoder.layers.0.weight": (1, ("items",)),
+        "decoder.weight": (0, ("items",)),
+        "decoder.bias": (0, ("items",)),
+    }
     search_space = {
         "hidden": [300, 600],
         "latent": [100, 200],
@@ -176,7 +182,7 @@ class RecVAE(TorchRecommender):
             return f"loss encoder {float(encoder_loss):.4f} decoder {float(decoder_loss):.4f}"
 
         with self._seeded():
-            module = self.module_ = self._build_module().to(self.device_)
+            module = self.module_ = self._initial_module(context)
             encoder_optimiser = torch.optim.Adam(module.encoder.parameters(), lr=self.lr)
             decoder_optimiser = torch.optim.Adam(module.decoder.parameters(), lr=self.lr)
             self._train_epochs(run_epoch, self._validator(train, validation), log)

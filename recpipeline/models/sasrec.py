@@ -79,6 +79,8 @@ class SASRec(SequenceRecommender):
     """Self-attentive next-item model; early-stopped on validation NDCG@k."""
 
     name = "sasrec"
+    # token 0 pads, item i is token i + 1
+    id_axes = {"item_embedding.weight": (0, (1, "items"))}
     search_space = {
         "factors": [32, 64, 128],
         "blocks": [1, 2],

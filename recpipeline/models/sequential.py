@@ -156,7 +156,7 @@ class SequenceRecommender(TorchRecommender):
 
         score_context = ScoreContext(history_events=context.train_events)
         with self._seeded():
-            self.module_ = self._build_module().to(self.device_)
+            self.module_ = self._initial_module(context)
             titles = self._init_item_embeddings(context)
             optimiser = torch.optim.Adam(
                 self.module_.parameters(), lr=self.lr, weight_decay=self.weight_decay
@@ -176,12 +176,14 @@ class SequenceRecommender(TorchRecommender):
 
     def _init_item_embeddings(self, context: FitContext) -> np.ndarray | None:
         """With ``item_init: text`` the item rows start from the titles' PCA (``models.item_init``); returns
-        the title vectors then, None otherwise."""
+        the title vectors then, None otherwise. A warm start keeps the rows its previous fit learned."""
         if self.item_init != "text":
             return None
         titles = title_vectors(self.name, context.item_features, self.n_items_)
         projected, filled = pca_projection(titles, self.factors)
         use = (np.abs(titles).sum(axis=1) > 0)[:, None] & filled[None, :]
+        if context.warm_start is not None:
+            use[: context.warm_start.n_items_] = False
         with torch.no_grad():
             table = self._item_vectors()
             table.copy_(torch.where(torch.from_numpy(use), torch.from_numpy(projected), table.cpu()))

@@ -1,16 +1,22 @@
 """Asset checks, kept apart from the assets they guard (the cleaning check lives with its multi-asset)."""
 
-from collections.abc import Callable, Iterable
+import warnings
+from collections.abc import Callable, Iterable, Iterator
 
 import pandas as pd
 from dagster import (
+    AssetCheckEvaluation,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetCheckSpec,
+    AssetExecutionContext,
     AssetIn,
     DagsterEvent,
     DagsterEventType,
     MetadataValue,
+    Output,
+    PartitionsDefinition,
+    PreviewWarning,
     asset_check,
 )
 
@@ -35,9 +41,9 @@ from recpipeline.preparation.splitting import (
 
 QUARANTINE_CHECK = AssetCheckSpec(
     "quarantine_share_below_ceiling",
-    asset="cleaned_events",
+    asset="quarantined_events",
     blocking=True,
-    description="Each day's quarantined share of raw rows stays under cleaning.max_quarantine_share.",
+    description="The day's quarantined share of raw rows stays under cleaning.max_quarantine_share.",
 )
 
 
@@ -46,14 +52,14 @@ CLEANED_CHECKS = [
         "partitions_not_empty",
         asset="cleaned_events",
         blocking=True,
-        description="Every day of the run has cleaned events. Empty days (a shop closed on Sundays) only "
-        "warn; a run with no events at all fails, since models would be fitted on nothing.",
+        description="The day has cleaned events. Empty days (a shop closed on Sundays) only warn; when no "
+        "day of the run has any, every day fails, since models would be fitted on nothing.",
     ),
     AssetCheckSpec(
         "contract_columns_not_null",
         asset="cleaned_events",
         blocking=True,
-        description="No cleaned event lacks user_id, item_id, event_type, timestamp or value.",
+        description="No cleaned event of the day lacks user_id, item_id, event_type, timestamp or value.",
     ),
     AssetCheckSpec(
         "timestamps_inside_partition",
@@ -63,86 +69,146 @@ CLEANED_CHECKS = [
     ),
 ]
 NOT_NULL_COLUMNS = ("user_id", "item_id", "event_type", "timestamp", "value")
+#: between what failed on a partition and what to do about it, in a partitioned check's description
+ADVICE_BREAK = "\n\n"
 
 
-def cleaned_check_results(cleaned: dict[str, pd.DataFrame]) -> list[AssetCheckResult]:
-    """The CLEANED_CHECKS over one run's cleaned partitions (a loop over days, not rows)."""
-    empty = empty_days(cleaned)
-    nulls = null_counts(cleaned, NOT_NULL_COLUMNS)
-    outside = rows_outside_their_day(cleaned)
-    wrong_days = sorted(day for day, n in outside.items() if n)
-    return [
-        AssetCheckResult(
-            check_name="partitions_not_empty",
-            asset_key="cleaned_events",
-            passed=not empty,
-            severity=AssetCheckSeverity.ERROR if len(empty) == len(cleaned) else AssetCheckSeverity.WARN,
-            metadata={"empty_days": len(empty), "first_empty_days": ", ".join(empty[:20]) or "none"},
-        ),
-        AssetCheckResult(
-            check_name="contract_columns_not_null",
-            asset_key="cleaned_events",
-            passed=not any(nulls.values()),
-            metadata={f"null/{column}": n for column, n in nulls.items()},
-        ),
-        AssetCheckResult(
-            check_name="timestamps_inside_partition",
-            asset_key="cleaned_events",
-            passed=not wrong_days,
-            metadata={"rows_outside": sum(outside.values()), "days": ", ".join(wrong_days[:20]) or "none"},
-        ),
-    ]
+def daily_check_specs(partitions: PartitionsDefinition) -> list[AssetCheckSpec]:
+    """The checks of the cleaning step, partitioned like the daily assets they guard: each day of a run gets
+    its own result (the UI's check history lists them by partition). Partitioned checks are a preview in
+    Dagster 1.13: its warning is silenced here, where the choice is made."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PreviewWarning)
+        return [
+            AssetCheckSpec(
+                spec.name,
+                asset=spec.asset_key,
+                blocking=spec.blocking,
+                description=spec.description,
+                partitions_def=partitions,
+            )
+            for spec in (QUARANTINE_CHECK, *CLEANED_CHECKS)
+        ]
 
 
-#: failing days named one by one in the check's description; the metadata lists them all
-DAYS_NAMED = 5
-
-
-def quarantine_check_result(config: RunConfig, counts: pd.DataFrame) -> AssetCheckResult:
-    """Pass when every partition's quarantined / raw share is at most the configured ceiling; a failure's
-    description names each day over it (share, rows, top reasons) and the setting to change."""
-    ceiling = config.cleaning.max_quarantine_share
-    shares = quarantine_shares(counts)
-    worst = shares.iloc[0]
-    breaches = quarantine_breaches(counts, ceiling)
-    metadata = {
-        "worst_partition": str(worst["partition"]),
-        "worst_share": float(worst["share"]),
-        "ceiling": ceiling,
-    }
-    description = None
-    if breaches:
-        more = f"; and {len(breaches) - DAYS_NAMED} more day(s)" if len(breaches) > DAYS_NAMED else ""
-        description = (
-            f"{len(breaches)} day(s) over the quarantine ceiling of {ceiling:.1%}: "
-            f"{'; '.join(breaches[:DAYS_NAMED])}{more}. The rows and their reasons are in "
-            "quarantined_events: fix the source, or raise cleaning.max_quarantine_share in "
-            f"{config.config_file}"
-        )
-        metadata["days_over_ceiling"] = MetadataValue.md("\n".join(f"- {line}" for line in breaches))
-    return AssetCheckResult(
-        check_name=QUARANTINE_CHECK.name,
-        asset_key="cleaned_events",
-        passed=not breaches,
-        metadata=metadata,
-        description=description,
+def _day_result(spec: AssetCheckSpec, day: str, passed: bool, **details) -> AssetCheckEvaluation:
+    """One day's result of a daily check: an ``AssetCheckEvaluation`` carries its partition, which an
+    ``AssetCheckResult`` yielded from a range run cannot (it takes the run's partition key, and a range run
+    has none)."""
+    return AssetCheckEvaluation(
+        asset_key=spec.asset_key,
+        check_name=spec.name,
+        passed=passed,
+        blocking=spec.blocking,
+        partition=day,
+        **details,
     )
 
 
+def daily_check_events(
+    context: AssetExecutionContext, evaluations: Iterable[AssetCheckEvaluation]
+) -> Iterator[Output | AssetCheckEvaluation]:
+    """What the cleaning step yields for its daily checks: each selected check's (empty) output, which
+    Dagster expects of a step that declares the check, then each day's result of the selected checks."""
+    selected = context.selected_asset_check_keys
+    for output_name, spec in context.assets_def.check_specs_by_output_name.items():
+        if spec.key in selected:
+            yield Output(None, output_name=output_name)
+    yield from (e for e in evaluations if e.asset_check_key in selected)
+
+
+def cleaned_check_results(cleaned: dict[str, pd.DataFrame]) -> list[AssetCheckEvaluation]:
+    """The CLEANED_CHECKS for each day of one run's cleaned partitions (a loop over days, not rows)."""
+    empty, not_null, inside = CLEANED_CHECKS
+    all_empty = len(empty_days(cleaned)) == len(cleaned)
+    results = []
+    for day in sorted(cleaned):
+        frame = {day: cleaned[day]}
+        nulls = null_counts(frame, NOT_NULL_COLUMNS)
+        outside = rows_outside_their_day(frame)[day]
+        results += [
+            _day_result(
+                empty,
+                day,
+                not cleaned[day].empty,
+                severity=AssetCheckSeverity.ERROR if all_empty else AssetCheckSeverity.WARN,
+                metadata={"rows": len(cleaned[day])},
+            ),
+            _day_result(
+                not_null, day, not any(nulls.values()), metadata={f"null/{c}": n for c, n in nulls.items()}
+            ),
+            _day_result(inside, day, not outside, metadata={"rows_outside": outside}),
+        ]
+    return results
+
+
+def quarantine_check_results(config: RunConfig, counts: pd.DataFrame) -> list[AssetCheckEvaluation]:
+    """Each partition passes when its quarantined / raw share is at most the configured ceiling; a failure's
+    description names the day (share, rows, top reasons), then the setting to change. The largest share
+    first."""
+    ceiling = config.cleaning.max_quarantine_share
+    results = []
+    for _, day in (
+        quarantine_shares(counts).sort_values(["share", "partition"], ascending=[False, True]).iterrows()
+    ):
+        breach = quarantine_breaches(counts[counts["partition"] == day["partition"]], ceiling)
+        description = None
+        if breach:
+            description = (
+                f"{breach[0]}, over the quarantine ceiling of {ceiling:.1%}.{ADVICE_BREAK}The rows and "
+                "their reasons are in quarantined_events: fix the source, or raise "
+                f"cleaning.max_quarantine_share in {config.config_file}"
+            )
+        results.append(
+            _day_result(
+                QUARANTINE_CHECK,
+                str(day["partition"]),
+                not breach,
+                metadata={
+                    "share": float(day["share"]),
+                    "ceiling": ceiling,
+                    "raw_rows": int(day["raw"]),
+                    "quarantined_rows": int(day["quarantined"]),
+                },
+                description=description,
+            )
+        )
+    return results
+
+
+#: failing days named one by one in a run's failure message
+DAYS_NAMED = 5
+
+
 def failed_check_descriptions(events: Iterable[DagsterEvent]) -> list[str]:
-    """The descriptions of a run's failed asset checks of ERROR severity, in event order.
+    """The descriptions of a run's failed asset checks of ERROR severity, one per check, in event order.
 
     A failed blocking check stops its step with an error that names only the check; its description says
-    which rows, which values and what to change.
+    which rows, which values and what to change. The failed partitions of one check are summed up in one
+    description: each partition's finding (the first ``DAYS_NAMED``), then the advice they share (the part
+    after ``ADVICE_BREAK``).
     """
-    found = []
+    failed: dict[tuple[str, str], list[AssetCheckEvaluation]] = {}
     for event in events:
         if event.event_type != DagsterEventType.ASSET_CHECK_EVALUATION:
             continue
         evaluation = event.event_specific_data
-        failed = not evaluation.passed and evaluation.severity == AssetCheckSeverity.ERROR
-        if failed and evaluation.description:
-            found.append(evaluation.description)
+        if (
+            not evaluation.passed
+            and evaluation.severity == AssetCheckSeverity.ERROR
+            and evaluation.description
+        ):
+            key = (evaluation.asset_key.to_user_string(), evaluation.check_name)
+            failed.setdefault(key, []).append(evaluation)
+    found = []
+    for (_, check_name), evaluations in failed.items():
+        if len(evaluations) == 1:
+            found.append(evaluations[0].description.replace(ADVICE_BREAK, " "))
+            continue
+        findings, _, advice = zip(*(e.description.partition(ADVICE_BREAK) for e in evaluations), strict=True)
+        more = f"; and {len(findings) - DAYS_NAMED} more" if len(findings) > DAYS_NAMED else ""
+        named = "; ".join(finding.rstrip(".") for finding in findings[:DAYS_NAMED])
+        found.append(f"{len(findings)} partitions failed {check_name}: {named}{more}. {advice[0]}".strip())
     return found
 
 

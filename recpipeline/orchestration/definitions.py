@@ -9,24 +9,31 @@ from __future__ import annotations
 from dagster import Definitions, ExecutorDefinition, in_process_executor, multiprocess_executor
 
 from recpipeline.config import RunConfig, load_config_from_env, validate_models
+from recpipeline.orchestration.assets.backtest import build_backtest_assets, cut_partitions
 from recpipeline.orchestration.assets.evaluation import build_evaluation_assets
 from recpipeline.orchestration.assets.ingestion import build_ingestion_assets, daily_partitions
+from recpipeline.orchestration.assets.model_inputs import build_model_inputs_assets
 from recpipeline.orchestration.assets.modeling import build_model_assets
 from recpipeline.orchestration.assets.preparation import build_preparation_assets
+from recpipeline.orchestration.catalog import catalogued
 from recpipeline.orchestration.checks import build_checks
 from recpipeline.orchestration.jobs import build_jobs
 from recpipeline.orchestration.resources import build_resources
 
 
 def build_assets(config: RunConfig) -> list:
-    """Every asset and asset check for ``config`` (without resources bound)."""
-    return [
+    """Every asset and asset check for ``config`` (without resources bound), with the owners, tags, column
+    schemas, freshness policy and code references of ``catalog.catalogued``."""
+    definitions = [
         *build_ingestion_assets(config, daily_partitions(config)),
         *build_preparation_assets(config),
+        *build_model_inputs_assets(config),
         *build_model_assets(config),
         *build_evaluation_assets(config),
+        *build_backtest_assets(config),
         *build_checks(config),
     ]
+    return catalogued(config, definitions)
 
 
 def build_executor(config: RunConfig) -> ExecutorDefinition:
@@ -48,7 +55,8 @@ def build_definitions(config: RunConfig) -> Definitions:
     """Everything for ``config``; a model hyperparameter the model does not take stops here, before any run
     (a ``ConfigError`` naming the file and key), not when its step starts."""
     validate_models(config)
-    jobs, schedules, sensors = build_jobs()
+    has_cuts = cut_partitions(config) is not None
+    jobs, schedules, sensors = build_jobs(config.split.test_days if has_cuts else None)
     return Definitions(
         assets=build_assets(config),
         jobs=jobs,

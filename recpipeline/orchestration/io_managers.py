@@ -40,7 +40,13 @@ from dagster import (
 )
 from upath import UPath
 
+from recpipeline.contracts import column_description
 from recpipeline.models import ArtefactError, Recommender, load_model
+from recpipeline.models.training import TrainingData
+
+#: a metadata entry holding an asset's column schema where the canonical key would show it too early (the
+#: metrics asset: orchestration.catalog)
+SCHEMA_ENTRY = "columns"
 
 
 def contained_path(base: UPath, relative: str) -> UPath:
@@ -56,12 +62,16 @@ def partition_file(folder: UPath, partition_key: str, extension: str) -> UPath:
     return path.with_name(path.name + extension)
 
 
-def table_metadata(frame: pd.DataFrame) -> dict[str, Any]:
-    """Dagster's standard table metadata (row count, column schema), shown in the asset's UI page."""
+def table_metadata(frame: pd.DataFrame, schema_key: str = "dagster/column_schema") -> dict[str, Any]:
+    """Dagster's standard table metadata (row count, column schema with the dtypes and the contracts'
+    descriptions), shown in the asset's UI page; ``schema_key``: where the schema goes."""
     return {
         "dagster/row_count": len(frame),
-        "dagster/column_schema": TableSchema(
-            columns=[TableColumn(name=str(c), type=str(t)) for c, t in frame.dtypes.items()]
+        schema_key: TableSchema(
+            columns=[
+                TableColumn(name=str(c), type=str(t), description=column_description(str(c)))
+                for c, t in frame.dtypes.items()
+            ]
         ),
     }
 
@@ -224,7 +234,10 @@ class PartitionedParquetIOManager(_AtomicIOManager):
         if isinstance(obj, dict):
             # a run-level total, named so that it is not read as one partition's row count
             return {"rows_in_run": sum(len(frame) for frame in obj.values())}
-        return table_metadata(obj)
+        # the schema goes where the asset's definition keeps its own (orchestration.catalog)
+        defined = context.definition_metadata or {}
+        keys = [key for key in (SCHEMA_ENTRY, "dagster/column_schema") if key in defined]
+        return table_metadata(obj, *keys[:1])
 
 
 def _checked_frame(context: OutputContext, obj: Any) -> pd.DataFrame:
@@ -242,9 +255,11 @@ class ModelArtefactIOManager(_AtomicIOManager):
     def dump_to_path(self, context: OutputContext, obj: Recommender, path: UPath) -> None:
         with tempfile.TemporaryDirectory() as local:
             obj.save(Path(local))
+            size = sum(file.stat().st_size for file in Path(local).rglob("*") if file.is_file())
             path.fs.put(local.rstrip("/") + "/", path.path, recursive=True)
+        context.add_output_metadata({"model_bytes": size})
 
-    def load_from_path(self, context: InputContext, path: UPath) -> Recommender:
+    def load_from_path(self, context: InputContext | None, path: UPath) -> Recommender:
         if not path.exists():
             raise FileNotFoundError(f"{path}: no saved model")
         with tempfile.TemporaryDirectory() as local:
@@ -255,6 +270,15 @@ class ModelArtefactIOManager(_AtomicIOManager):
                 # name the stored file, not its temporary copy
                 stored = path.joinpath(*Path(error.path).relative_to(local).parts)
                 raise ArtefactError(stored, error.problem, error.remedy) from error
+
+
+def read_model(root: str, asset_name: str, partition: str) -> Recommender | None:
+    """A partition of a model asset stored under ``root`` (where ``ModelIOManager(root=root)`` writes it), or
+    None when it was never written."""
+    path = partition_file(UPath(root) / "models" / asset_name, partition, "")
+    return (
+        ModelArtefactIOManager(UPath(root) / "models").load_from_path(None, path) if path.exists() else None
+    )
 
 
 class ParquetIOManager(ConfigurableIOManagerFactory):
@@ -273,3 +297,42 @@ class ModelIOManager(ConfigurableIOManagerFactory):
 
     def create_io_manager(self, context) -> ModelArtefactIOManager:
         return ModelArtefactIOManager(UPath(self.root) / "models")
+
+
+#: the tables the models read, bundled as one upstream asset (``model_inputs``) in the graph
+MODEL_INPUT_TABLES = ("train", "validation", "user_id_map", "item_id_map", "item_catalog", "user_profiles")
+#: of those, the interactions: read with the columns an input's metadata names (the others whole)
+INTERACTION_TABLES = ("train", "validation")
+
+
+class ModelInputsReader(IOManager):
+    """Loads an input on ``model_inputs`` as the ``TrainingData`` it stands for: each bundled table read from
+    where ``ParquetIOManager`` wrote it, exactly as an input on that table would read it."""
+
+    def __init__(self, base_path: UPath) -> None:
+        self.base_path = base_path
+
+    def handle_output(self, context: OutputContext, obj: Any) -> None:
+        raise NotImplementedError("model_inputs_loader only loads inputs; model_inputs is stored as Parquet")
+
+    def load_input(self, context: InputContext) -> TrainingData:
+        columns = (context.definition_metadata or {}).get("columns")
+        tables = {}
+        for name in MODEL_INPUT_TABLES:
+            path = self.base_path / f"{name}{PartitionedParquetIOManager.extension}"
+            if not path.exists():
+                raise FileNotFoundError(f"{path}: no materialization of {name}")
+            chosen = columns if name in INTERACTION_TABLES else None
+            tables[name] = pq.read_table(path.path, filesystem=path.fs, columns=chosen).to_pandas()
+        context.log.debug(f"Loading {', '.join(MODEL_INPUT_TABLES)} from {self.base_path}")
+        return TrainingData(**tables)
+
+
+class ModelInputsLoader(ConfigurableIOManagerFactory):
+    """The input manager of ``model_inputs`` (an ``AssetIn``'s ``input_manager_key``); tables under
+    ``root``."""
+
+    root: str
+
+    def create_io_manager(self, context) -> ModelInputsReader:
+        return ModelInputsReader(UPath(self.root))

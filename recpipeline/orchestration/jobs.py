@@ -26,6 +26,15 @@ from dagster import (
 from recpipeline.orchestration.instance import TRAINING_TAG
 
 INGESTION_ASSETS = AssetSelection.assets("raw_events", "cleaned_events", "quarantined_events")
+#: the backtest's assets (``orchestration.assets.backtest``): the cut partitions and the summary over them
+BACKTEST_GROUP = "backtest"
+BACKTEST_CUTS_JOB = "backtest_cuts"
+BACKTEST_SUMMARY_JOB = "backtest_summary"
+BACKTEST_INPUTS_JOB = "backtest_inputs"
+#: what every cut reads besides the cleaned days' encoding: materialized before the cuts run
+BACKTEST_INPUTS = AssetSelection.assets(
+    "interactions", "user_id_map", "item_id_map", "item_catalog", "user_profiles"
+)
 CLEANED = AssetKey("cleaned_events")
 WAITING = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING]
 #: on ingestion runs whose caller trains right after them (``recpipeline run``): the sensor does not retrain
@@ -33,7 +42,11 @@ TRAINS_ITSELF_TAG = "recpipeline/trains-itself"
 _PAGE = 200
 
 
-def build_jobs():
+def build_jobs(backtest_test_days: int | None = None):
+    """The jobs, the nightly schedule and the sensors; with ``backtest_test_days`` (the configuration has
+    backtest cuts, each with a test window of that many days) also the backtest's jobs and its sensor."""
+    has_backtest = backtest_test_days is not None
+    backtest = AssetSelection.groups(BACKTEST_GROUP)
     daily_ingestion = define_asset_job(
         "daily_ingestion",
         selection=INGESTION_ASSETS,
@@ -41,10 +54,35 @@ def build_jobs():
     )
     train_and_evaluate = define_asset_job(
         "train_and_evaluate",
-        selection=AssetSelection.all() - INGESTION_ASSETS,
+        selection=AssetSelection.all() - INGESTION_ASSETS - backtest,
         tags={TRAINING_TAG: "true"},
         description="Encode all cleaned days, split, fit every model, recommend and evaluate.",
     )
+    jobs = [daily_ingestion, train_and_evaluate]
+    if has_backtest:
+        summary = AssetSelection.assets("backtest", "backtest_costs")
+        jobs += [
+            define_asset_job(
+                BACKTEST_INPUTS_JOB,
+                selection=BACKTEST_INPUTS,
+                description="Encode every cleaned day (interactions, id maps), catalogue and profiles: what "
+                "the backtest's cuts read.",
+            ),
+            define_asset_job(
+                BACKTEST_CUTS_JOB,
+                selection=backtest - summary,
+                tags={TRAINING_TAG: "true"},
+                description="One backtest cut per partition: its splits, fits (warm-started from the "
+                "previous materialized cut), recommendations and evaluation. A backfill over a range of "
+                "cuts is a rolling-origin backtest; materialize backtest_summary after it.",
+            ),
+            define_asset_job(
+                BACKTEST_SUMMARY_JOB,
+                selection=summary,
+                description="The verdict over time across every materialized cut (backtest.parquet, "
+                "backtest_costs.parquet).",
+            ),
+        ]
 
     @schedule(
         job=daily_ingestion,
@@ -58,7 +96,7 @@ def build_jobs():
     def nightly_ingestion(context: ScheduleEvaluationContext):
         partitions = context.repository_def.get_job("daily_ingestion").partitions_def
         now = context.scheduled_execution_time or dt.datetime.now(dt.UTC)
-        return nightly_request(context.instance, partitions, now)
+        return logged(context, nightly_request(context.instance, partitions, now))
 
     @sensor(
         job=train_and_evaluate,
@@ -69,9 +107,60 @@ def build_jobs():
         "starts after the latest cleaned_events materialization present when it first runs.",
     )
     def train_after_ingestion(context: SensorEvaluationContext):
-        return training_request(context)
+        return logged(context, training_request(context))
 
-    return [daily_ingestion, train_and_evaluate], [nightly_ingestion], [train_after_ingestion]
+    sensors = [train_after_ingestion]
+    if has_backtest:
+
+        @sensor(
+            jobs=jobs[2:],
+            name="backtest_newest_cut",
+            minimum_interval_seconds=60,
+            default_status=DefaultSensorStatus.RUNNING,
+            description="Adds the newest backtest cut once its test window is ingested and encoded (its "
+            "torch models continuing the previous cut's weights), then refreshes the verdict over time: "
+            "the nightly runs extend the backtest by themselves.",
+        )
+        def backtest_newest_cut(context: SensorEvaluationContext):
+            return logged(context, newest_cut_request(context, backtest_test_days))
+
+        sensors.append(backtest_newest_cut)
+    return jobs, [nightly_ingestion], sensors
+
+
+def logged(
+    context: ScheduleEvaluationContext | SensorEvaluationContext, decision: RunRequest | SkipReason
+) -> RunRequest | SkipReason:
+    """``decision``, also written to the tick's log (the UI shows a skip reason only in a hover; the log
+    keeps every tick's reason): the reason of a skip, or the run requested and its key."""
+    if isinstance(decision, SkipReason):
+        context.log.info(f"skipped: {decision.skip_message}")
+    else:
+        partition = f" for {decision.partition_key}" if decision.partition_key else ""
+        context.log.info(f"requested a run{partition} (run key {decision.run_key})")
+    return decision
+
+
+def newest_cut_request(context: SensorEvaluationContext, test_days: int) -> RunRequest | SkipReason:
+    """The newest cut whose test window the encoded interactions cover, when it has not been evaluated;
+    else the verdict over time, when a cut was evaluated after it was last computed."""
+    instance = context.instance
+    encoded = instance.fetch_materializations(AssetKey("interactions"), limit=1, ascending=False).records
+    if not encoded:
+        return SkipReason("no interactions encoded yet")
+    last_day = dt.date.fromisoformat(str(encoded[0].asset_materialization.metadata["last_day"].value))
+    keys = context.repository_def.get_job(BACKTEST_CUTS_JOB).partitions_def.get_partition_keys()
+    ready = [key for key in keys if dt.date.fromisoformat(key) + dt.timedelta(days=test_days) <= last_day]
+    if not ready:
+        return SkipReason(f"no cut has its whole test window in the encoded days (up to {last_day})")
+    newest = ready[-1]
+    if newest not in instance.get_materialized_partitions(AssetKey("cut_metrics")):
+        return RunRequest(job_name=BACKTEST_CUTS_JOB, partition_key=newest, run_key=f"cut-{newest}")
+    evaluated = instance.fetch_materializations(AssetKey("cut_metrics"), limit=1, ascending=False).records
+    summary = instance.fetch_materializations(AssetKey("backtest"), limit=1, ascending=False).records
+    if summary and summary[0].storage_id > evaluated[0].storage_id:
+        return SkipReason(f"the newest cut, {newest}, is evaluated and in the verdict over time")
+    return RunRequest(job_name=BACKTEST_SUMMARY_JOB, run_key=f"summary-after-{evaluated[0].storage_id}")
 
 
 def nightly_request(

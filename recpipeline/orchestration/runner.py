@@ -30,12 +30,20 @@ from dagster import (
 from tqdm import tqdm
 
 from recpipeline.config import ConfigError, RunConfig, load_config
+from recpipeline.orchestration.assets.backtest import COLD_TAG
 from recpipeline.orchestration.checks import failed_check_descriptions
 from recpipeline.orchestration.definitions import build_definitions
 from recpipeline.orchestration.instance import compact_event_log, process_tags, release_dead_runs
-from recpipeline.orchestration.jobs import TRAINS_ITSELF_TAG
+from recpipeline.orchestration.jobs import (
+    BACKTEST_CUTS_JOB,
+    BACKTEST_INPUTS_JOB,
+    BACKTEST_SUMMARY_JOB,
+    TRAINS_ITSELF_TAG,
+)
 from recpipeline.orchestration.resources import Warehouse
+from recpipeline.preparation.cuts import select_cuts
 
+PARTITION_TAG = "dagster/partition"
 PARTITION_RANGE_START = "dagster/asset_partition_range_start"
 PARTITION_RANGE_END = "dagster/asset_partition_range_end"
 
@@ -89,6 +97,48 @@ def run_pipeline(
         return outcome
     _timed_run(config, defs.resolve_job_def("train_and_evaluate"), {}, "train and evaluate", **run)
     outcome.metrics = Warehouse(root=config.storage).read_previous("metrics")
+    return outcome
+
+
+def run_backtest(
+    config: RunConfig,
+    instance: DagsterInstance,
+    start: str,
+    end: str,
+    every: int | None = None,
+    progress: bool = False,
+    log_level: str = "WARNING",
+    cold: bool = False,
+) -> PipelineOutcome:
+    """A rolling-origin backtest: ingest every day, encode them, then run the cut partitions from ``start``
+    to ``end`` every ``every`` days (default ``backtest.every_days``) in date order — each a run of the
+    ``backtest_cuts`` job for its partition, as a backfill launched from the UI makes them — and the summary
+    over every materialized cut. ``cold``: every cut starts cold, as if alone (``COLD_TAG``)."""
+    every = every or config.backtest.every_days
+    if every % config.backtest.every_days:
+        raise ConfigError(
+            f"--every {every}: the cut partitions are {config.backtest.every_days} day(s) apart "
+            "(backtest.every_days); choose a multiple of it"
+        )
+    outcome = run_pipeline(config, instance, train=False, progress=progress, log_level=log_level)
+    defs = build_definitions(config)
+    if BACKTEST_CUTS_JOB not in {job.name for job in defs.resolve_all_job_defs()}:
+        raise ConfigError(
+            f"{config.config_file}: no backtest cut: it needs split.kind temporal and at least "
+            "backtest.min_train_days + split.validation_days + split.test_days days of data"
+        )
+    keys = defs.resolve_job_def(BACKTEST_CUTS_JOB).partitions_def.get_partition_keys()
+    cuts = select_cuts(keys, start, end, every)
+    if not cuts:
+        raise ConfigError(f"no cut between {start} and {end}; the possible cuts are {keys[0]} .. {keys[-1]}")
+    run = dict(instance=instance, outcome=outcome, progress=progress, log_level=log_level)
+    _timed_run(config, defs.resolve_job_def(BACKTEST_INPUTS_JOB), {}, "encode the days", **run)
+    cuts_job = defs.resolve_job_def(BACKTEST_CUTS_JOB)
+    for cut in cuts:
+        tags = {PARTITION_TAG: cut, **({COLD_TAG: "true"} if cold else {})}
+        _timed_run(config, cuts_job, tags, f"cut {cut}", **run)
+    _timed_run(config, defs.resolve_job_def(BACKTEST_SUMMARY_JOB), {}, "verdict over time", **run)
+    outcome.partitions = cuts
     return outcome
 
 
@@ -193,7 +243,8 @@ def _timed_run(config, job, tags, label, instance, outcome, progress, log_level)
         with tqdm(total=len(job.graph.node_dict), desc=label, unit="step", disable=not progress) as bar:
             run_config = {"loggers": {"progress": {"config": {"log_level": log_level}}}}
             execute(config, job.name, instance, tags, {"progress": _progress_logger(bar)}, run_config)
-    outcome.timings[job.name + "_s"] = round(time.perf_counter() - started, 2)
+    name = job.name + (f"[{tags[PARTITION_TAG]}]" if PARTITION_TAG in tags else "")
+    outcome.timings[name + "_s"] = round(time.perf_counter() - started, 2)
 
 
 def _progress_logger(bar: tqdm):

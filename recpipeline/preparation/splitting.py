@@ -209,14 +209,16 @@ def split_for_run(
     seed: int,
     preparation: PreparationConfig,
     split_files: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]] | None = None,
+    end: pd.Timestamp | None = None,
 ) -> RunSplits:
     """The run's splits of the kind ``split.kind``, after k-core filtering by ``preparation``.
 
     Filtering runs here, on what is split, rather than on the ``interactions`` asset: that asset stays the
     whole encoded log, and a predefined split's files (``split_files``: ``{name: (cleaned, quarantine)}``,
     encoded with the run's id maps) are filtered as one log, each row staying in its file's split.
-    ``as_of`` (the day after the newest interaction) does not move with filtering."""
-    end = as_of(interactions["timestamp"])
+    ``as_of`` (the day after the newest interaction, unless ``end`` gives it: a backtest cut's test window
+    ends where its calendar says) does not move with filtering."""
+    end = as_of(interactions["timestamp"]) if end is None else end
     minimums = (preparation.min_user_interactions, preparation.min_item_interactions)
     if split_files is not None:
         return _predefined_for_run(split_files, user_id_map, item_id_map, event_weights, minimums, end)
@@ -233,7 +235,15 @@ def split_for_run(
     }
     if split.kind not in splitters:
         raise ValueError(f"split kind {split.kind!r} needs split files")
-    return RunSplits(splitters[split.kind](), end, {}, kcore)
+    splits = splitters[split.kind]()
+    if split.kind in ("random", "stratified") and len(kept) and splits.test.empty:
+        from recpipeline.config import ConfigError
+
+        raise ConfigError(
+            f"split.test_ratio: test is empty: {split.test_ratio:g} of {len(kept)} interactions rounds to no "
+            "test interaction; raise split.test_ratio"
+        )
+    return RunSplits(splits, end, {}, kcore)
 
 
 def _predefined_for_run(

@@ -23,7 +23,13 @@ import pandas as pd
 
 from recpipeline.config import RunConfig, TableConfig
 from recpipeline.contracts import ITEM_COLUMNS, LINEAGE_COLUMNS
-from recpipeline.sources.mapping import EventMapping, apply_mapping, id_strings, parse_timestamps
+from recpipeline.sources.mapping import (
+    EventMapping,
+    apply_mapping,
+    id_strings,
+    implausible_epochs,
+    parse_timestamps,
+)
 from recpipeline.sources.reading import FileTable, SourceError, file_key, read_files, table_files
 
 #: a detected window longer than this (ten years of daily partitions) needs configured dates
@@ -107,7 +113,12 @@ class FileSource:
 
     def _timestamps(self, raw: pd.DataFrame) -> pd.Series:
         mapping = self.mapping
-        return parse_timestamps(raw[mapping.columns["timestamp"]], mapping.timestamp_unit, mapping.timezone)
+        values = raw[mapping.columns["timestamp"]]
+        if mapping.timestamp_format is None:
+            problem = implausible_epochs(values, mapping.timestamp_unit)
+            if problem is not None:
+                raise SourceError(f"{self.events.path}: column {mapping.columns['timestamp']!r}: {problem}")
+        return parse_timestamps(values, mapping.timestamp_unit, mapping.timezone, mapping.timestamp_format)
 
     def _window(self, timestamp: pd.Series) -> tuple[dt.date, dt.date]:
         """Configured dates, else the data's first and last day (at most yesterday, the last complete day)."""
@@ -122,6 +133,12 @@ class FileSource:
             )
         start = self.start_date or valid.min().date()
         end = self.end_date or max(start, min(valid.max().date(), now.date() - dt.timedelta(days=1)))
+        if (end - start).days >= MAX_DETECTED_DAYS and self.start_date and not valid.empty:
+            raise SourceError(
+                f"{self.events.path}: source.start_date {start} is {(end - start).days + 1} daily partitions "
+                f"before the data's last day {end} (at most {MAX_DETECTED_DAYS}); the data starts "
+                f"{valid.min().date()}: set start_date near it, or end_date too"
+            )
         if (end - start).days >= MAX_DETECTED_DAYS and not configured:
             raise SourceError(
                 f"{self.events.path}: timestamps span {start} .. {end}, {(end - start).days + 1} daily "
@@ -183,6 +200,7 @@ def files_source(config: RunConfig) -> FileSource:
         event_types=source.event_types,
         timezone=source.timezone or "UTC",
         timestamp_unit=source.timestamp_unit,
+        timestamp_format=source.timestamp_format,
     )
     return FileSource(
         FileTable(source.path, source.format, source.options),

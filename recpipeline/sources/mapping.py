@@ -19,9 +19,15 @@ from recpipeline.contracts import ANONYMOUS_USER_PREFIX, LINEAGE_COLUMNS
 
 #: epoch numbers at least this large are milliseconds (1e11 seconds would be the year 5138)
 _MS_THRESHOLD = 1e11
-# an ISO time with a UTC designator or offset at the end: "...10:00Z", "...10:00:00+02:00", "...1000-0500"
-_AWARE = r"\d:\d{2}(?::\d{2}(?:[.,]\d+)?)?\s*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
+# an ISO time with a UTC designator or offset at the end, extended or basic format: "...T10:00Z",
+# "... 10:00:00.123456789+02:00", "...T100000Z", "...T1000-0500" (a date alone has no offset)
+_AWARE = r"[Tt ]\d{2}(?::?\d{2}){0,2}(?:[.,]\d+)?\s*(?:[zZ]|[+-]\d{2}(?::?\d{2})?)$"
 _INT64_MICROS = 9.2e18
+#: microseconds per epoch unit (source.timestamp_unit)
+EPOCH_SCALES = {"s": 1e6, "ms": 1e3, "us": 1.0, "ns": 1e-3}
+#: epoch numbers read (timestamp_unit auto) as dates outside these years are refused, not guessed
+PLAUSIBLE_FROM = pd.Timestamp("1990-01-01", tz="UTC")
+PLAUSIBLE_AHEAD = pd.Timedelta(days=366)
 
 
 @dataclass(frozen=True)
@@ -35,13 +41,16 @@ class EventMapping:
     event_type_default: str | None = None  # for logs of a single kind (no event_type column)
     event_types: Mapping[str, str] = field(default_factory=dict)  # source value -> contract event type
     timezone: str = "UTC"  # the zone of naive timestamps
-    timestamp_unit: str = "auto"  # auto | s | ms | iso
+    timestamp_unit: str = "auto"  # auto | s | ms | us | ns | iso
+    timestamp_format: str | None = None  # a strptime format (e.g. %Y%m%d) instead of the unit
 
 
 def apply_mapping(raw: pd.DataFrame, mapping: EventMapping) -> pd.DataFrame:
     """Contract columns (plus the lineage columns) for each raw row, same index, nothing dropped."""
     columns = mapping.columns
-    timestamp = parse_timestamps(raw[columns["timestamp"]], mapping.timestamp_unit, mapping.timezone)
+    timestamp = parse_timestamps(
+        raw[columns["timestamp"]], mapping.timestamp_unit, mapping.timezone, mapping.timestamp_format
+    )
     if "time_offset" in columns:
         offset = pd.to_numeric(raw[columns["time_offset"]], errors="coerce")
         timestamp = timestamp + pd.to_timedelta(offset.to_numpy("float64", na_value=np.nan), unit="ms")
@@ -55,7 +64,7 @@ def apply_mapping(raw: pd.DataFrame, mapping: EventMapping) -> pd.DataFrame:
             "item_id": id_strings(raw[columns["item_id"]]),
             "event_type": _event_types(raw, mapping),
             "timestamp": timestamp,
-            "value": raw[columns["value"]] if "value" in columns else 1.0,
+            "value": _values(raw[columns["value"]]) if "value" in columns else 1.0,
             "session_id": id_strings(raw[columns["session_id"]]) if "session_id" in columns else pd.NA,
         },
         index=raw.index,
@@ -77,13 +86,33 @@ def id_strings(values: pd.Series) -> pd.Series:
     return values.astype("string")
 
 
-def parse_timestamps(values: pd.Series, unit: str = "auto", timezone: str = "UTC") -> pd.Series:
+def _values(values: pd.Series) -> pd.Series:
+    """The value column as given, except booleans (a Parquet or JSON ``true``), which are missing: read as
+    1.0 / 0.0 they would pass for ratings or quantities, so cleaning quarantines them as ``bad_value``."""
+    if pd.api.types.is_bool_dtype(values.dtype):
+        return pd.Series(np.nan, index=values.index)
+    if values.dtype == object:
+        return values.map(lambda v: None if isinstance(v, bool | np.bool_) else v)
+    return values
+
+
+def parse_timestamps(
+    values: pd.Series, unit: str = "auto", timezone: str = "UTC", timestamp_format: str | None = None
+) -> pd.Series:
     """UTC timestamps (``datetime64[us, UTC]``), NaT where a value does not parse.
 
-    Epoch numbers (``s``, ``ms``; ``auto`` tells them apart by size, per value) are absolute. ISO strings
-    with an offset or ``Z`` are converted; naive ones are local time in ``timezone`` (an hour that occurs
-    twice at the end of summer time is taken as the first, one skipped at its start moves forward).
+    Epoch numbers (``s``, ``ms``, ``us``, ``ns``; ``auto`` tells s and ms apart by size, per value) are
+    absolute. ISO strings (extended or basic format, up to nanoseconds, which are cut to microseconds) with
+    an offset or ``Z`` are converted; naive ones are local time in ``timezone`` (an hour that occurs twice at
+    the end of summer time is taken as the first, one skipped at its start moves forward).
+    ``timestamp_format`` (strptime) reads every value as text with that format instead.
     """
+    if timestamp_format is not None and not pd.api.types.is_datetime64_any_dtype(values.dtype):
+        text = values.astype("string").str.strip()
+        parsed = pd.to_datetime(text, format=timestamp_format, errors="coerce")
+        if isinstance(parsed.dtype, pd.DatetimeTZDtype):  # the format has %z
+            return parsed.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
+        return _localize(parsed, timezone)
     if isinstance(values.dtype, pd.DatetimeTZDtype):
         return values.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
     if pd.api.types.is_datetime64_dtype(values.dtype):
@@ -96,7 +125,7 @@ def parse_timestamps(values: pd.Series, unit: str = "auto", timezone: str = "UTC
             pd.to_numeric(values if numeric else text, errors="coerce").to_numpy("float64", na_value=np.nan),
             index=values.index,
         )
-        scale = {"s": 1e6, "ms": 1e3}.get(unit)
+        scale = EPOCH_SCALES.get(unit)
         if scale is None:
             micros = numbers * np.where(numbers.abs() >= _MS_THRESHOLD, 1e3, 1e6)
         else:
@@ -109,11 +138,54 @@ def parse_timestamps(values: pd.Series, unit: str = "auto", timezone: str = "UTC
     # pyarrow's RE2 directly: several times faster than pandas' str.contains for this pattern
     matches = pc.match_substring_regex(pa.array(text, type=pa.string()), _AWARE)
     aware = pd.Series(matches.fill_null(False).to_numpy(zero_copy_only=False), index=text.index)
-    parsed[aware] = pd.to_datetime(text[aware], format="ISO8601", utc=True, errors="coerce")
+    if aware.any():
+        stamps = pd.to_datetime(text[aware], format="ISO8601", utc=True, errors="coerce")
+        parsed[aware] = stamps.astype("datetime64[us, UTC]")  # nanoseconds cut to microseconds
     naive = text.notna() & ~aware
     if naive.any():
         parsed[naive] = _localize(pd.to_datetime(text[naive], format="ISO8601", errors="coerce"), timezone)
     return parsed
+
+
+def implausible_epochs(values: pd.Series, unit: str = "auto") -> str | None:
+    """Why most of ``values`` are epoch numbers whose unit cannot be trusted, or ``None``.
+
+    With ``timestamp_unit: auto``, numbers that make up most of the column and whose median date under the
+    assumed unit lies before 1990 or more than a year ahead (``20260110`` as seconds is 1970-08-23, epoch
+    microseconds as milliseconds are tens of thousands of years ahead) are not guessed: the message lists
+    the date each unit, and a compact YYYYMMDD date, would give, for the user to choose.
+    """
+    if unit != "auto" or pd.api.types.is_datetime64_any_dtype(values.dtype):
+        return None
+    numeric = pd.api.types.is_numeric_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype)
+    given = values if numeric else values.astype("string").str.strip().replace("", pd.NA)
+    numbers = pd.to_numeric(given, errors="coerce").astype("float64")
+    numbers = numbers[np.isfinite(numbers)]
+    if numbers.empty or len(numbers) * 2 <= int(given.notna().sum()):
+        return None
+    median = float(numbers.median())
+    assumed = median * (1e3 if abs(median) >= _MS_THRESHOLD else 1e6)
+    latest = pd.Timestamp.now(tz="UTC") + PLAUSIBLE_AHEAD
+    if abs(assumed) < _INT64_MICROS and PLAUSIBLE_FROM <= _epoch(assumed) <= latest:
+        return None
+    candidates = []
+    for name, scale in EPOCH_SCALES.items():
+        micros = median * scale
+        shown = str(_epoch(micros)).split(" ")[0] if abs(micros) < _INT64_MICROS else "out of range"
+        candidates.append(f"{name}: {shown}")
+    compact = (
+        pd.to_datetime(f"{median:.0f}", format="%Y%m%d", errors="coerce") if median.is_integer() else None
+    )
+    if compact is not None and not pd.isna(compact):
+        candidates.append(f"timestamp_format '%Y%m%d': {compact.date()}")
+    return (
+        f"numeric timestamps (median {median:.0f}) are not a plausible epoch time under the assumed unit; as "
+        f"{', '.join(candidates)}. Set source.timestamp_unit (s, ms, us, ns) or source.timestamp_format"
+    )
+
+
+def _epoch(micros: float) -> pd.Timestamp:
+    return pd.Timestamp(round(micros), unit="us", tz="UTC")
 
 
 def most_frequent(frame: pd.DataFrame, key: str, column: str) -> pd.Series:
@@ -124,6 +196,8 @@ def most_frequent(frame: pd.DataFrame, key: str, column: str) -> pd.Series:
 
 
 def _localize(values: pd.Series, timezone: str) -> pd.Series:
+    if isinstance(values.dtype, pd.DatetimeTZDtype):  # an offset the pattern did not see: already absolute
+        return values.dt.tz_convert("UTC").astype("datetime64[us, UTC]")
     localized = values.dt.tz_localize(
         timezone, ambiguous=np.ones(len(values), dtype=bool), nonexistent="shift_forward"
     )

@@ -10,6 +10,7 @@ from __future__ import annotations
 import gzip
 import json
 import lzma
+import os
 import re
 import zlib
 from collections.abc import Iterator, Mapping
@@ -89,6 +90,13 @@ def table_files(table: FileTable) -> list[str]:
     if not found:
         raise SourceError(f"{table.path}: no {table.format or 'CSV, Parquet or JSON Lines'} files found")
     local = isinstance(fs, LocalFileSystem)
+    if local:
+        dangling = next((p for p in found if os.path.islink(p) and not os.path.exists(p)), None)
+        if dangling is not None:
+            raise SourceError(
+                f"{dangling}: a symbolic link to {os.readlink(dangling)}, which does not exist; restore the "
+                "file or remove the link"
+            )
     return sorted(p if local else fs.unstrip_protocol(p) for p in found)
 
 
@@ -133,6 +141,7 @@ def read_file(
     require_columns(file, [str(c) for c in frame.columns], required)
     frame = frame[columns] if columns is not None else frame
     _require_scalar_ids(table, file, fmt, frame, required)
+    _ids_as_text(file, fmt, frame, required)
     if fmt == "jsonl":
         frame = _json_text(frame)
     elif fmt == "csv":
@@ -167,7 +176,35 @@ def _one_schema(frames: list[pd.DataFrame]) -> list[pd.DataFrame]:
 
 
 #: what an id column is for; its values must be text or numbers
-_ID_KEYS = ("user_id", "item_id", "session_id")
+_ID_KEYS = ("user_id", "item_id", "session_id", "anonymous_id")
+
+
+def _ids_as_text(file: str, fmt: str, frame: pd.DataFrame, required: Mapping[str, str]) -> None:
+    """Id columns as text, in every format, so that reading never changes an id: a folder whose files type
+    an id column differently (int64 in one Parquet file, float64 in another) keeps each id as written.
+
+    A float column stands for integer ids with gaps (17850.0 is 17850) only where each value is a whole
+    number below 2**53; a fraction or a larger number means the file no longer holds the exact id (a float
+    has no room for 9007199254741015), so it is refused rather than guessed."""
+    for key in _ID_KEYS:
+        column = required.get(key)
+        if column is None or column not in frame or frame[column].dtype == object:
+            continue
+        values = frame[column]
+        if pd.api.types.is_float_dtype(values.dtype):
+            finite = values.dropna()
+            inexact = ~np.isfinite(finite) | (finite != np.round(finite)) | (finite.abs() >= 2.0**53)
+            if inexact.any():
+                row = int(np.flatnonzero(values.notna().to_numpy())[np.flatnonzero(inexact.to_numpy())[0]])
+                meant = f" (mapped to {key})" if key != column else ""
+                raise SourceError(
+                    f"{file}: row {row}: column {column!r}{meant} is floating point and holds "
+                    f"{float(finite[inexact].iloc[0])!r}, not an exact integer id ({int(inexact.sum())} such "
+                    "row(s)): the exact id is lost in the file; write the ids as integers or text"
+                )
+        frame[column] = id_strings(values).astype(object).where(values.notna(), None)
+
+
 #: pandas' inferred types of an object column that hold only text and numbers
 _SCALAR_KINDS = {"string", "empty", "integer", "floating", "mixed-integer-float", "decimal"}
 
@@ -304,6 +341,7 @@ def _read_jsonl(table: FileTable, file: str) -> pd.DataFrame:
     encoding = table.options.get("encoding", "utf-8")
     with fsspec.open(file, "rb", compression="infer") as handle:
         text = handle.read().decode(encoding)
+    text = text.removeprefix("\ufeff")  # a byte-order mark, as CSV accepts it
     # one JSON array of all records, parsed in one call; a comma ends each non-blank line so error line
     # numbers stay the file's. Numbers are kept as their text: ids never pass through float.
     array = "[" + re.sub(r"(\S)[ \t\r]*\n", r"\1,\n", text.rstrip()) + "]"
@@ -333,8 +371,8 @@ def _clear_errors(table: FileTable, file: str, fmt: str) -> Iterator[None]:
     except UnicodeDecodeError as exc:
         encoding = table.options.get("encoding", "utf-8")
         raise SourceError(
-            f"{file}: not {encoding} text ({exc.reason} at byte {exc.start}); "
-            "set the source's `options: {encoding: ...}` (e.g. latin-1)"
+            f"{file}: not {encoding} text ({_undecodable(file, encoding, exc)}); "
+            "set the source's reader option `options: {encoding: ...}` (e.g. latin-1)"
         ) from None
     except (pd.errors.ParserError, pd.errors.EmptyDataError, pa.ArrowException) as exc:
         raise SourceError(f"{file}: not a readable {fmt} file ({_first_line(exc)})") from None
@@ -346,6 +384,21 @@ def _clear_errors(table: FileTable, file: str, fmt: str) -> Iterator[None]:
         raise SourceUnavailable(f"{file}: cannot read ({exc})") from None
     except OSError as exc:
         raise SourceError(f"{file}: cannot read ({exc})") from None
+
+
+def _undecodable(file: str, encoding: str, exc: UnicodeDecodeError) -> str:
+    """Where in the file the text stops being ``encoding``: the byte offset in the whole (uncompressed)
+    file and its line; the reader's own offset counts from the chunk it was decoding."""
+    try:
+        with fsspec.open(file, "rb", compression="infer") as handle:
+            data = handle.read()
+        data.decode(encoding)
+    except UnicodeDecodeError as whole:
+        line = data.count(b"\n", 0, whole.start) + 1
+        return f"byte {whole.start}, line {line}: {data[whole.start : whole.start + 1]!r} {whole.reason}"
+    except (OSError, LookupError, EOFError, zlib.error, lzma.LZMAError):
+        pass
+    return f"{exc.reason} at byte {exc.start} of a block"
 
 
 def _first_line(exc: BaseException) -> str:

@@ -25,6 +25,7 @@ from recpipeline.evaluation.significance import (
     bootstrap_mean_ci,
     choose_baseline,
     holm,
+    minimum_detectable_effect,
     significance_table,
 )
 from recpipeline.models.base import Recommender
@@ -250,6 +251,45 @@ def test_significance_separates_better_from_identical() -> None:
         np.testing.assert_allclose(group["p_holm"], holm(group["p_value"].to_numpy()))
     again = significance_table(_per_user(), "base", [5], n_boot=500, alpha=0.05, seed=1)
     pd.testing.assert_frame_equal(table, again)  # seeded
+
+
+def test_minimum_detectable_effect_by_hand() -> None:
+    # 40 users; "a" differs from the baseline by +0.15 and -0.05 in turn: mean +0.05, sd(ddof 1) =
+    # 0.1 * sqrt(40 / 39); "b" by +0.02 on every user (sd 0). Two models: Holm's family has m = 2, so the
+    # level is alpha / m = 0.025: z(1 - 0.0125) = 2.241403, z(0.80) = 0.841621.
+    n = 40
+    base = np.full(n, 0.3)
+    values = {"base": base, "a": base + np.where(np.arange(n) % 2 == 0, 0.15, -0.05), "b": base + 0.02}
+    per_user = pd.concat(
+        [
+            pd.DataFrame(
+                {"model": m, "user_idx": np.arange(n), "user_segment": "warm", "ndcg@5": v, "recall@5": v}
+            )
+            for m, v in values.items()
+        ],
+        ignore_index=True,
+    )
+    table = significance_table(per_user, "base", [5], n_boot=200, alpha=0.05, seed=1)
+    rows = table[(table["segment"] == "all") & (table["metric"] == "ndcg")].set_index("model")
+    expected = (2.241403 + 0.841621) * 0.1 * math.sqrt(40 / 39) / math.sqrt(40)  # = 0.049368
+    assert rows.loc["a", "mde"] == pytest.approx(expected, rel=1e-6)
+    assert rows.loc["a", "mde"] == pytest.approx(0.049368, abs=1e-6)
+    assert rows.loc["b", "mde"] == 0.0  # no spread: any difference shows
+    # one model compared: the unadjusted level, z(0.975) = 1.959964
+    alone = significance_table(
+        per_user[per_user["model"] != "b"], "base", [5], n_boot=200, alpha=0.05, seed=1
+    )
+    one = alone[(alone["segment"] == "all") & (alone["metric"] == "ndcg")]["mde"].iloc[0]
+    assert one == pytest.approx((1.959964 + 0.841621) * 0.1 / math.sqrt(39), rel=1e-6)
+    # appended after the columns tables written before it have
+    assert list(table.columns)[-1] == "mde" and rows.loc["a", "mean_diff"] == pytest.approx(0.05)
+    assert np.isnan(minimum_detectable_effect(0.1, 1, 0.05))  # one pair: no spread to measure
+    # elementwise: the sd as given, n and the family size per row
+    np.testing.assert_allclose(
+        minimum_detectable_effect([0.1, 0.2], [40, 10], 0.05, [2, 1]),
+        [(2.241403 + 0.841621) * 0.1 / math.sqrt(40), (1.959964 + 0.841621) * 0.2 / math.sqrt(10)],
+        rtol=1e-6,
+    )
 
 
 def test_holm_step_down() -> None:

@@ -28,6 +28,7 @@ EVALUATION = [
     "metrics_per_user",
     "significance",
     "metrics_history",
+    "model_costs",
     "report",
 ]
 KEYS = ["model", "segment", "metric", "k"]

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import html
+
 import numpy as np
 import pandas as pd
 
+from recpipeline.evaluation.costs import COST_COLUMNS
 from recpipeline.evaluation.history import append_history
 from recpipeline.evaluation.reports import (
+    MDE_NOTE,
     ReportInputs,
     metrics_overview,
     metrics_summary,
+    model_colours,
     report_figures,
     report_html,
     report_markdown,
@@ -49,18 +54,24 @@ def test_metrics_summary_names_cutoff_free_metrics_and_counts_users() -> None:
     assert summary["n_users"].tolist() == [40, 40]
 
 
-def test_report_embeds_plots_tables_and_history() -> None:
-    history = append_history(append_history(None, _metrics("r1", 1.1)), _metrics("r2", 1.0))
+def _inputs(metrics: pd.DataFrame, history: pd.DataFrame, costs: pd.DataFrame | None = None) -> ReportInputs:
+    """A report on ``metrics`` with the crafted per-user values, popularity the significance baseline."""
     per_user = _per_user()
-    inputs = ReportInputs(
-        metrics=_metrics("r2", 1.0),
+    return ReportInputs(
+        metrics=metrics,
         significance=significance_table(per_user, "popularity", (5, 10), n_boot=100, alpha=0.05, seed=0),
         per_user=per_user,
         history=history,
         families={"popularity": "baseline", "als": "factorisation"},
         ks=(5, 10),
         n_boot=100,
+        costs=costs,
     )
+
+
+def test_report_embeds_plots_tables_and_history() -> None:
+    history = append_history(append_history(None, _metrics("r1", 1.1)), _metrics("r2", 1.0))
+    inputs = _inputs(_metrics("r2", 1.0), history)
     figures = report_figures(inputs)
     page = report_html(inputs, figures)
     assert page.startswith("<!DOCTYPE html>") and page.count("data:image/png;base64,") == 3
@@ -71,27 +82,68 @@ def test_report_embeds_plots_tables_and_history() -> None:
     assert markdown.index("## Verdict") < markdown.index("## Plots") < markdown.index("## Metrics at K=10")
     assert "### all" in markdown and "| als | 40 |" in markdown and "ndcg@10" in markdown
     assert "baseline: `popularity`" in markdown
+    # the significance table ends in mde, with a line saying what it is; no costs given, no costs section
+    significance_part = markdown[markdown.index("## Significance") :]
+    assert "| significant | mde |" in significance_part and MDE_NOTE in significance_part
+    assert html.escape(MDE_NOTE) in page and "Costs" not in markdown and "<h2>Costs</h2>" not in page
+
+
+def _costs() -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            ("als", 12.3456, 40.0, 15, "cold", 2.25, 3_500_000, 512.4),
+            ("popularity", 0.5, float("nan"), float("nan"), None, 0.8, 1_000, 300.0),
+        ],
+        columns=list(COST_COLUMNS),
+    )
+
+
+def test_costs_beside_accuracy_in_the_report_and_the_overview() -> None:
+    metrics = _metrics("r1", 1.0)
+    inputs = _inputs(metrics, append_history(None, metrics), costs=_costs())
+    figures = report_figures(inputs)
+    assert [title for title, _ in figures][-1] == "Accuracy against fit time" and len(figures) == 4
+    markdown = report_markdown(inputs, figures)
+    header, *rows = _markdown_rows(markdown[markdown.index("## Costs") :])
+    assert header == [
+        "model",
+        "ndcg@10",
+        "fit_s",
+        "cpu_s",
+        "epochs_run",
+        "warm_start_from",
+        "score_ms_per_1k_users",
+        "model_mb",
+        "peak_rss_mb",
+    ]
+    # best ndcg first; a cost not measured shows as n/a, never as 0
+    assert rows == [
+        ["als", "0.2000", "12.35", "40.00", "15", "cold", "2.2", "3.50", "512"],
+        ["popularity", "0.1000", "0.50", "n/a", "n/a", "", "0.8", "0.00", "300"],
+    ]
+    page = report_html(inputs, figures)
+    assert "<h2>Costs</h2>" in page and "peak_rss_mb: peak resident memory" in page
+    assert page.count("data:image/png;base64,") == 4
+    # the winner is the reference (als) and no model is neural: no cost sentence in the verdict
+    assert "Cost:" not in markdown[: markdown.index("## Plots")]
+    overview = metrics_overview(metrics, ["als wins."], inputs.history, k=10, costs=_costs())
+    assert list(overview.markdown) == ["verdict", "headline", "all_metrics", "costs", "charts"]
+    assert overview.markdown["costs"].startswith("ndcg@10 on segment `all` and what each model cost.")
+    assert overview.markdown["charts"].count("](data:image/png;base64,") == 3
 
 
 def test_the_verdict_opens_the_report_with_or_without_the_new_columns() -> None:
-    per_user = _per_user()
     metrics = _metrics("r1", 1.0)
     newer = metrics.assign(served_by=metrics["model"], flagged=False)
     for table in (metrics, newer):  # history rows written before served_by / flagged existed lack them
-        inputs = ReportInputs(
-            metrics=table,
-            significance=significance_table(per_user, "popularity", (5, 10), n_boot=100, alpha=0.05, seed=0),
-            per_user=per_user,
-            history=append_history(None, metrics),
-            families={"popularity": "baseline", "als": "factorisation"},
-            ks=(5, 10),
-            n_boot=100,
+        inputs = _inputs(table, append_history(None, metrics))
+        winner = (
+            "Winner on all (40 users), by ndcg@10: als (factorisation) at 0.2000, significantly ahead of "
         )
-        winner = "Winner on all (40 users), by ndcg@10: als (factorisation) at 0.2000."
         figures = report_figures(inputs)
         page = report_html(inputs, figures)
         verdict = page.index("<h2>Verdict</h2>")
-        assert f"<li>{winner}</li>" in page and verdict < page.index("<img") < page.index("<h2>Significance")
+        assert f"<li>{winner}" in page and verdict < page.index("<img") < page.index("<h2>Significance")
         markdown = report_markdown(inputs, figures)
         assert markdown.index(f"## Verdict\n\n- {winner}") < markdown.index("## Metrics at K=10")
 
@@ -135,3 +187,56 @@ def test_metrics_overview_opens_with_the_verdict_then_a_narrow_rounded_headline(
     assert overview.markdown["charts"].count("](data:image/png;base64,") == 2
     # the only numbers: one headline ndcg per model, rounded (the UI plots each across runs)
     assert overview.numbers == {"ease/ndcg@10": 0.2, "popularity/ndcg@10": 0.1}
+
+
+def _legend_colours(fig) -> dict[str, str]:
+    """model -> colour of each legend entry (bars, lines) and annotated point of a figure."""
+    from matplotlib.colors import to_hex
+
+    found = {}
+    for ax in fig.axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            artist = handle.patches[0] if hasattr(handle, "patches") else handle
+            found[label] = to_hex(
+                artist.get_facecolor() if hasattr(artist, "get_facecolor") else artist.get_color()
+            )
+        for collection in ax.collections:  # scatter points, annotated with their model
+            names = [text.get_text() for text in ax.texts]
+            for name, colour in zip(names, collection.get_facecolors(), strict=False):
+                found[name] = to_hex(colour)
+    return found
+
+
+def test_charts_name_the_headline_segment_and_give_each_model_one_colour(monkeypatch) -> None:
+    import recpipeline.evaluation.reports as reports
+
+    drawn = []
+    monkeypatch.setattr(reports, "_png", lambda fig, dpi=110: drawn.append(fig) or "data:image/png;base64,")
+    metrics = _metrics("r1", 1.0)
+    metrics = pd.concat([metrics, metrics[metrics["segment"] == "all"].assign(segment="with_history")])
+    per_user = _per_user()
+    inputs = ReportInputs(
+        metrics=metrics,
+        significance=significance_table(per_user, "popularity", (5, 10), n_boot=50, alpha=0.05, seed=0),
+        per_user=per_user,
+        history=append_history(None, metrics),
+        families={"popularity": "baseline", "als": "factorisation"},
+        ks=(5, 10),
+        n_boot=50,
+    )
+    report_figures(inputs)
+    metrics_overview(metrics, ["als wins."], inputs.history, k=10)
+    titles = [ax.get_title() for fig in drawn for ax in fig.axes]
+    # the confidence intervals are drawn for the headline segment, as the verdict reads it
+    assert "Segment with_history, mean with 95% bootstrap CI (K=10)" in titles
+    assert not any(title.startswith("Segment all") for title in titles)
+    assert "Accuracy vs novelty, segment with_history" in titles
+    # one colour per model in every chart, the report's and the metrics asset's alike
+    expected = model_colours(["popularity", "als"])
+    assert expected == {"als": "#1f77b4", "popularity": "#ff7f0e"}
+    seen = [_legend_colours(fig) for fig in drawn]
+    assert sum(1 for colours in seen if colours) >= 4
+    for colours in seen:
+        assert colours == {model: expected[model] for model in colours}, colours
+    assert len(model_colours([f"m{i}" for i in range(15)]).values()) == 15  # tab20 beyond ten
+    assert len(set(model_colours([f"m{i}" for i in range(15)]).values())) == 15

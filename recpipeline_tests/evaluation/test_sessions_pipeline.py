@@ -8,17 +8,14 @@ import yaml
 
 from recpipeline.config import parse_config
 from recpipeline.orchestration.runner import run_pipeline
-from recpipeline_tests.conftest import REPO_ROOT, SHARED_DATASETS
+from recpipeline_tests.conftest import REPO_ROOT, public_dataset
 
 pytestmark = pytest.mark.integration
 
-DIGINETICA = SHARED_DATASETS / "diginetica-sample" / "sample_train-item-views.csv"
 
-
-@pytest.mark.skipif(not DIGINETICA.exists(), reason="the shared DIGINETICA sample is not here")
 def test_diginetica_sessions_run_end_to_end(tmp_path) -> None:
     raw = yaml.safe_load((REPO_ROOT / "data" / "diginetica.yaml").read_text())
-    raw["source"]["path"] = str(DIGINETICA)
+    raw["source"]["path"] = str(public_dataset("diginetica-sample", "sample_train-item-views.csv"))
     raw["source"]["start_date"] = "2016-04-20"  # six weeks keep the test quick
     raw["models"] = ["popularity", "sknn", {"gru4rec": {"epochs": 2, "num_threads": 1, "device": "cpu"}}]
     raw["evaluation"] = {**raw["evaluation"], "bootstrap_samples": 100}

@@ -62,27 +62,38 @@ def server_up(url: str) -> bool:
 
 @pytest.fixture(scope="module")
 def dagster_dev(tmp_path_factory) -> Iterator[dict]:
-    """A warehouse filled by `recpipeline run` (four synthetic days), then `dagster dev` on the same
-    instance (a temporary DAGSTER_HOME)."""
-    root = tmp_path_factory.mktemp("ui")
+    """A warehouse filled by `recpipeline run` (four synthetic days), then `recpipeline ui` (dagster dev and
+    the report server) on the same instance (a temporary DAGSTER_HOME)."""
+    raw = {
+        "source": {
+            "kind": "synthetic",
+            "start_date": DAYS[0],
+            "end_date": DAYS[-1],
+            "synthetic": {"n_users": 200, "n_items": 100, "sessions_per_day": 150},
+        },
+        "split": {"validation_days": 1, "test_days": 1},
+        "models": ["popularity", {"als": {"iterations": 3}}],
+        "k": 5,
+    }
+    with running_ui(tmp_path_factory.mktemp("ui"), raw) as ui:
+        yield ui
+
+
+@contextlib.contextmanager
+def running_ui(root: Path, raw_config: dict) -> Iterator[dict]:
+    """``raw_config`` (storage under ``root``) filled by `recpipeline run`, then `recpipeline ui` (dagster dev
+    and the report server) on the same instance, a temporary DAGSTER_HOME; stopped, process group and all,
+    when the block ends."""
     config = root / "run.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "source": {
-                    "kind": "synthetic",
-                    "start_date": DAYS[0],
-                    "end_date": DAYS[-1],
-                    "synthetic": {"n_users": 200, "n_items": 100, "sessions_per_day": 150},
-                },
-                "split": {"validation_days": 1, "test_days": 1},
-                "models": ["popularity", {"als": {"iterations": 3}}],
-                "k": 5,
-                "storage": str(root / "warehouse"),
-            }
-        )
-    )
-    env = {**os.environ, "RECPIPELINE_CONFIG": str(config), "DAGSTER_HOME": str(root / "home")}
+    config.write_text(yaml.safe_dump({**raw_config, "storage": str(root / "warehouse")}))
+    # the report server `recpipeline ui` starts, on a free port; the materializations link to it
+    report_port = free_port()
+    env = {
+        **os.environ,
+        "RECPIPELINE_CONFIG": str(config),
+        "DAGSTER_HOME": str(root / "home"),
+        "RECPIPELINE_REPORT_PORT": str(report_port),
+    }
     timings = {}
     started = time.monotonic()
     # the console script next to this interpreter, as a user of the virtualenv runs it
@@ -101,15 +112,23 @@ def dagster_dev(tmp_path_factory) -> Iterator[dict]:
     url = f"http://127.0.0.1:{port}"
     started = time.monotonic()
     with open(log_path, "w") as log:
-        module = "recpipeline.orchestration.definitions"
-        command = [sys.executable, "-m", "dagster", "dev", "-m", module, "-h", "127.0.0.1", "-p", str(port)]
+        # as a user starts it: dagster dev (webserver + daemon) and the report server beside it
+        command = [str(cli), "ui", "--port", str(port)]
         process = subprocess.Popen(
             command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
         )
         try:
             wait_for(lambda: server_up(url), 120, "the webserver to answer")
             timings["dagster dev up"] = time.monotonic() - started
-            yield {"url": url, "log": log_path, "timings": timings, "filled": filled.stdout}
+            yield {
+                "url": url,
+                "log": log_path,
+                "timings": timings,
+                "filled": filled.stdout,
+                "report_url": f"http://127.0.0.1:{report_port}/report.html",
+                "storage": root / "warehouse",
+                "home": root / "home",
+            }
         finally:
             os.killpg(process.pid, signal.SIGTERM)
             with contextlib.suppress(subprocess.TimeoutExpired):

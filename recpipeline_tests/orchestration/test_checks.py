@@ -1,5 +1,5 @@
 """The quarantine gate through a real Dagster materialization: its failure says which day, how much, why,
-and which setting to change."""
+and which setting to change; every daily check records a result per day (partition), also in range runs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from dagster import materialize
 
 from recpipeline.config import parse_config
-from recpipeline.orchestration.checks import QUARANTINE_CHECK, failed_check_descriptions
+from recpipeline.orchestration.checks import CLEANED_CHECKS, QUARANTINE_CHECK, failed_check_descriptions
 from recpipeline.orchestration.definitions import build_assets
 from recpipeline.orchestration.jobs import INGESTION_ASSETS
 from recpipeline.orchestration.resources import build_resources
@@ -52,18 +52,44 @@ def test_failed_quarantine_gate_names_days_shares_reasons_and_the_setting(tmp_pa
         raise_on_error=False,
     )
     assert not result.success
-    (gate,) = [c for c in result.get_asset_check_evaluations() if c.check_name == QUARANTINE_CHECK.name]
-    assert not gate.passed
-    text = gate.description
-    assert text.startswith("2 day(s) over the quarantine ceiling of 10.0%: ")
-    # worst day first, with its rows and reasons by frequency; the clean day is not named
-    assert "2026-03-02: 50.0% quarantined (5 of 10 rows; missing_user_id 4, unknown_event_type 1); " in text
-    assert "2026-03-04: 20.0% quarantined (2 of 10 rows; missing_user_id 2)." in text
-    assert text.index("2026-03-02") < text.index("2026-03-04") and "2026-03-03" not in text
-    assert text.endswith(f"raise cleaning.max_quarantine_share in {tmp_path / 'run.yaml'}")
-    assert "- 2026-03-04: 20.0%" in gate.metadata["days_over_ceiling"].value
-    assert gate.metadata["worst_partition"].value == "2026-03-02"
+    evaluations = result.get_asset_check_evaluations()
+    gates = [c for c in evaluations if c.check_name == QUARANTINE_CHECK.name]
+    # one result per day, on quarantined_events (where the README draws the check), the worst day first
+    assert [(g.asset_key.to_user_string(), g.partition, g.passed) for g in gates] == [
+        ("quarantined_events", "2026-03-02", False),
+        ("quarantined_events", "2026-03-04", False),
+        ("quarantined_events", "2026-03-03", True),
+    ]
+    worst = gates[0].description
+    # the day, its rows and reasons by frequency, the ceiling; then the setting to change
+    assert worst.startswith(
+        "2026-03-02: 50.0% quarantined (5 of 10 rows; missing_user_id 4, unknown_event_type 1), over the "
+        "quarantine ceiling of 10.0%."
+    )
+    assert worst.endswith(f"raise cleaning.max_quarantine_share in {tmp_path / 'run.yaml'}")
+    assert gates[0].metadata["share"].value == 0.5 and gates[2].description is None
+    # the cleaned-events checks: each day its own result too
+    days = {"2026-03-02", "2026-03-03", "2026-03-04"}
+    cleaned = {
+        (c.check_name, c.partition) for c in evaluations if c.asset_key.to_user_string() == "cleaned_events"
+    }
+    assert cleaned == {(spec.name, day) for spec in CLEANED_CHECKS for day in days}
     # what the run's failure message needs: Dagster's own error names only the check
-    assert failed_check_descriptions(result.all_events) == [text]
+    [text] = failed_check_descriptions(result.all_events)
+    assert text.startswith(
+        "2 partitions failed quarantine_share_below_ceiling: 2026-03-02: 50.0% quarantined (5 of 10 rows; "
+        "missing_user_id 4, unknown_event_type 1), over the quarantine ceiling of 10.0%; 2026-03-04: 20.0% "
+        "quarantined (2 of 10 rows; missing_user_id 2), over the quarantine ceiling of 10.0%. "
+    )
+    assert "2026-03-03" not in text
+    assert text.endswith(f"raise cleaning.max_quarantine_share in {tmp_path / 'run.yaml'}")
     failure = next(e for e in result.all_events if e.is_step_failure)
     assert "2026-03-02" not in failure.step_failure_data.error.message
+
+    # a run of one day (the nightly schedule's) records that day on each result as well
+    one_day = materialize(
+        build_assets(config), resources=build_resources(config), selection=INGESTION_ASSETS,
+        partition_key="2026-03-03",
+    )  # fmt: skip
+    assert one_day.success
+    assert {(c.partition, c.passed) for c in one_day.get_asset_check_evaluations()} == {("2026-03-03", True)}

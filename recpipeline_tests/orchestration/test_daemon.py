@@ -2,6 +2,7 @@
 after the existing cleaned days, so it launches nothing until a new day is ingested, then exactly one retrain.
 Bounded in time; the daemon's process group is stopped at the end."""
 
+import datetime as dt
 import os
 import signal
 import subprocess
@@ -109,3 +110,32 @@ def test_daemon_retrains_only_after_new_days(daemon_home):
             "the retrain to finish",
         )
         assert done[0].status == DagsterRunStatus.SUCCESS, log.read_text()[-4000:]
+
+
+def test_the_sensor_and_the_schedule_write_their_reasons_to_the_tick_log(tmp_path, capfd):
+    """The UI shows a skipped tick's reason only in a hover; the tick's log (Automation → the sensor → a
+    tick → logs) keeps it, one line per evaluation."""
+    from dagster import build_schedule_context, build_sensor_context
+
+    from recpipeline.orchestration.definitions import build_definitions
+    from recpipeline_tests.conftest import tiny_config
+
+    defs = build_definitions(tiny_config(tmp_path / "warehouse"))
+    (tmp_path / "home").mkdir()
+    with DagsterInstance.local_temp(str(tmp_path / "home")) as instance:
+        sensor = defs.get_sensor_def(SENSOR)
+        assert (
+            sensor(build_sensor_context(instance=instance)).skip_message
+            == "no cleaned_events materialization yet"
+        )
+        schedule = defs.get_schedule_def("nightly_ingestion")
+        late = build_schedule_context(
+            instance=instance,
+            scheduled_execution_time=dt.datetime(2027, 1, 1, tzinfo=dt.UTC),
+            repository_def=defs.get_repository_def(),
+        )
+        assert schedule(late).skip_message.startswith("the configured window ends 2026-10-10")
+    # outside the daemon the tick's logger writes to the console: what the daemon stores as the tick's log
+    logged = capfd.readouterr().err
+    assert " - INFO - skipped: no cleaned_events materialization yet" in logged
+    assert " - INFO - skipped: the configured window ends 2026-10-10; nothing left to ingest" in logged

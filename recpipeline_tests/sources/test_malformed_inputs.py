@@ -259,8 +259,13 @@ def storable(frame: pd.DataFrame) -> None:
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_a_malformed_input_ends_in_one_clear_line_or_in_quarantine(name: str, tmp_path: Path):
-    case = CASES[name]
-    path = write_case(case, tmp_path)
+    check_case(name, CASES[name], tmp_path, write_case(CASES[name], tmp_path))
+
+
+def check_case(name: str, case: Case, tmp_path: Path, path: Path) -> list[pd.DataFrame]:
+    """Read and clean ``case`` (written under ``tmp_path``, the source at ``path``) as ingestion does and
+    check its outcome: the one-line error, or the quarantine reasons and every data line accounted for.
+    Returns the cleaned days' frames (none after an error)."""
     try:
         config = parse_config(case_config(case, path), source_name="corpus.yaml")
         source = open_source(config)
@@ -275,7 +280,7 @@ def test_a_malformed_input_ends_in_one_clear_line_or_in_quarantine(name: str, tm
         named = "corpus.yaml" if isinstance(exc, ConfigError) else case.path or Path(path).name
         for word in (named, *case.error):
             assert word in message, (word, message)
-        return
+        return []
     assert not case.error, f"{name}: expected an error holding {case.error}"
     totals = result.totals
     reasons = {reason: int(n) for reason, n in totals.drop(["raw", "cleaned", "quarantined"]).items() if n}
@@ -285,6 +290,7 @@ def test_a_malformed_input_ends_in_one_clear_line_or_in_quarantine(name: str, tm
     assert int(totals["cleaned"] + totals["quarantined"]) + outside == lines  # no line lost
     for frame in [*raw.values(), *result.quarantined.values(), *result.cleaned.values()]:
         storable(frame)
+    return list(result.cleaned.values())
 
 
 def test_the_corpus_is_large_enough():

@@ -11,7 +11,7 @@ from recpipeline.config import ConfigError, parse_config
 from recpipeline.sources import SOURCE_KINDS, SourceError, open_source
 from recpipeline.sources.files import FileSource
 from recpipeline.sources.synthetic import SyntheticSource
-from recpipeline_tests.conftest import SHARED_DATASETS
+from recpipeline_tests.conftest import public_dataset
 
 
 def test_every_configured_kind_has_a_constructor() -> None:
@@ -19,20 +19,15 @@ def test_every_configured_kind_has_a_constructor() -> None:
 
 
 @pytest.mark.parametrize(
-    ("source", "expected"),
+    ("kind", "data", "expected"),
     [
-        ({"kind": "synthetic"}, SyntheticSource),
-        ({"kind": "movielens", "path": str(SHARED_DATASETS / "movielens-100k")}, FileSource),
-        (
-            {
-                "kind": "online_retail",
-                "path": str(SHARED_DATASETS / "uci-online-retail" / "online_retail.parquet"),
-            },
-            FileSource,
-        ),
+        ("synthetic", (), SyntheticSource),
+        ("movielens", ("movielens-100k",), FileSource),
+        ("online_retail", ("uci-online-retail", "online_retail.parquet"), FileSource),
     ],
 )
-def test_open_source_builds_the_kinds_source(source: dict, expected: type) -> None:
+def test_open_source_builds_the_kinds_source(kind: str, data: tuple[str, ...], expected: type) -> None:
+    source = {"kind": kind, **({"path": str(public_dataset(*data))} if data else {})}
     assert isinstance(open_source(parse_config({"source": source}, source_name="<test>")), expected)
 
 

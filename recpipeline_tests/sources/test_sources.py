@@ -26,11 +26,19 @@ from recpipeline.sources import (
     to_contract,
 )
 from recpipeline.sources.reading import SourceError, read_files
-from recpipeline_tests.conftest import SHARED_DATASETS, SHOP_COLUMNS, shop_source
+from recpipeline_tests.conftest import SHOP_COLUMNS, public_dataset, shop_source
 
-ML100K = SHARED_DATASETS / "movielens-100k"
-RETAIL = SHARED_DATASETS / "uci-online-retail" / "online_retail.parquet"
 NOW = pd.Timestamp("2030-01-01", tz="UTC")
+
+
+@pytest.fixture
+def ml100k() -> Path:
+    return public_dataset("movielens-100k")
+
+
+@pytest.fixture
+def retail() -> Path:
+    return public_dataset("uci-online-retail", "online_retail.parquet")
 
 
 def source_config(**source) -> RunConfig:
@@ -57,8 +65,8 @@ def totals(days: dict) -> tuple[int, pd.DataFrame, pd.DataFrame]:
 # --- MovieLens ------------------------------------------------------------------------------------------
 
 
-def test_movielens_100k_has_the_published_counts():
-    config = source_config(kind="movielens", path=str(ML100K))
+def test_movielens_100k_has_the_published_counts(ml100k: Path):
+    config = source_config(kind="movielens", path=str(ml100k))
     assert partition_window(config) == (dt.date(1997, 9, 20), dt.date(1998, 4, 22))
     raw, cleaned, quarantine = totals(ingest(config))
     assert raw == len(cleaned) == 100_000 and quarantine.empty
@@ -86,14 +94,14 @@ def test_movielens_100k_has_the_published_counts():
     assert users["first_seen"].notna().all()
 
 
-def test_movielens_predefined_split_reads_u1_with_the_source_settings():
+def test_movielens_predefined_split_reads_u1_with_the_source_settings(ml100k: Path):
     config = parse_config(
         {
-            "source": {"kind": "movielens", "path": str(ML100K)},
+            "source": {"kind": "movielens", "path": str(ml100k)},
             "split": {
                 "kind": "predefined",
-                "train": str(ML100K / "u1.base"),
-                "test": str(ML100K / "u1.test"),
+                "train": str(ml100k / "u1.base"),
+                "test": str(ml100k / "u1.test"),
             },
         }
     )
@@ -164,8 +172,8 @@ def test_a_folder_without_a_movielens_layout_is_a_clear_error(tmp_path: Path):
 # --- Online Retail --------------------------------------------------------------------------------------
 
 
-def test_online_retail_accounts_for_every_line_with_its_reason():
-    config = source_config(kind="online_retail", path=str(RETAIL))
+def test_online_retail_accounts_for_every_line_with_its_reason(retail: Path):
+    config = source_config(kind="online_retail", path=str(retail))
     assert partition_window(config) == (dt.date(2010, 12, 1), dt.date(2011, 12, 9))
     raw, cleaned, quarantine = totals(ingest(config))
     assert raw == 541_909 == len(cleaned) + len(quarantine)
@@ -182,7 +190,7 @@ def test_online_retail_accounts_for_every_line_with_its_reason():
     assert cleaned["user_id"].nunique() == 4_335  # of 4,372: 37 customers only ever cancelled
     # InvoiceDate is UK local time: 2011-06-01 12:00 BST is 11:00 UTC
     june = cleaned[cleaned["timestamp"].dt.month == 6]
-    raw_june = pd.read_parquet(RETAIL).set_index(np.arange(541_909)).loc[june["_row"], "InvoiceDate"]
+    raw_june = pd.read_parquet(retail).set_index(np.arange(541_909)).loc[june["_row"], "InvoiceDate"]
     assert (
         pd.to_datetime(raw_june.to_numpy()) - june["timestamp"].dt.tz_localize(None).to_numpy()
         == pd.Timedelta(hours=1)
@@ -196,9 +204,9 @@ def test_online_retail_accounts_for_every_line_with_its_reason():
     assert users.loc["12347", "country"] == "Iceland" and len(users) == 4_372
 
 
-def test_cleaning_in_batches_of_days_gives_the_same_partitions():
+def test_cleaning_in_batches_of_days_gives_the_same_partitions(retail: Path):
     """The clean step bounds its memory by cleaning ~1M raw rows at a time: batches must not change a row."""
-    config = source_config(kind="online_retail", path=str(RETAIL))
+    config = source_config(kind="online_retail", path=str(retail))
     whole = ingest(config)
     batched = ingest(config, batch_rows=40_000)  # about 25 batches of whole days
     assert whole.keys() == batched.keys()

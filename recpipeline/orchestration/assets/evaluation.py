@@ -27,29 +27,107 @@ from recpipeline.evaluation.reports import (
     report_html,
     report_markdown,
 )
-from recpipeline.evaluation.run import EvaluationSettings, EvaluationSplits, evaluate_run
+from recpipeline.evaluation.run import EvaluationSettings, EvaluationSplits, RunEvaluation, evaluate_run
+from recpipeline.evaluation.serving import REPORT_FOLDER, REPORT_PAGE, report_url
 from recpipeline.evaluation.verdict import evaluated_families, verdict_lines, verdict_markdown
-from recpipeline.orchestration.assets.modeling import model_asset_name, recommendations_asset_name
+from recpipeline.orchestration.assets.modeling import cost_table, model_asset_name, recommendations_asset_name
 from recpipeline.orchestration.resources import Warehouse
 
 GROUP = "evaluation"
 EXTERNAL_ASSET = "external_recommendations"
-REPORT_PATH = "report/report.html"
+REPORT_PATH = f"{REPORT_FOLDER}/{REPORT_PAGE}"
 REPORT_ASSET = "report"
-# the report asset's page in the UI, same origin as the page linking to it: a browser opens it (a file://
-# link from an http page is blocked); the page shows the whole report as Markdown, plots included
-REPORT_UI_URL = f"/assets/{REPORT_ASSET}"
+#: the UI shows a Markdown metadata entry of fewer characters inline, a longer one behind "[Show Markdown]"
+INLINE_MARKDOWN = 1000
 
 
-def metrics_metadata(overview: MetricsOverview, extra: dict[str, object]) -> dict[str, object]:
-    """The metrics asset's metadata in display order: the overview's Markdown (verdict first), the link to
-    the report, ``extra``, then the overview's numbers (the only entries the UI plots across runs)."""
+def headline_chart_path(run_id: str) -> str:
+    """Where a run's headline chart lies under the storage root: in the report folder, which the report
+    server serves (one file per run, so an earlier materialization's verdict keeps its own chart)."""
+    return f"{REPORT_FOLDER}/headline-{run_id}.png"
+
+
+def verdict_entries(verdict: str, chart: str | None = None) -> dict[str, str]:
+    """The verdict as the metrics asset's first metadata entry, short enough for the UI to show inline with
+    ``chart`` (a Markdown image) under it: bullets that would make it too long are left to a second entry,
+    ``verdict_full``, with the whole verdict."""
+    image = f"\n\n{chart}" if chart else ""
+    if len(verdict) + len(image) < INLINE_MARKDOWN:
+        return {"verdict": verdict + image}
+    note = "\n- (more in verdict_full)"
+    lines = verdict.split("\n")
+    shown = lines[:1]
+    for line in lines[1:]:
+        if len("\n".join([*shown, line])) + len(note) + len(image) >= INLINE_MARKDOWN:
+            break
+        shown.append(line)
+    return {"verdict": "\n".join(shown) + note + image, "verdict_full": verdict}
+
+
+def metrics_metadata(
+    overview: MetricsOverview, extra: dict[str, object], chart_url: str | None = None
+) -> dict[str, object]:
+    """The metrics asset's metadata in display order: the verdict (with the headline chart, fetched from
+    ``chart_url``), the link to the HTML report, the overview's other Markdown, ``extra``, then the overview's
+    numbers (the only entries the UI plots across runs)."""
+    markdown = dict(overview.markdown)
+    chart = None
+    if chart_url and overview.headline_chart:
+        chart = f"![{overview.headline_chart[0]}]({chart_url})"
+    verdict = verdict_entries(markdown.pop("verdict", ""), chart)
     return {
-        **{key: MetadataValue.md(text) for key, text in overview.markdown.items()},
-        "report": MetadataValue.url(REPORT_UI_URL),
+        **{key: MetadataValue.md(text) for key, text in verdict.items()},
+        "report": MetadataValue.url(report_url()),
+        **{key: MetadataValue.md(text) for key, text in markdown.items()},
         **extra,
         **overview.numbers,
     }
+
+
+def evaluate_models_of_run(
+    config: RunConfig,
+    run_id: str,
+    splits: dict[str, pd.DataFrame],
+    item_catalog: pd.DataFrame,
+    recs: dict[str, pd.DataFrame | None],
+    models: dict[str, object],
+    previous_history: pd.DataFrame | None,
+    external: pd.DataFrame | None = None,
+) -> RunEvaluation:
+    """``evaluate_run`` with the configuration's settings, on ``splits`` (train, validation, test and the id
+    maps): the metrics asset's evaluation and a backtest cut's."""
+    settings = config.evaluation
+    sessions = config.split.kind == "sessions"
+    return evaluate_run(
+        EvaluationSplits(
+            splits["train"],
+            splits["validation"],
+            splits["test"],
+            item_catalog,
+            splits["item_id_map"],
+            splits["user_id_map"],
+        ),
+        model_lists=recs,
+        external=external,
+        models=models,
+        settings=EvaluationSettings(
+            ks=config.ks,
+            k=config.k,
+            seed=config.seed,
+            cold_max_interactions=settings.cold_max_interactions,
+            rating_weight=config.event_weights.get("rating", 0.0),
+            baseline=settings.baseline,
+            bootstrap_samples=settings.bootstrap_samples,
+            alpha=settings.alpha,
+            min_segment_users=settings.min_segment_users,
+            relevant_event_types=settings.relevant_event_types,
+            min_rating=settings.min_rating,
+            session_targets=settings.session_targets if sessions else None,
+            session_recommend_seen=settings.session_recommend_seen,
+        ),
+        run_id=run_id,
+        previous_history=previous_history,
+    )
 
 
 def build_evaluation_assets(config: RunConfig) -> list:
@@ -72,11 +150,8 @@ def build_evaluation_assets(config: RunConfig) -> list:
             "result": AssetOut(
                 key="metrics",
                 kinds={"pandas", "parquet"},
-                description="Per model x segment x metric x K (definitions in docs/metrics.md; segments in "
-                "docs/evaluation.md; the headline is segment with_history), plus rmse / mae where the data "
-                "has explicit ratings; who served each row's lists (served_by), whether its segment is below "
-                "evaluation.min_segment_users (flagged); with run id and as-of date. Metadata: the verdict, "
-                "the headline table, every metric, charts comparing the models, a link to the report.",
+                description="Every model's metrics per segment x metric x K (docs/metrics.md). Below: the "
+                "verdict with its chart, the `report` link, the tables; the columns under `columns`.",
             ),
             "metrics_per_user": AssetOut(
                 kinds={"pandas", "parquet"},
@@ -89,6 +164,11 @@ def build_evaluation_assets(config: RunConfig) -> list:
                 description="Each model against the baseline, per user segment of at least "
                 "evaluation.min_segment_users users: mean per-user difference of ndcg / recall at every K, "
                 "paired bootstrap 95% CI, Wilcoxon signed-rank p-value, Holm-adjusted p-value.",
+            ),
+            "model_costs": AssetOut(
+                kinds={"pandas", "parquet"},
+                description="Per configured model: fit and CPU seconds (fit + refit), epochs run, scoring "
+                "time per 1,000 users, size on disk and peak memory while fitting (docs/evaluation.md).",
             ),
             "metrics_history": AssetOut(
                 kinds={"pandas", "parquet"},
@@ -109,35 +189,32 @@ def build_evaluation_assets(config: RunConfig) -> list:
         user_id_map: pd.DataFrame,
         **inputs,
     ):
-        evaluation = evaluate_run(
-            EvaluationSplits(train, validation, test, item_catalog, item_id_map, user_id_map),
-            model_lists={m: inputs.get(f"recs_{m}") for m in config.model_names},
-            external=inputs.get("recs_external"),
+        evaluation = evaluate_models_of_run(
+            config,
+            context.run.run_id,
+            {
+                "train": train,
+                "validation": validation,
+                "test": test,
+                "user_id_map": user_id_map,
+                "item_id_map": item_id_map,
+            },
+            item_catalog,
+            recs={m: inputs.get(f"recs_{m}") for m in config.model_names},
             models={m: inputs[f"model_{m}"] for m in config.model_names},
-            settings=EvaluationSettings(
-                ks=config.ks,
-                k=config.k,
-                seed=config.seed,
-                cold_max_interactions=settings.cold_max_interactions,
-                rating_weight=config.event_weights.get("rating", 0.0),
-                baseline=settings.baseline,
-                bootstrap_samples=settings.bootstrap_samples,
-                alpha=settings.alpha,
-                min_segment_users=settings.min_segment_users,
-                relevant_event_types=settings.relevant_event_types,
-                min_rating=settings.min_rating,
-                session_targets=settings.session_targets if sessions else None,
-                session_recommend_seen=settings.session_recommend_seen,
-            ),
-            run_id=context.run.run_id,
             previous_history=warehouse.read_previous("metrics_history"),
+            external=inputs.get("recs_external"),
         )
         table = evaluation.metrics
         context.log.info("\n" + evaluation.summary)
         families = evaluated_families(table["model"], config.model_names)
-        verdict = verdict_lines(table, evaluation.significance, families, config.k)
+        costs = cost_table(
+            context.instance,
+            {m: (model_asset_name(m), recommendations_asset_name(m)) for m in config.model_names},
+        )
+        verdict = verdict_lines(table, evaluation.significance, families, config.k, costs)
         context.log.info("verdict\n" + verdict_markdown(verdict))
-        overview = metrics_overview(table, verdict, evaluation.history, config.k)
+        overview = metrics_overview(table, verdict, evaluation.history, config.k, costs)
         extra = {
             "headline_segment": evaluation.headline_segment,
             "as_of": table["as_of"].iloc[0],
@@ -146,7 +223,10 @@ def build_evaluation_assets(config: RunConfig) -> list:
         if sessions:
             # models that cannot serve a prefix are named here rather than scored wrong
             extra["prefix_support"] = MetadataValue.json(evaluation.prefix_support)
-        yield Output(table, output_name="result", metadata=metrics_metadata(overview, extra))
+        chart = headline_chart_path(context.run.run_id)
+        warehouse.write_bytes(chart, overview.headline_chart[1])
+        chart_url = report_url(chart.removeprefix(f"{REPORT_FOLDER}/"))
+        yield Output(table, output_name="result", metadata=metrics_metadata(overview, extra, chart_url))
         yield Output(
             evaluation.per_user,
             output_name="metrics_per_user",
@@ -162,6 +242,7 @@ def build_evaluation_assets(config: RunConfig) -> list:
                 "significantly_better": ", ".join(evaluation.significantly_better) or "none",
             },
         )
+        yield Output(costs, output_name="model_costs")
         history = evaluation.history
         yield Output(
             history, output_name="metrics_history", metadata={"n_runs": int(history["run_id"].nunique())}
@@ -174,10 +255,11 @@ def build_evaluation_assets(config: RunConfig) -> list:
         significance: pd.DataFrame,
         metrics_per_user: pd.DataFrame,
         metrics_history: pd.DataFrame,
+        model_costs: pd.DataFrame,
         warehouse: Warehouse,
     ) -> MaterializeResult:
-        """A self-contained HTML page (plots embedded) under `<storage>/report/report.html`; the same report,
-        plots included, as Markdown in this asset's metadata (entry `report`), which the UI shows."""
+        """A self-contained HTML page (plots embedded) under `<storage>/report/report.html`, opened by the
+        `html_report` link; the same report, plots included, as Markdown in the entry `report`."""
         inputs = ReportInputs(
             metrics=metrics,
             significance=significance,
@@ -187,12 +269,15 @@ def build_evaluation_assets(config: RunConfig) -> list:
             ks=config.ks,
             n_boot=settings.bootstrap_samples,
             seed=config.seed,
+            costs=model_costs,
         )
         figures = report_figures(inputs)
         location = warehouse.write_text(REPORT_PATH, report_html(inputs, figures))
         context.log.info(f"report written to {location}")
         return MaterializeResult(
             metadata={
+                # served by `recpipeline report` / beside `recpipeline ui` (evaluation.serving)
+                "html_report": MetadataValue.url(report_url()),
                 "report": MetadataValue.md(report_markdown(inputs, figures)),
                 "path": MetadataValue.path(location),
             }

@@ -22,10 +22,10 @@ from dagster import (
 from recpipeline.config import RunConfig
 from recpipeline.evaluation.reports import markdown_table
 from recpipeline.orchestration.checks import (
-    CLEANED_CHECKS,
-    QUARANTINE_CHECK,
     cleaned_check_results,
-    quarantine_check_result,
+    daily_check_events,
+    daily_check_specs,
+    quarantine_check_results,
 )
 from recpipeline.orchestration.io_managers import partition_metadata
 from recpipeline.preparation.cleaning import REASONS, clean_and_account
@@ -112,7 +112,7 @@ def build_ingestion_assets(config: RunConfig, partitions: DailyPartitionsDefinit
         group_name=GROUP,
         partitions_def=partitions,
         backfill_policy=DAILY_BACKFILL,
-        check_specs=[QUARANTINE_CHECK, *CLEANED_CHECKS],
+        check_specs=daily_check_specs(partitions),
         outs={
             "cleaned_events": AssetOut(
                 kinds={"pandas", "parquet"},
@@ -148,7 +148,7 @@ def build_ingestion_assets(config: RunConfig, partitions: DailyPartitionsDefinit
             metadata={"run_row_accounting": MetadataValue.md(markdown_table(table))},
         )
         yield Output(result.quarantined, output_name="quarantined_events")
-        yield quarantine_check_result(config, table)
-        yield from cleaned_check_results(result.cleaned)
+        checked = [*quarantine_check_results(config, table), *cleaned_check_results(result.cleaned)]
+        yield from daily_check_events(context, checked)
 
     return [item_catalog, user_profiles, raw_events, clean]
