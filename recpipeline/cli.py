@@ -124,12 +124,13 @@ def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     from dagster import BetaWarning, DagsterInstance
 
-    from recpipeline.orchestration.instance import ensure_dagster_home
+    from recpipeline.orchestration.instance import ensure_dagster_home, exit_on_signals
     from recpipeline.orchestration.runner import run_pipeline
 
     warnings.filterwarnings("ignore", category=BetaWarning)  # backfill_policy is beta; nothing to act on
     home = ensure_dagster_home()
-    with DagsterInstance.get() as instance:
+    # SIGINT / SIGTERM: the runs under way are canceled and their pool slots freed, exit 130 / 143
+    with DagsterInstance.get() as instance, exit_on_signals(instance):
         outcome = run_pipeline(
             config,
             instance=instance,
@@ -152,14 +153,14 @@ def _backtest(args: argparse.Namespace) -> int:
 
     from recpipeline.evaluation.backtest import backtest_summary, verdict_over_time
     from recpipeline.evaluation.verdict import verdict_markdown
-    from recpipeline.orchestration.instance import ensure_dagster_home
+    from recpipeline.orchestration.instance import ensure_dagster_home, exit_on_signals
     from recpipeline.orchestration.resources import Warehouse
     from recpipeline.orchestration.runner import run_backtest
 
     warnings.filterwarnings("ignore", category=BetaWarning)
     start, end = (_iso_date(value, flag) for value, flag in ((args.start, "--start"), (args.end, "--end")))
     home = ensure_dagster_home()
-    with DagsterInstance.get() as instance:
+    with DagsterInstance.get() as instance, exit_on_signals(instance):
         outcome = run_backtest(
             config,
             instance,

@@ -23,6 +23,8 @@ from recpipeline.models.registry import MODEL_NAMES, has_item_similarity
 
 #: environment variable naming the configuration file the Dagster code location loads
 CONFIG_ENV_VAR = "RECPIPELINE_CONFIG"
+#: the pseudonym key (``privacy.pseudonymise``): read from the environment only, never written anywhere
+PSEUDONYM_KEY_ENV_VAR = "RECPIPELINE_PSEUDONYM_KEY"
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.yaml")
 
 
@@ -130,6 +132,18 @@ class CleaningConfig:
     max_quarantine_share: float = 0.1
     #: [min, max] of event values (ratings, quantities); a value outside is quarantined as bad_value
     value_range: tuple[float, float] = VALUE_RANGE
+
+
+@dataclass(frozen=True)
+class PrivacyConfig:
+    """What of the users' identity the warehouse keeps."""
+
+    #: replace user ids at cleaning by a keyed hash (HMAC-SHA256 under $RECPIPELINE_PSEUDONYM_KEY), so no raw
+    #: user id reaches any table after raw_events (user_profiles included)
+    pseudonymise: bool = False
+    #: false: each raw_events partition file is deleted once its rows are cleaned (the row accounting stays in
+    #: the cleaning metadata)
+    keep_raw: bool = True
 
 
 @dataclass(frozen=True)
@@ -260,6 +274,7 @@ class RunConfig:
         default_factory=lambda: SourceConfig(start_date=dt.date(2026, 10, 1), end_date=dt.date(2026, 10, 28))
     )
     cleaning: CleaningConfig = field(default_factory=CleaningConfig)
+    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
     preparation: PreparationConfig = field(default_factory=PreparationConfig)
     split: SplitConfig = field(default_factory=SplitConfig)
     #: interaction weight per event type (ratings are additionally multiplied by the rating value)
@@ -443,6 +458,7 @@ def parse_config(raw: dict[str, Any], source_name: str = "<dict>", base_dir: Pat
     cleaning = _section(raw, "cleaning", CleaningConfig, where)
     _number(cleaning.max_quarantine_share, where, "cleaning.max_quarantine_share", 0.0, 1.0)
     cleaning = replace(cleaning, value_range=_value_range(cleaning.value_range, where))
+    privacy = _privacy(raw, where)
     preparation = _section(raw, "preparation", PreparationConfig, where)
     for key in ("min_user_interactions", "min_item_interactions"):
         _integer(getattr(preparation, key), where, f"preparation.{key}", 1)
@@ -454,6 +470,7 @@ def parse_config(raw: dict[str, Any], source_name: str = "<dict>", base_dir: Pat
     return RunConfig(
         source=source,
         cleaning=cleaning,
+        privacy=privacy,
         preparation=preparation,
         split=split,
         event_weights=weights,
@@ -1116,6 +1133,23 @@ def _tuning(raw: dict[str, Any], where: str, models: tuple[ModelSpec, ...]) -> T
     if unknown:
         raise ConfigError(f"{where}: tuning.models: {unknown[0]!r} is not among models {names}")
     return replace(section, models=tuple(tuned))
+
+
+def _privacy(raw: dict[str, Any], where: str) -> PrivacyConfig:
+    """``privacy``: two flags; pseudonymising needs its key in the environment, checked here so that a run
+    without it stops before any step."""
+    section = _section(raw, "privacy", PrivacyConfig, where)
+    for key in ("pseudonymise", "keep_raw"):
+        if not isinstance(getattr(section, key), bool):
+            raise ConfigError(
+                f"{where}: privacy.{key}: expected true or false, got {getattr(section, key)!r}"
+            )
+    if section.pseudonymise and not os.environ.get(PSEUDONYM_KEY_ENV_VAR):
+        raise ConfigError(
+            f"{where}: privacy.pseudonymise is on but the environment variable {PSEUDONYM_KEY_ENV_VAR} (the "
+            "pseudonym key) is not set"
+        )
+    return section
 
 
 def _backtest(raw: dict[str, Any], where: str) -> BacktestConfig:

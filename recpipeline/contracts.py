@@ -89,7 +89,10 @@ COLUMNS: dict[str, tuple[str, str]] = {
         "An item customers of item_id also viewed, by the model's item similarity.",
     ),
     # metrics, significance and history
-    "segment": ("string", "The users scored: all, with_history (the headline), warm, cold, new_users, ..."),
+    "segment": (
+        "string",
+        "The users scored: all, with_history (the headline), warm, cold, new_users, light/medium/heavy, ...",
+    ),
     "metric": ("string", "The metric's name (docs/metrics.md)."),
     "k": ("integer", "The cut-off K of the top-K list (0 for metrics without one, such as rmse)."),
     "n_users": ("integer", "Users the figure is computed over."),

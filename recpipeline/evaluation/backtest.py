@@ -10,7 +10,6 @@ the difference per cut by least squares, with its p-value.
 
 from __future__ import annotations
 
-import html
 from collections.abc import Mapping
 
 import numpy as np
@@ -19,6 +18,9 @@ from scipy import stats
 
 from recpipeline.evaluation.protocol import headline_segment
 
+#: the backtest's table under the storage root (``backtest.parquet``), and its costs
+BACKTEST_TABLE = "backtest"
+BACKTEST_COSTS_TABLE = "backtest_costs"
 BACKTEST_COLUMNS = (
     "cut_date",
     "model",
@@ -184,61 +186,3 @@ def costs_over_time(cuts: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
         return pd.DataFrame(columns=["cut_date"])
     table = pd.concat(frames, ignore_index=True)
     return table[["cut_date", *[c for c in table.columns if c != "cut_date"]]]
-
-
-def over_time_chart(table: pd.DataFrame, k: int) -> str:
-    """ndcg@k on the headline segment per model over the cut dates, as a PNG data URI."""
-    from recpipeline.evaluation.reports import _colour, _figure, _png  # the report's own chart style
-
-    rows = table[(table["metric"] == "ndcg") & (table["k"] == k)].sort_values("cut_date")
-    models = sorted(rows["model"].unique())
-    fig, (ax,) = _figure(1)
-    for model in models:
-        group = rows[rows["model"] == model]
-        ax.plot(
-            pd.to_datetime(group["cut_date"]),
-            group["value"],
-            marker="o",
-            label=model,
-            color=_colour(model, models),
-        )
-    segment = rows["segment"].mode().iloc[0] if len(rows) else ""
-    ax.set_ylabel(f"ndcg@{k}")
-    ax.set_title(f"ndcg@{k} on {segment} per cut date")
-    ax.tick_params(axis="x", labelsize=7, rotation=30)
-    if len(rows):
-        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-    return _png(fig)
-
-
-def backtest_html(lines: list[str], summary: pd.DataFrame, costs: pd.DataFrame, chart: str, k: int) -> str:
-    """A self-contained HTML page of the backtest: the verdict over time, the chart, each model's record
-    across the cuts and the costs per cut."""
-    verdict = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
-    mean_costs = (
-        costs.groupby("model", sort=True)[[c for c in costs.columns if c not in ("cut_date", "model")]]
-        .mean(numeric_only=True)
-        .reset_index()
-        if len(costs)
-        else costs
-    )
-
-    def table(frame: pd.DataFrame) -> str:
-        return frame.to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="n/a", border=0)
-
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Verdict over time</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; font-size: 0.8em; margin-bottom: 1.5em; }}
-th, td {{ border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; }}
-th {{ background: #f2f2f2; }} img {{ max-width: 100%; }}
-</style></head><body>
-<h1>Verdict over time</h1>
-<ul class="verdict">{verdict}</ul>
-<img alt="ndcg@{k} per cut date" src="{chart}">
-<h2>Each model against the baseline, across the cuts</h2>{table(summary)}
-<h2>Mean cost per cut</h2>{table(mean_costs)}
-<h2>Costs per cut</h2>{table(costs)}
-</body></html>
-"""

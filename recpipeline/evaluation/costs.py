@@ -111,7 +111,7 @@ def costs_summary(costs: pd.DataFrame, order: list[str] | None = None) -> pd.Dat
             pd.to_numeric(table.pop("model_bytes"), errors="coerce") / 1e6,
         )
     if "warm_start_from" in table:
-        table["warm_start_from"] = table["warm_start_from"].fillna("").astype(str)
+        table["warm_start_from"] = table["warm_start_from"].astype("string").fillna("").astype(str)
     if order is not None:
         rank = {m: i for i, m in enumerate(order)}
         table = table.sort_values(

@@ -15,6 +15,13 @@ rank, ``rel_u(j)`` = 1 if the item at (1-based) position j is in ``T_u``.
 * novelty@K = mean over recommended (u, item) pairs of -log2(n_i / N) (n_i = training rows of item i, 1 when
   unseen; N = training rows)
 * diversity@K = 1 - mean pairwise cosine similarity of item feature vectors within L_u (users with >= 2 items)
+* popularity p_i = rows of item i before the test cut (train + validation; 0 for an item outside B)
+* arp@K = mean over users with a filled slot of the mean p_i of their top-K slots (average recommended
+  popularity)
+* aplt@K = mean over users with a filled slot of the share of their top-K slots holding a long-tail item:
+  items of B sorted by p_i descending, the short head is every item whose p_i is at least that of the item
+  at which the cumulative share of rows first reaches HEAD_SHARE (80%; ties at the boundary join the head),
+  the long tail every other item (items outside B included)
 
 Conventions (documented because they affect numbers):
 
@@ -40,9 +47,11 @@ import pandas as pd
 import scipy.sparse as sp
 
 ACCURACY_METRICS: tuple[str, ...] = ("precision", "recall", "ndcg", "map", "hit_rate", "mrr")
-BEYOND_ACCURACY_METRICS: tuple[str, ...] = ("catalog_coverage", "gini", "novelty")
+BEYOND_ACCURACY_METRICS: tuple[str, ...] = ("catalog_coverage", "gini", "novelty", "arp", "aplt")
 METRIC_NAMES: tuple[str, ...] = (*ACCURACY_METRICS, *BEYOND_ACCURACY_METRICS, "diversity")
 PER_USER_METRICS: tuple[str, ...] = (*ACCURACY_METRICS, "diversity")
+#: the short head holds this share of the rows before the test cut (Pareto's 80/20): aplt's long tail
+HEAD_SHARE = 0.8
 
 ItemFeatures = sp.spmatrix | sp.sparray | np.ndarray
 
@@ -156,20 +165,55 @@ class ItemCounts:
     items: np.ndarray  # sorted distinct training item_idx
     counts: np.ndarray  # training rows of each
     n_rows: int
+    popularity: np.ndarray  # rows before the test cut (train + validation) of each item of base (arp)
+    tail: np.ndarray  # bool per item of base: in the long tail (aplt; ``long_tail``)
 
 
-def count_items(train: pd.DataFrame, known_items: np.ndarray | None = None) -> ItemCounts:
-    """The ItemCounts of ``train`` (item_idx column); the item base is train's items and ``known_items``
-    (item_idx also known before the test cut, e.g. validation's; duplicates allowed)."""
-    item = _int64(train, "item_idx")
+def _counted(item: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted distinct values of ``item`` and how often each occurs."""
     if _dense(int(item.max(initial=0)), len(item)):  # a bincount instead of sorting millions of rows
         counts = np.bincount(item)
         items = np.flatnonzero(counts)
-        counts = counts[items]
-    else:
-        items, counts = np.unique(item, return_counts=True)
+        return items, counts[items]
+    return np.unique(item, return_counts=True)
+
+
+def long_tail(popularity: np.ndarray, head_share: float = HEAD_SHARE) -> np.ndarray:
+    """Whether each item is in the long tail, by its ``popularity`` (rows before the test cut).
+
+    Items sorted by popularity, most popular first: the short head is every item at least as popular as the
+    one at which the cumulative share of rows first reaches ``head_share`` (items tied with it join the
+    head, so the head may hold more than that share); the long tail is every other item. Every item is in
+    the tail when there are no rows.
+    """
+    popularity = np.asarray(popularity, dtype=np.float64)
+    total = popularity.sum()
+    if not len(popularity) or total <= 0:
+        return np.ones(len(popularity), dtype=bool)
+    ordered = np.sort(popularity)[::-1]
+    reached = int(np.searchsorted(np.cumsum(ordered), head_share * total * (1 - 1e-12)))
+    threshold = ordered[min(reached, len(ordered) - 1)]
+    return popularity < threshold
+
+
+def count_items(
+    train: pd.DataFrame, known_items: np.ndarray | None = None, popularity_rows: np.ndarray | None = None
+) -> ItemCounts:
+    """The ItemCounts of ``train`` (item_idx column); the item base is train's items and ``known_items``
+    (item_idx also known before the test cut, e.g. validation's; duplicates allowed). ``popularity_rows``:
+    the item_idx of every row before the test cut (train and validation; each row counts) that arp and the
+    long tail count; None: train's rows."""
+    item = _int64(train, "item_idx")
+    items, counts = _counted(item)
     base = items if known_items is None else _distinct(np.concatenate([items, known_items.astype(np.int64)]))
-    return ItemCounts(base, items, counts, len(item))
+    if popularity_rows is None:
+        popular, times = items, counts
+    else:
+        popular, times = _counted(np.asarray(popularity_rows, dtype=np.int64))
+    popularity = np.zeros(len(base), dtype=np.int64)
+    at = _index_in(base, popular)
+    popularity[at[at >= 0]] = times[at >= 0]
+    return ItemCounts(base, items, counts, len(item), popularity, long_tail(popularity))
 
 
 def _sort_order(u: np.ndarray, rank: np.ndarray, item: np.ndarray) -> np.ndarray:
@@ -354,17 +398,34 @@ def _gini(counts: np.ndarray) -> float:
     return float(((2.0 * i - n - 1.0) * x).sum() / (n * total))
 
 
+def _user_mean(user: np.ndarray, values: np.ndarray) -> float:
+    """Mean over users of each user's mean of ``values`` (rows of ``user``); NaN without rows."""
+    if not len(user):
+        return float("nan")
+    slots = np.bincount(user)
+    listed = slots > 0
+    sums = np.bincount(user, weights=values, minlength=len(slots))
+    return float(np.mean(sums[listed] / slots[listed]))
+
+
 def _beyond_accuracy(
-    item: np.ndarray, pos: np.ndarray, ks: Sequence[int], counts: ItemCounts
+    user: np.ndarray, item: np.ndarray, pos: np.ndarray, ks: Sequence[int], counts: ItemCounts
 ) -> dict[tuple[str, int], float]:
-    """Coverage, gini (over the item base) and novelty (training counts) of the list rows (item, 0-based
-    position)."""
+    """Coverage, gini (over the item base), novelty (training counts), arp and aplt (popularity before the
+    test cut) of the list rows (user position, item, 0-based position)."""
     at_base = _index_in(counts.base, item)  # position in the item base, -1 outside it
     at = _index_in(counts.items, item)  # position among the training items, -1 unseen in training
+    in_base = at_base >= 0
+    popularity = np.zeros(len(item), dtype=np.float64)  # outside the base: no rows before the cut
+    popularity[in_base] = counts.popularity[at_base[in_base]]
+    tail = np.ones(len(item), dtype=np.float64)  # outside the base: in the long tail
+    tail[in_base] = counts.tail[at_base[in_base]]
     n_base = len(counts.base)
     out: dict[tuple[str, int], float] = {}
     for k in ks:
         top = pos < k
+        out[("arp", k)] = _user_mean(user[top], popularity[top])
+        out[("aplt", k)] = _user_mean(user[top], tail[top])
         top_base = at_base[top]
         exposure = np.bincount(top_base[top_base >= 0], minlength=n_base)
         out[("catalog_coverage", k)] = np.count_nonzero(exposure) / n_base if n_base else float("nan")
@@ -405,16 +466,19 @@ def evaluate(
     """Aggregate metric table: columns metric (str), k (int64), value (float64), n_users (int64).
 
     One row per (metric, k) for every name in METRIC_NAMES (metric-major, k ascending). train: user_idx,
-    item_idx (novelty counts); train and ``validation`` (item_idx) make the item base of coverage and gini.
+    item_idx (novelty counts); train and ``validation`` (item_idx) make the item base of coverage and gini,
+    and their rows the popularity of arp and aplt.
     users: optional subset of user_idx (a segment); accuracy and diversity means and coverage/gini/novelty
     then use only those users' lists and test rows. n_users = number of evaluated users. Accuracy metrics
     are means over evaluated users, diversity over users with a defined value; a figure with nothing to
     average is NaN.
     """
+    known = None if validation is None else _int64(validation, "item_idx")
+    rows = None if known is None else np.concatenate([_int64(train, "item_idx"), known])
     return evaluate_subsets(
         recommendations,
         index_relevance(test),
-        count_items(train, None if validation is None else _int64(validation, "item_idx")),
+        count_items(train, known, rows),
         ks,
         item_features,
         [users],
@@ -448,7 +512,7 @@ def evaluate_subsets(
                 col = col[~np.isnan(col)]
                 values[(metric, k)] = float(col.mean()) if len(col) else float("nan")
         rows = chosen[prep.u]
-        values.update(_beyond_accuracy(prep.item[rows], prep.pos[rows], prep.ks, counts))
+        values.update(_beyond_accuracy(prep.u[rows], prep.item[rows], prep.pos[rows], prep.ks, counts))
         names = [(m, k) for m in METRIC_NAMES for k in prep.ks]
         tables.append(
             pd.DataFrame(

@@ -17,7 +17,10 @@ test window (``EvaluationData.base``). Metric definitions: ``docs/metrics.md``. 
 * ``new_items`` — relevance restricted to items first seen in the test window (users with at least one), plus
   ``exposure_share``: the share of all evaluated users' top-K slots holding an item outside the item base
   (first seen in the test window, or unknown to the evaluation; its n_users is the number of all evaluated
-  users).
+  users);
+* ``light`` / ``medium`` / ``heavy`` — a partition of ``with_history`` by activity: the users' train +
+  validation rows against the terciles of those counts over the evaluated users with history (``activity``);
+  segment ``with_history`` adds ``ndcg_gap``, heavy's ndcg minus light's.
 
 A segment without users (no cold users, no catalogue categories new to anyone) has no rows in the metrics
 table, rather than rows of NaN; segment ``all`` always has its rows. Column ``served_by`` names who made the
@@ -55,7 +58,11 @@ METRICS_COLUMNS = ("model", "segment", "metric", "k", "value", "n_users", "serve
 USER_SEGMENTS = ("warm", "cold", "new_users")
 #: the users with history before the test window (warm and cold): the headline segment
 WITH_HISTORY = "with_history"
-SEGMENTS = ("all", WITH_HISTORY, *USER_SEGMENTS, "cross_category", "new_items")
+#: a partition of the users with history by activity (train + validation rows): terciles
+ACTIVITY_SEGMENTS = ("light", "medium", "heavy")
+#: heavy users' ndcg minus light users' (segment with_history)
+NDCG_GAP = "ndcg_gap"
+SEGMENTS = ("all", WITH_HISTORY, *USER_SEGMENTS, *ACTIVITY_SEGMENTS, "cross_category", "new_items")
 #: who serves users without history when the model does not (``recommending.recommend_table``): the
 #: ranking by popularity before the test window
 COLD_START_FALLBACK = "popularity"
@@ -122,12 +129,36 @@ class EvaluationData:
         pd.DataFrame | None
     )  # relevant pairs in a category new to the user; None without catalogue
     new_items: np.ndarray  # item_idx first seen in the test window
+    #: item_idx of every train and validation row: the popularity of arp and aplt (None: train's rows)
+    known_items: np.ndarray | None = None
+    #: evaluated user_idx (sorted) -> one of ACTIVITY_SEGMENTS, "" without history (``activity``)
+    activity: pd.Series | None = None
 
     def users_in(self, segment: str) -> np.ndarray:
-        """The evaluated users of a user segment (one of USER_SEGMENTS, or WITH_HISTORY)."""
+        """The evaluated users of a user segment (one of USER_SEGMENTS or ACTIVITY_SEGMENTS, or
+        WITH_HISTORY)."""
+        if segment in ACTIVITY_SEGMENTS:
+            if self.activity is None:
+                return np.zeros(0, dtype=np.int64)
+            return self.activity.index[self.activity.to_numpy() == segment].to_numpy()
         segments = self.user_segment.to_numpy()
         chosen = segments != "new_users" if segment == WITH_HISTORY else segments == segment
         return self.user_segment.index[chosen].to_numpy()
+
+
+def activity(history: np.ndarray) -> np.ndarray:
+    """Each user's activity group by ``history`` (train + validation rows): among the users with history,
+    ``light`` up to the first tercile t1 of their counts, ``medium`` above t1 up to the second tercile t2,
+    ``heavy`` above t2 (numpy's linear-interpolation quantiles; tied counts share a group); "" without
+    history."""
+    history = np.asarray(history, dtype=np.int64)
+    active = history[history > 0]
+    if not len(active):
+        return np.full(len(history), "", dtype=object)
+    t1, t2 = np.quantile(active, [1 / 3, 2 / 3])
+    groups = np.where(history <= t1, "light", np.where(history <= t2, "medium", "heavy")).astype(object)
+    groups[history == 0] = ""
+    return groups
 
 
 def prepare_evaluation(
@@ -167,14 +198,17 @@ def prepare_evaluation(
         novel = ~isin_ids(rel_user * n_cat + rel_category, known_user * n_cat + codes[known_item])
         has_history = known_rows[rel_user] > 0  # for new users every category is new: that's new_users
         cross = relevant[novel & has_history].reset_index(drop=True)
+    index = pd.Index(users, name="user_idx")
     return EvaluationData(
         relevant=relevant,
         train=train,
         base=np.unique(known_item),
         features=features,
-        user_segment=pd.Series(segment, index=pd.Index(users, name="user_idx"), name="user_segment"),
+        user_segment=pd.Series(segment, index=index, name="user_segment"),
         cross_category=cross,
         new_items=new_items,
+        known_items=known_item,
+        activity=pd.Series(activity(history), index=index, name="activity"),
     )
 
 
@@ -202,23 +236,26 @@ def evaluate_models(
     # (relevant pairs, {segment: user subset}), indexed once for every model; the user segments are subsets
     # of segment all, so each list's per-user metrics are computed once for all five
     relevant = index_relevance(data.relevant)
-    user_segments = (WITH_HISTORY, *USER_SEGMENTS)
+    user_segments = (WITH_HISTORY, *USER_SEGMENTS, *ACTIVITY_SEGMENTS)
     cases = [(relevant, {"all": None, **{s: data.users_in(s) for s in user_segments}})]
     if data.cross_category is not None:
         cases.append((index_relevance(data.cross_category), {"cross_category": None}))
     new_items = data.relevant[data.relevant["item_idx"].isin(data.new_items)]
     cases.append((index_relevance(new_items), {"new_items": None}))
-    counts = count_items(data.train, data.base)
+    counts = count_items(data.train, data.base, data.known_items)
     parts = []
     for model, recs in recommendations.items():
         for relevance, segments in cases:
             evaluated = evaluate_subsets(recs, relevance, counts, ks, data.features, list(segments.values()))
+            tables = dict(zip(segments, evaluated, strict=True))
             # a segment without users would only hold NaN rows; segment all stays (its NaN flags a bad run)
             parts += [
                 (model, segment, table)
-                for segment, table in zip(segments, evaluated, strict=True)
+                for segment, table in tables.items()
                 if segment == "all" or table["n_users"].iloc[0] > 0
             ]
+            if WITH_HISTORY in tables and tables[WITH_HISTORY]["n_users"].iloc[0] > 0:
+                parts.append((model, WITH_HISTORY, ndcg_gap(tables["light"], tables["heavy"])))
         shares = exposure_share(recs, relevant, ks, data.base)
         exposure = pd.DataFrame(
             {
@@ -230,6 +267,22 @@ def evaluate_models(
         )
         parts.append((model, "new_items", exposure))
     return typed_metrics(_labelled(parts), min_segment_users, served_by)
+
+
+def ndcg_gap(light: pd.DataFrame, heavy: pd.DataFrame) -> pd.DataFrame:
+    """``NDCG_GAP`` rows (metric, k, value, n_users) from the light and heavy users' ``evaluate`` tables:
+    heavy's ndcg@k minus light's (NaN when a group has no users); n_users the smaller group's, so the row is
+    flagged when either group is small."""
+    light_ndcg = light[light["metric"] == "ndcg"].set_index("k")
+    heavy_ndcg = heavy[heavy["metric"] == "ndcg"].set_index("k")
+    return pd.DataFrame(
+        {
+            "metric": NDCG_GAP,
+            "k": light_ndcg.index.to_numpy(np.int64),
+            "value": (heavy_ndcg["value"] - light_ndcg["value"]).to_numpy(np.float64),
+            "n_users": np.minimum(light_ndcg["n_users"], heavy_ndcg["n_users"]).to_numpy(np.int64),
+        }
+    )
 
 
 def typed_metrics(

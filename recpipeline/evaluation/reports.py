@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from recpipeline.evaluation.backtest import backtest_summary, verdict_over_time
 from recpipeline.evaluation.costs import COST_COLUMN_DOCS, costs_summary
 from recpipeline.evaluation.history import run_order
 from recpipeline.evaluation.protocol import NO_K, USER_SEGMENTS, WITH_HISTORY, headline_segment
@@ -154,6 +155,9 @@ class ReportInputs:
     n_boot: int = 1000
     seed: int = 42
     costs: pd.DataFrame | None = None  # costs.COST_COLUMNS, one row per model; None: not measured
+    #: the backtest's table (``evaluation.backtest.BACKTEST_COLUMNS``) when cuts were evaluated: the report
+    #: then says how the verdict held over the cut dates
+    backtest: pd.DataFrame | None = None
 
 
 def _png(fig: Figure, dpi: int = 110) -> str:
@@ -393,7 +397,23 @@ def report_figures(inputs: ReportInputs) -> list[tuple[str, str]]:
     ]
     if _has_costs(inputs):
         figures.append((_COST_CHART_TITLE, _cost_chart(inputs.costs, inputs.metrics, k)))
+    if _has_backtest(inputs):
+        figures.append((_BACKTEST_CHART_TITLE, over_time_chart(inputs.backtest, k)))
     return figures
+
+
+_BACKTEST_CHART_TITLE = "The verdict over time: ndcg per backtest cut"
+
+
+def _has_backtest(inputs: ReportInputs) -> bool:
+    return inputs.backtest is not None and not inputs.backtest.empty
+
+
+def _over_time(inputs: ReportInputs) -> list[str]:
+    """The backtest's verdict over time (empty without a backtest)."""
+    if not _has_backtest(inputs):
+        return []
+    return verdict_over_time(inputs.backtest, backtest_summary(inputs.backtest), max(inputs.ks))
 
 
 def _has_costs(inputs: ReportInputs) -> bool:
@@ -407,16 +427,31 @@ MDE_NOTE = (
 )
 
 
+#: what the popularity-bias metrics and the activity segments mean, under the metrics tables
+POPULARITY_NOTE = (
+    "Who gets exposure. arp@K: mean over users with a list of the mean popularity of their top-K items, "
+    "popularity = an item's train + validation rows (0 for an item first seen later). aplt@K: mean over "
+    "users with a list of the share of their top-K slots holding a long-tail item; items sorted by "
+    "popularity, the short head is every item at least as popular as the one at which the cumulative share "
+    "of rows reaches 80% (ties join the head), the long tail every other item. Segments light / medium / "
+    "heavy: the users with history split at the terciles of their train + validation rows; ndcg_gap@K "
+    "(segment with_history) = heavy users' ndcg@K minus light users' ndcg@K, its n_users the smaller group."
+)
+
+
 def report_markdown(inputs: ReportInputs, figures: Sequence[tuple[str, str]]) -> str:
     """The report as Markdown (what the UI shows of it): the verdict, the plots, metrics at the largest K
     per segment, significance on the headline segment, costs when given."""
     k = max(inputs.ks)
     headline = headline_segment(inputs.metrics)
     parts = [_heading(inputs), "## Verdict", verdict_markdown(_verdict(inputs))]
+    if _has_backtest(inputs):
+        parts += ["## The verdict over time (backtest)", verdict_markdown(_over_time(inputs))]
     parts += ["## Plots", _markdown_images(figures), f"## Metrics at K={k}"]
     for segment in pd.unique(inputs.metrics["segment"]):
         table = metrics_summary(inputs.metrics, segment, ks=(k,))
         parts += [f"### {segment}", markdown_table(table)]
+    parts.append(POPULARITY_NOTE)
     parts += [
         f"## Significance against the baseline (segment {headline}, K={k})",
         markdown_table(significance_summary(inputs.significance, k, headline)),
@@ -441,10 +476,22 @@ def _heading(inputs: ReportInputs) -> str:
     return f"# Recommender evaluation, as of {as_of}\n\nRun `{run_id}`; significance baseline: `{baseline}`."
 
 
+#: the style of the report's HTML pages
+PAGE_STYLE = """<style>
+body { font-family: system-ui, sans-serif; margin: 2em; color: #222; }
+table { border-collapse: collapse; font-size: 0.8em; margin-bottom: 1.5em; }
+th, td { border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; }
+th { background: #f2f2f2; } img { max-width: 100%; } .tables { overflow-x: auto; }
+</style>"""
+
+
 def report_html(inputs: ReportInputs, figures: Sequence[tuple[str, str]]) -> str:
     """A self-contained HTML page: the verdict, plots as embedded PNGs, significance (with what mde means),
     costs when given, metrics per segment at every K."""
     verdict = "".join(f"<li>{html.escape(line)}</li>" for line in _verdict(inputs))
+    over_time = "".join(f"<li>{html.escape(line)}</li>" for line in _over_time(inputs))
+    if over_time:
+        over_time = f'<h2>The verdict over time (backtest)</h2><ul class="verdict">{over_time}</ul>'
     tables = "".join(
         f"<h3>{html.escape(str(segment))}</h3>{_html_table(metrics_summary(inputs.metrics, segment))}"
         for segment in pd.unique(inputs.metrics["segment"])
@@ -467,22 +514,73 @@ def report_html(inputs: ReportInputs, figures: Sequence[tuple[str, str]]) -> str
         )
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(heading[0])}</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; font-size: 0.8em; margin-bottom: 1.5em; }}
-th, td {{ border: 1px solid #ccc; padding: 0.25em 0.5em; text-align: right; }}
-th {{ background: #f2f2f2; }} img {{ max-width: 100%; }} .tables {{ overflow-x: auto; }}
-</style></head><body>
+{PAGE_STYLE}</head><body>
 <h1>{html.escape(heading[0])}</h1><p>{html.escape(heading[1]).replace("`", "")}</p>
 <h2>Verdict</h2><ul class="verdict">{verdict}</ul>
+{over_time}
 {images}
 <h2>Significance against the baseline</h2>
 <div class="tables">{_html_table(inputs.significance)}</div>{mde}
 {costs}
 <h2>Metrics per segment</h2><div class="tables">{tables}</div>
+<p>{html.escape(POPULARITY_NOTE)}</p>
 </body></html>
 """
 
 
 def _html_table(frame: pd.DataFrame) -> str:
     return frame.to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep=NOT_AVAILABLE, border=0)
+
+
+# -- the backtest: the verdict over time ------------------------------------------------------------------
+
+
+def over_time_chart(table: pd.DataFrame, k: int) -> str:
+    """ndcg@k on the headline segment per model over the cut dates, as a PNG data URI."""
+    rows = table[(table["metric"] == "ndcg") & (table["k"] == k)].sort_values("cut_date")
+    models = sorted(rows["model"].unique())
+    fig, (ax,) = _figure(1)
+    for model in models:
+        group = rows[rows["model"] == model]
+        ax.plot(
+            pd.to_datetime(group["cut_date"]),
+            group["value"],
+            marker="o",
+            label=model,
+            color=_colour(model, models),
+        )
+    segment = rows["segment"].mode().iloc[0] if len(rows) else ""
+    ax.set_ylabel(f"ndcg@{k}")
+    ax.set_title(f"ndcg@{k} on {segment} per cut date")
+    ax.tick_params(axis="x", labelsize=7, rotation=30)
+    if len(rows):
+        _legend_outside(ax)
+    return _png(fig)
+
+
+def backtest_html(lines: list[str], summary: pd.DataFrame, costs: pd.DataFrame, chart: str, k: int) -> str:
+    """A self-contained HTML page of the backtest: the verdict over time, the chart, each model's record
+    across the cuts and the costs per cut."""
+    verdict = "".join(f"<li>{html.escape(line)}</li>" for line in lines)
+    mean_costs = (
+        costs.groupby("model", sort=True)[[c for c in costs.columns if c not in ("cut_date", "model")]]
+        .mean(numeric_only=True)
+        .reset_index()
+        if len(costs)
+        else costs
+    )
+
+    def table(frame: pd.DataFrame) -> str:
+        return frame.to_html(index=False, float_format=lambda v: f"{v:.4f}", na_rep="n/a", border=0)
+
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>Verdict over time</title>
+{PAGE_STYLE}</head><body>
+<h1>Verdict over time</h1>
+<ul class="verdict">{verdict}</ul>
+<img alt="ndcg@{k} per cut date" src="{chart}">
+<h2>Each model against the baseline, across the cuts</h2>{table(summary)}
+<h2>Mean cost per cut</h2>{table(mean_costs)}
+<h2>Costs per cut</h2>{table(costs)}
+</body></html>
+"""

@@ -268,10 +268,12 @@ def evaluate_session_lists(
     features: sp.csr_matrix | None,
     ks: Sequence[int],
     min_segment_users: int,
+    popularity_rows: np.ndarray | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(metrics table in METRICS_COLUMNS, per-session values) of each model's position lists."""
+    """(metrics table in METRICS_COLUMNS, per-session values) of each model's position lists;
+    ``popularity_rows``: item_idx of every train and validation row (arp, aplt; None: train's rows)."""
     relevance = index_relevance(positions.targets)
-    counts = count_items(train, base)
+    counts = count_items(train, base, popularity_rows)
     segments = segment_users(positions)
     table = positions.table.set_index("user_idx")
     parts, per_session = [], []
@@ -326,9 +328,9 @@ def evaluate_sessions(
     features = None
     if item_catalog is not None:
         features = one_hot(category_codes(item_catalog, item_id_map))
-    base = np.unique(known["item_idx"].to_numpy(np.int64))
+    known_items = known["item_idx"].to_numpy(np.int64)
     metrics, per_session = evaluate_session_lists(
-        lists, positions, train, base, features, ks, min_segment_users
+        lists, positions, train, np.unique(known_items), features, ks, min_segment_users, known_items
     )
     return SessionEvaluation(
         metrics=metrics,

@@ -45,10 +45,20 @@ from recpipeline.contracts import (
     LINEAGE_COLUMNS,
     column_description,
 )
+from recpipeline.evaluation.backtest import BACKTEST_COLUMNS
+from recpipeline.evaluation.costs import COST_COLUMNS
 from recpipeline.evaluation.history import HISTORY_COLUMNS
 from recpipeline.evaluation.protocol import METRICS_COLUMNS, list_families
 from recpipeline.evaluation.significance import SIGNIFICANCE_COLUMNS
 from recpipeline.models.recommending import RECOMMENDATION_COLUMNS, SIMILAR_ITEMS_COLUMNS
+from recpipeline.orchestration.assets.backtest import (
+    BACKTEST_ASSET,
+    BACKTEST_COSTS_ASSET,
+    cut_asset,
+    cut_model_asset,
+    cut_recommendations_asset,
+    cut_validation_fit_asset,
+)
 from recpipeline.orchestration.assets.modeling import model_asset_name, recommendations_asset_name
 from recpipeline.orchestration.io_managers import SCHEMA_ENTRY
 from recpipeline.preparation.encoding import ID_MAP_COLUMNS, INTERACTION_COLUMNS
@@ -95,6 +105,28 @@ def asset_columns(config: RunConfig) -> dict[str, tuple[str, ...]]:
         "metrics_per_user": ("model", "user_idx", "user_segment", "served_by"),
         "significance": SIGNIFICANCE_COLUMNS,
         "metrics_history": HISTORY_COLUMNS,
+        "model_costs": COST_COLUMNS,
+        **_backtest_columns(config, interactions, recommendations),
+    }
+
+
+def _backtest_columns(
+    config: RunConfig, interactions: dict[str, tuple[str, ...]], recommendations: dict[str, tuple[str, ...]]
+) -> dict[str, tuple[str, ...]]:
+    """The backtest's tables: each cut's as the single run's, then the tables over every cut."""
+    per_cut = {
+        **{cut_asset(name): columns for name, columns in interactions.items() if name != "interactions"},
+        cut_asset("user_id_map"): ID_MAP_COLUMNS,
+        cut_asset("item_id_map"): ID_MAP_COLUMNS,
+        **{cut_asset(name): columns for name, columns in recommendations.items()},
+        cut_asset("metrics"): (*METRICS_COLUMNS, "run_id", "as_of"),
+        cut_asset("significance"): SIGNIFICANCE_COLUMNS,
+        cut_asset("costs"): COST_COLUMNS,
+    }
+    return {
+        **per_cut,
+        BACKTEST_ASSET: BACKTEST_COLUMNS,
+        BACKTEST_COSTS_ASSET: ("cut_date", *COST_COLUMNS),
     }
 
 
@@ -116,7 +148,13 @@ def model_tags(config: RunConfig) -> dict[str, dict[str, str]]:
     families = list_families(config.model_names, [])
     tags = {}
     for model in config.model_names:
-        for name in (model_asset_name(model), recommendations_asset_name(model)):
+        names = (model_asset_name(model), recommendations_asset_name(model))
+        cut_names = (
+            cut_model_asset(model),
+            cut_validation_fit_asset(model),
+            cut_recommendations_asset(model),
+        )
+        for name in (*names, *cut_names):
             tags[name] = {MODEL_TAG: model, FAMILY_TAG: families[model]}
     return tags
 

@@ -3,9 +3,15 @@
 Created on first use with a ``dagster.yaml`` that limits concurrency: at most one training run at a time
 (run tag ``recpipeline/training``) and one model fit at a time across runs (pool ``training``).
 
-Runs the CLI starts carry its process id and host as tags, so that a later CLI run can tell a run whose
-process was killed (``kill -9``, a lost terminal) from one still under way, mark it failed and give back the
-pool slot it held; without that, every later model fit would wait for the slot forever.
+Every run, whatever launched it (the CLI, the daemon, the UI), writes a heartbeat while its executor runs:
+the tag ``recpipeline/heartbeat`` (Unix time) every ``HEARTBEAT_INTERVAL_S`` seconds, from a thread of the
+process that coordinates its steps. ``release_dead_runs`` marks failed an unfinished run whose heartbeat is
+older than ``stale_after_s()`` (default 60 s; ``$RECPIPELINE_STALE_AFTER_S``), or whose CLI process of this
+host is gone (tags ``recpipeline/pid``, ``recpipeline/host``: found at once), and frees the pool slots of
+such runs and of finished runs that still hold some; without that, every later model fit would wait for the
+slot forever. A process id alone is not trusted to say a run is alive (ids are reused). Every live run calls
+it while its heartbeat beats, so a run that waits for a slot held by a dead run gets it once the holder is
+stale; ``recpipeline run`` calls it before it starts, and the sensor ``recover_stalled_runs`` in the daemon.
 
 Every event a run stores costs the instance a transaction (on SQLite: two files and a disk sync), and a
 single-run backfill of hundreds of days stores a few per day. ``compact_event_log`` turns on Dagster's own
@@ -24,9 +30,15 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import signal
 import socket
 import sqlite3
+import sys
+import threading
+import time
 from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
@@ -38,6 +50,12 @@ TRAINING_TAG = "recpipeline/training"
 TRAINING_POOL = "training"
 PID_TAG = "recpipeline/pid"
 HOST_TAG = "recpipeline/host"
+HEARTBEAT_TAG = "recpipeline/heartbeat"
+#: seconds between two heartbeats of a run (at most a quarter of the staleness bound)
+HEARTBEAT_INTERVAL_S = 5.0
+#: a run whose heartbeat is older than this many seconds is stalled (``$RECPIPELINE_STALE_AFTER_S`` overrides)
+STALE_AFTER_S = 60.0
+STALE_AFTER_ENV = "RECPIPELINE_STALE_AFTER_S"
 
 #: statuses of a run whose process has not reported its end (a queued run has no process yet)
 _UNFINISHED = [
@@ -62,6 +80,11 @@ concurrency:
         limit: 1          # two training runs never overlap
   pools:
     default_limit: 1      # pool '{TRAINING_POOL}': one model fit at a time across all runs
+run_monitoring:           # the daemon's: runs stuck starting or canceling are failed, and pool slots a
+  enabled: true           # finished run still holds are freed (runs that stop beating: recover_stalled_runs)
+  start_timeout_seconds: 180
+  cancel_timeout_seconds: 180
+  free_slots_after_run_end_seconds: 60
 """
 
 
@@ -80,6 +103,7 @@ EVENT_LOG_SETTINGS = {
 #: so a long-lived process (the daemon, the UI) lets go of the oldest
 HELD_SQLITE_FILES = 8
 _held: OrderedDict[str, sqlite3.Connection] = OrderedDict()
+_held_lock = threading.Lock()
 
 
 def compact_event_log() -> None:
@@ -106,21 +130,23 @@ def _hold(path: str) -> None:
     the file once, so it shares the WAL, but holds no transaction: writers and checkpoints are not blocked."""
     if not path:
         return
-    if path in _held:
-        _held.move_to_end(path)
-        return
-    holder = sqlite3.connect(path, check_same_thread=False)
-    holder.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    _held[path] = holder
-    while len(_held) > HELD_SQLITE_FILES:
-        _held.popitem(last=False)[1].close()
+    with _held_lock:  # the run's heartbeat thread opens connections too
+        if path in _held:
+            _held.move_to_end(path)
+            return
+        holder = sqlite3.connect(path, check_same_thread=False)
+        holder.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        _held[path] = holder
+        while len(_held) > HELD_SQLITE_FILES:
+            _held.popitem(last=False)[1].close()
 
 
 @atexit.register
 def _release_held() -> None:
     """Close the held connections: the last one to each file checkpoints its WAL into the database."""
-    while _held:
-        _held.popitem()[1].close()
+    with _held_lock:
+        while _held:
+            _held.popitem()[1].close()
 
 
 def ensure_dagster_home(home: str | os.PathLike[str] | None = None) -> Path:
@@ -141,35 +167,156 @@ def process_tags() -> dict[str, str]:
     return {PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()}
 
 
-def release_dead_runs(instance: DagsterInstance) -> list[str]:
-    """Mark failed the runs started by a process of this host that has since died, and free the pool slots
-    they hold (also for such runs already marked failed or canceled); return their ids, logging one line
-    each.
+def stale_after_s() -> float:
+    """Seconds without a heartbeat after which an unfinished run counts as stalled."""
+    return float(os.environ.get(STALE_AFTER_ENV) or STALE_AFTER_S)
 
-    Only runs tagged by ``process_tags`` are considered: runs of the daemon or the UI carry no process id,
-    runs of other hosts cannot be checked from here, and runs of live processes are left alone.
-    """
-    host = {HOST_TAG: socket.gethostname()}
-    unfinished = instance.get_runs(RunsFilter(statuses=_UNFINISHED, tags=host))
-    unfinished_ids = {run.run_id for run in unfinished}
-    holders = _slot_holders(instance) - unfinished_ids
-    finished = instance.get_runs(RunsFilter(run_ids=sorted(holders), tags=host)) if holders else []
+
+@contextmanager
+def heartbeat(instance: DagsterInstance, run_id: str) -> Iterator[None]:
+    """While the block runs, tag the run ``run_id`` with the time every ``HEARTBEAT_INTERVAL_S`` seconds
+    (from a daemon thread, so a step busy in C code or waiting for a pool slot does not stop it) and
+    recover stalled runs (``release_dead_runs``), so that a run waiting for a slot held by a dead run gets
+    it once that run's heartbeat is stale."""
+    stop = threading.Event()
+    interval = min(HEARTBEAT_INTERVAL_S, stale_after_s() / 4)
+
+    def beat() -> None:
+        while True:
+            try:
+                instance.add_run_tags(run_id, {HEARTBEAT_TAG: f"{time.time():.1f}"})
+                release_dead_runs(instance)
+            except Exception:  # a busy database: the next beat tries again
+                log.debug("recpipeline: heartbeat of run %s failed", run_id, exc_info=True)
+            if stop.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, name=f"recpipeline-heartbeat-{run_id[:8]}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=interval + 5)
+
+
+def release_dead_runs(instance: DagsterInstance) -> list[str]:
+    """Mark failed the unfinished runs that are stalled — heartbeat older than ``stale_after_s()`` (none at
+    all: since their last status change), or CLI process of this host gone — and free the pool slots they
+    hold, as well as those of finished runs still holding some; return their ids, logging one line each.
+
+    Whatever launched the run; a live process id does not make a run alive (ids are reused), a dead one of
+    this host makes it dead at once."""
+    now = time.time()
+    bound = stale_after_s()
+    unfinished = instance.get_run_records(RunsFilter(statuses=_UNFINISHED))
+    unfinished_ids = {record.dagster_run.run_id for record in unfinished}
     released = []
-    for run in [*unfinished, *finished]:
-        pid = run.tags.get(PID_TAG, "")
-        if not pid.isdigit() or _alive(int(pid)):
+    for record in unfinished:
+        run = record.dagster_run
+        reason = _stalled(run, record.update_timestamp.timestamp(), now, bound)
+        if reason is None:
             continue
-        done = "marked failed, " if run.run_id in unfinished_ids else ""
-        if done:
-            instance.report_run_failed(run, message=f"process {pid} died before the run ended")
-        if instance.event_log_storage.supports_global_concurrency_limits:
-            instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        instance.report_run_failed(run, message=f"recpipeline: {reason}")
+        _free_slots(instance, run.run_id)
         log.warning(
-            f"recpipeline: run {run.run_id} ({run.job_name}, {run.status.value}) was left by process {pid}, "
-            f"which is no longer running: {done}pool slots freed"
+            f"recpipeline: run {run.run_id} ({run.job_name}, {run.status.value}) is stalled, {reason}: "
+            "marked failed, pool slots freed"
         )
         released.append(run.run_id)
+    leaked = sorted(_slot_holders(instance) - unfinished_ids)
+    finished = {run.run_id: run for run in instance.get_runs(RunsFilter(run_ids=leaked))} if leaked else {}
+    for run_id in leaked:
+        run = finished.get(run_id)
+        if run is not None and run.status in (DagsterRunStatus.QUEUED, *_UNFINISHED):
+            continue  # started between the two reads
+        _free_slots(instance, run_id)
+        state = f"{run.job_name}, {run.status.value}" if run is not None else "deleted"
+        log.warning(f"recpipeline: run {run_id} ({state}) had ended but held pool slots: freed")
+        released.append(run_id)
     return released
+
+
+def _stalled(run, changed: float, now: float, bound: float) -> str | None:
+    """Why ``run`` (unfinished, last status change at ``changed``) is stalled, or ``None``."""
+    pid = run.tags.get(PID_TAG, "")
+    if run.tags.get(HOST_TAG) == socket.gethostname() and pid.isdigit() and not _alive(int(pid)):
+        return f"its process {pid} died before the run ended"
+    beat = run.tags.get(HEARTBEAT_TAG)
+    try:
+        last = float(beat) if beat else changed
+    except ValueError:
+        last = changed
+    if now - last <= bound:
+        return None
+    since = "last heartbeat" if beat else "no heartbeat since its last status change"
+    return f"{since} {now - last:.0f} s ago (bound {bound:.0f} s)"
+
+
+def _free_slots(instance: DagsterInstance, run_id: str) -> None:
+    if instance.event_log_storage.supports_global_concurrency_limits:
+        instance.event_log_storage.free_concurrency_slots_for_run(run_id)
+
+
+@contextmanager
+def exit_on_signals(instance: DagsterInstance) -> Iterator[None]:
+    """While the block runs, SIGINT and SIGTERM end this process within moments, whatever it is doing
+    (a step waiting for a pool slot, a fit in C code): the unfinished runs it executes are marked canceled
+    and their pool slots freed, one line goes to stderr, and the process exits with 130 (SIGINT) or 143
+    (SIGTERM).
+
+    Dagster replaces the Python signal handlers while it executes a run and only looks at the signals it
+    caught between steps; the signal's wakeup file descriptor, which Python writes for every caught signal
+    whatever the handler, is read by a watcher thread instead."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    reader, writer = socket.socketpair()
+    writer.setblocking(False)
+    handled = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.getsignal(signum) for signum in handled}
+    for signum in handled:  # a Python handler, so that the signal reaches the wakeup descriptor
+        signal.signal(signum, _noted)
+    previous_fd = signal.set_wakeup_fd(writer.fileno(), warn_on_full_buffer=False)
+
+    def watch() -> None:
+        while received := reader.recv(1):  # b"" once the block has ended
+            if received[0] in handled:  # any other signal with a Python handler is written there too
+                _abandon_own_runs(instance, signal.Signals(received[0]))
+
+    watcher = threading.Thread(target=watch, name="recpipeline-signals", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        signal.set_wakeup_fd(previous_fd)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        writer.close()  # the watcher's recv returns b"": it ends
+        watcher.join(timeout=5)
+        reader.close()
+
+
+def _noted(_signum, _frame) -> None:
+    """The handler while ``exit_on_signals`` is active: its watcher thread acts on the signal."""
+
+
+def _abandon_own_runs(instance: DagsterInstance, signum: signal.Signals) -> None:
+    """Mark canceled the unfinished runs this process executes, free their pool slots, say so on one line
+    and exit with 128 + the signal's number."""
+    own = RunsFilter(statuses=_UNFINISHED, tags={PID_TAG: str(os.getpid()), HOST_TAG: socket.gethostname()})
+    canceled = []
+    try:
+        for run in instance.get_runs(own):
+            instance.report_run_canceled(run, message=f"recpipeline: stopped by {signum.name}")
+            _free_slots(instance, run.run_id)
+            canceled.append(f"{run.job_name} (run {run.run_id})")
+    except Exception as error:  # the instance unreachable: still exit; the next run recovers the runs
+        canceled.append(f"(could not mark the runs: {error})")
+    runs = f"; canceled {', '.join(canceled)}, pool slots freed" if canceled else ""
+    sys.stderr.write(f"recpipeline: stopped by {signum.name}{runs}\n")
+    sys.stderr.flush()
+    os._exit(128 + signum)
 
 
 def _slot_holders(instance: DagsterInstance) -> set[str]:

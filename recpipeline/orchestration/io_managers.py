@@ -20,7 +20,7 @@ from __future__ import annotations
 import tempfile
 import uuid
 from abc import abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +91,19 @@ def partition_metadata(
         }
         for key, frame in frames.items()
     }
+
+
+def delete_partitions(root: str, asset_key: str, keys: Iterable[str]) -> list[str]:
+    """Delete the Parquet files of partitions ``keys`` of ``asset_key`` under ``root`` (where
+    ``ParquetIOManager(root=root)`` wrote them); the paths deleted (a file already gone is skipped)."""
+    folder = UPath(root).joinpath(*AssetKey.from_user_string(asset_key).path)
+    deleted = []
+    for key in keys:
+        path = partition_file(folder, key, PartitionedParquetIOManager.extension)
+        if path.exists():
+            path.unlink()
+            deleted.append(str(path))
+    return deleted
 
 
 class _AtomicIOManager(IOManager):

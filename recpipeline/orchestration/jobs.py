@@ -23,7 +23,7 @@ from dagster import (
     sensor,
 )
 
-from recpipeline.orchestration.instance import TRAINING_TAG
+from recpipeline.orchestration.instance import TRAINING_TAG, release_dead_runs, stale_after_s
 
 INGESTION_ASSETS = AssetSelection.assets("raw_events", "cleaned_events", "quarantined_events")
 #: the backtest's assets (``orchestration.assets.backtest``): the cut partitions and the summary over them
@@ -109,7 +109,18 @@ def build_jobs(backtest_test_days: int | None = None):
     def train_after_ingestion(context: SensorEvaluationContext):
         return logged(context, training_request(context))
 
-    sensors = [train_after_ingestion]
+    @sensor(
+        name="recover_stalled_runs",
+        minimum_interval_seconds=30,
+        default_status=DefaultSensorStatus.RUNNING,
+        description="Marks failed the runs whose heartbeat stopped (a killed run worker or CLI process) and "
+        "frees the pool slots they hold, so queued training runs and model fits never wait for them "
+        "forever.",
+    )
+    def recover_stalled_runs(context: SensorEvaluationContext):
+        return logged(context, recovery(context.instance))
+
+    sensors = [train_after_ingestion, recover_stalled_runs]
     if has_backtest:
 
         @sensor(
@@ -139,6 +150,15 @@ def logged(
         partition = f" for {decision.partition_key}" if decision.partition_key else ""
         context.log.info(f"requested a run{partition} (run key {decision.run_key})")
     return decision
+
+
+def recovery(instance: DagsterInstance) -> SkipReason:
+    """Recover the stalled runs (``release_dead_runs``); the skip reason says which."""
+    released = release_dead_runs(instance)
+    if not released:
+        return SkipReason(f"no stalled run (none without a heartbeat for {stale_after_s():.0f} s)")
+    runs = ", ".join(released)
+    return SkipReason(f"marked failed or freed the pool slots of {len(released)} run(s): {runs}")
 
 
 def newest_cut_request(context: SensorEvaluationContext, test_days: int) -> RunRequest | SkipReason:

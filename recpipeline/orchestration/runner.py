@@ -70,8 +70,9 @@ def run_pipeline(
 ) -> PipelineOutcome:
     """Ingest the days ``start``..``end`` (default: every partition) as one run, then train and evaluate.
 
-    Re-running a day replaces its files, so this doubles as an idempotent backfill. Runs left unfinished
-    by a killed CLI process are marked failed first, and their pool slots freed, so they block nothing.
+    Re-running a day replaces its files, so this doubles as an idempotent backfill. Stalled runs (a killed
+    CLI process, a heartbeat older than the bound: ``release_dead_runs``) are marked failed first, and their
+    pool slots freed, so they block nothing; runs that stall later are recovered by the runs' heartbeats.
     """
     defs = build_definitions(config)
     compact_event_log()  # a range run of hundreds of days stores a few events per day, not per asset and day

@@ -15,6 +15,7 @@ import pandas as pd
 
 from recpipeline.config import RunConfig
 from recpipeline.contracts import EVENT_TYPES, LINEAGE_COLUMNS, VALUE_RANGE
+from recpipeline.preparation.privacy import Pseudonymiser, pseudonymise_raw_rows, pseudonymiser
 from recpipeline.sources import open_source
 from recpipeline.sources.reading import FileTable, file_key, table_files
 
@@ -42,6 +43,7 @@ def clean_events(
     now: pd.Timestamp | None = None,
     raw: pd.DataFrame | None = None,
     value_range: tuple[float, float] = VALUE_RANGE,
+    pseudonym: Pseudonymiser | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split one day's rows into (cleaned, quarantine).
 
@@ -51,7 +53,8 @@ def clean_events(
     are taken from ``raw``. ``day`` is the partition's day, or each row's partition day (UTC midnights,
     see ``clean_partitions``), or None to skip the partition test (files outside the daily partitions, e.g.
     predefined splits); ``now`` bounds timestamps from above (default: the current time); a value outside
-    ``value_range`` (inclusive), or none at all, is a ``bad_value``.
+    ``value_range`` (inclusive), or none at all, is a ``bad_value``. ``pseudonym`` (``privacy.pseudonymise``):
+    the cleaned rows' user ids and the quarantined raw rows' user id columns become pseudonyms.
     """
     raw = events if raw is None else raw
     now = now if now is not None else pd.Timestamp.now(tz="UTC")
@@ -91,12 +94,16 @@ def clean_events(
     rejected = flags.any(axis=1)
 
     quarantine = raw.loc[rejected].copy()
+    if pseudonym is not None:
+        lineage = (*LINEAGE_COLUMNS, "_partition")
+        quarantine = pseudonymise_raw_rows(quarantine, user_id[rejected], pseudonym, skip=lineage)
     quarantine["reason"] = np.asarray(REASONS, dtype=object)[flags[rejected].argmax(axis=1)]
 
     keep = ~rejected
+    kept_user = user_id[keep] if pseudonym is None else pseudonym(user_id[keep])
     cleaned = pd.DataFrame(
         {
-            "user_id": user_id[keep].astype(str),
+            "user_id": kept_user.astype(str),
             "item_id": item_id[keep].astype(str),
             "event_type": event_type[keep].astype(str).astype(EVENT_TYPE_DTYPE),
             "timestamp": timestamp[keep].astype("datetime64[us, UTC]"),
@@ -121,6 +128,7 @@ def clean_partitions(
     now: pd.Timestamp | None = None,
     batch_rows: int = CLEAN_BATCH_ROWS,
     value_range: tuple[float, float] = VALUE_RANGE,
+    pseudonym: Pseudonymiser | None = None,
 ) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
     """``clean_events`` for many daily partitions (keys YYYY-MM-DD): the same result as cleaning each day
     alone, without the fixed cost per call hundreds of days would add up to. Consecutive days are cleaned
@@ -131,7 +139,8 @@ def clean_partitions(
     results: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
     for batch in np.unique(batch_of_day):
         days = [key for key, b in zip(keys, batch_of_day, strict=True) if b == batch]
-        results.update(_clean_days({key: raw_by_day[key] for key in days}, to_contract, now, value_range))
+        batch = {key: raw_by_day[key] for key in days}
+        results.update(_clean_days(batch, to_contract, now, value_range, pseudonym))
     return results
 
 
@@ -140,6 +149,7 @@ def _clean_days(
     to_contract: Callable[[pd.DataFrame], pd.DataFrame],
     now: pd.Timestamp | None,
     value_range: tuple[float, float],
+    pseudonym: Pseudonymiser | None = None,
 ) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
     keys = sorted(raw_by_day)
     raw = pd.concat([raw_by_day[key] for key in keys], ignore_index=True)
@@ -148,7 +158,12 @@ def _clean_days(
     day = pd.Series(starts[partition], index=raw.index)
     # the partition number joins the raw columns so that rows are duplicates only within their own day
     cleaned, quarantine = clean_events(
-        to_contract(raw), day, now, raw=raw.assign(_partition=partition), value_range=value_range
+        to_contract(raw),
+        day,
+        now,
+        raw=raw.assign(_partition=partition),
+        value_range=value_range,
+        pseudonym=pseudonym,
     )
     # both come out grouped by day: cleaned sorted by time, quarantine in raw order
     times = cleaned["timestamp"].dt.tz_convert(None).to_numpy()
@@ -183,10 +198,12 @@ def clean_and_account(
     raw_by_day: Mapping[str, pd.DataFrame],
     to_contract: Callable[[pd.DataFrame], pd.DataFrame],
     value_range: tuple[float, float] = VALUE_RANGE,
+    pseudonym: Pseudonymiser | None = None,
 ) -> CleanedPartitions:
     """``clean_partitions`` plus the row accounting every run relies on: raw = cleaned + quarantined per
-    partition (a ``RuntimeError`` otherwise), with the rows per quarantine reason."""
-    results = clean_partitions(raw_by_day, to_contract, value_range=value_range)
+    partition (a ``RuntimeError`` otherwise), with the rows per quarantine reason; ``pseudonym``: user ids
+    pseudonymised (``clean_events``)."""
+    results = clean_partitions(raw_by_day, to_contract, value_range=value_range, pseudonym=pseudonym)
     cleaned, quarantined, counts = {}, {}, []
     for key, raw in raw_by_day.items():
         cleaned[key], quarantined[key] = results[key]
@@ -205,12 +222,14 @@ def clean_and_account(
 
 
 def clean_split_files(
-    rows: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]], value_range: tuple[float, float] = VALUE_RANGE
+    rows: Mapping[str, tuple[pd.DataFrame, pd.DataFrame]],
+    value_range: tuple[float, float] = VALUE_RANGE,
+    pseudonym: Pseudonymiser | None = None,
 ) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
     """Predefined split files' ``{name: (raw, contract)}`` rows -> ``{name: (cleaned, quarantine)}``, each
     cleaned without a partition day (the files lie outside the daily partitions)."""
     return {
-        name: clean_events(contract, None, raw=raw, value_range=value_range)
+        name: clean_events(contract, None, raw=raw, value_range=value_range, pseudonym=pseudonym)
         for name, (raw, contract) in rows.items()
     }
 
@@ -226,12 +245,14 @@ def clean_predefined_split(config: RunConfig) -> dict[str, tuple[pd.DataFrame, p
     paths = {"train": split.train, "validation": split.validation, "test": split.test}
     paths = {name: path for name, path in paths.items() if path is not None}
     files = tuple(file_key(file) for path in paths.values() for file in table_files(FileTable(path)))
-    key = (repr(config.source), config.cleaning.value_range, tuple(paths.items()), files)
+    key = (repr(config.source), config.cleaning.value_range, config.privacy, tuple(paths.items()), files)
     if key not in _SPLIT_CACHE:
         _SPLIT_CACHE.clear()  # one split at a time: a long-lived process does not pile up old data
         source = open_source(config)
         _SPLIT_CACHE[key] = clean_split_files(
-            {name: source.split_file_rows(path) for name, path in paths.items()}, config.cleaning.value_range
+            {name: source.split_file_rows(path) for name, path in paths.items()},
+            config.cleaning.value_range,
+            pseudonymiser(config),
         )
     return _SPLIT_CACHE[key]
 

@@ -93,7 +93,7 @@ def test_segments_of_users_and_items() -> None:
 def test_metrics_per_segment_on_crafted_lists() -> None:
     table = evaluate_models({"m": LISTS}, _data(), [1, 3])
     segments = {"all", "with_history", "warm", "cold", "new_users", "cross_category", "new_items"}
-    assert set(table["segment"]) == segments
+    assert set(table["segment"]) == segments | {"light", "medium", "heavy"}
     assert {s: _n_users(table, s) for s in segments - {"new_items"}} == {
         "all": 4,
         "with_history": 3,
@@ -121,10 +121,59 @@ def test_metrics_per_segment_on_crafted_lists() -> None:
     assert table["k"].dtype == np.int64 and table["n_users"].dtype == np.int64
 
 
+def test_popularity_bias_and_activity_gap_on_crafted_lists() -> None:
+    # rows before the test cut (train + validation): item 0: 4, items 1, 2, 3: 2 each (3: 1 train + 1
+    # validation), item 4: 1, item 5: none (first seen in test) -> 11 rows
+    # head: sorted [4, 2, 2, 2, 1], cumulative [4, 6, 8, 10, 11] first reaches 0.8 * 11 = 8.8 at the fourth
+    # item (popularity 2) -> head = popularity >= 2 = items 0..3; tail = item 4 and item 5 (outside the base)
+    data = _data()
+    table = evaluate_models({"m": LISTS}, data, [1, 3])
+    # lists u0 [5, 3, 1], u1 [2, 4, 5], u2 [3, 5, 1], u3 [1, 0, 2]
+    # arp@3 per user: (0+2+2)/3, (2+1+0)/3, (2+0+2)/3, (2+4+2)/3; arp@1: 0, 2, 2, 2
+    assert _value(table, "all", "arp", 3) == pytest.approx((4 / 3 + 1 + 4 / 3 + 8 / 3) / 4)
+    assert _value(table, "all", "arp", 1) == pytest.approx(6 / 4)
+    # aplt@3 per user: 1/3 (5), 2/3 (4, 5), 1/3 (5), 0; aplt@1: 1, 0, 0, 0
+    assert _value(table, "all", "aplt", 3) == pytest.approx((1 / 3 + 2 / 3 + 1 / 3 + 0) / 4)
+    assert _value(table, "all", "aplt", 1) == pytest.approx(1 / 4)
+    assert _value(table, "with_history", "aplt", 3) == pytest.approx((1 / 3 + 2 / 3 + 1 / 3) / 3)
+    # activity (train + validation rows): u0 6, u1 2, u2 1; terciles of [1, 2, 6]: 5/3 and 10/3
+    assert data.activity.to_dict() == {0: "heavy", 1: "medium", 2: "light", 3: ""}
+    assert {s: _n_users(table, s) for s in ("light", "medium", "heavy")} == {
+        "light": 1,
+        "medium": 1,
+        "heavy": 1,
+    }
+    # ndcg_gap = heavy (u0) - light (u2): u0 hits 5 and 3 at positions 1, 2 of relevant {3, 4, 5}; u2 none
+    l3 = math.log2(3)
+    assert _value(table, "with_history", "ndcg_gap", 3) == pytest.approx((1 + 1 / l3) / (1 + 1 / l3 + 1 / 2))
+    assert _value(table, "with_history", "ndcg_gap", 1) == pytest.approx(1.0)
+    gap = table[table["metric"] == "ndcg_gap"]
+    assert set(gap["segment"]) == {"with_history"} and (gap["n_users"] == 1).all()
+
+
+def test_activity_terciles_and_ties() -> None:
+    from recpipeline.evaluation.protocol import activity
+
+    # terciles of [1, 2, 3, 4, 5, 6]: 8/3 and 13/3; no history -> ""
+    assert list(activity(np.array([0, 1, 2, 3, 4, 5, 6]))) == [
+        "",
+        "light",
+        "light",
+        "medium",
+        "medium",
+        "heavy",
+        "heavy",
+    ]
+    # every user alike: all light (t1 = t2 = the count), so heavy is empty and the gap NaN
+    assert set(activity(np.array([3, 3, 3]))) == {"light"}
+    assert list(activity(np.array([0, 0]))) == ["", ""]
+
+
 def test_empty_segment_has_no_rows_and_segment_all_always_has_its_rows() -> None:
     data = prepare_evaluation(TRAIN, VALIDATION, TEST[TEST["user_idx"] != 3], CATALOG, ITEM_MAP, 5)
     table = evaluate_models({"m": LISTS}, data, [3])
-    assert set(table["segment"]) == {"all", "with_history", "warm", "cold", "cross_category", "new_items"}
+    segments = {"all", "with_history", "warm", "cold", "cross_category", "new_items"}
+    assert set(table["segment"]) == segments | {"light", "medium", "heavy"}
     assert not table.loc[table["metric"] != "diversity", "value"].isna().any()
     # the same lists with every segment populated: the rows of the other segments do not change
     full = evaluate_models({"m": LISTS}, _data(), [3])

@@ -87,6 +87,7 @@ def test_the_headline_excludes_new_users_and_picks_its_baseline_there() -> None:
         "with_history": 2,
         "cold": 2,
         "new_users": 3,
+        "light": 2,  # one row each: both at the terciles, so no medium or heavy users
     }
 
 
@@ -101,12 +102,13 @@ def test_small_segments_are_flagged_and_not_tested() -> None:
     result = _evaluate(min_segment_users=3)
     ndcg = result.metrics[result.metrics["metric"] == "ndcg"]
     flagged = ndcg.groupby("segment")["flagged"].agg(["all", "any"])
-    # with_history and cold have 2 users (< 3): flagged; all (5) and new_users (3): not
+    # with_history, cold and light have 2 users (< 3): flagged; all (5) and new_users (3): not
     assert flagged["all"].to_dict() == {
         "all": False,
         "cold": True,
         "new_users": False,
         "with_history": True,
+        "light": True,
     }
     assert flagged["all"].equals(flagged["any"])  # one flag per segment here (same users for every row)
     assert set(result.significance["segment"]) == {"all", "new_users"}

@@ -22,6 +22,7 @@ from recpipeline.evaluation.metrics import (
     exposure_share,
     index_relevance,
     isin_ids,
+    long_tail,
     per_user_metrics,
 )
 
@@ -265,6 +266,37 @@ def test_validation_items_join_the_item_base_but_not_the_novelty_counts() -> Non
     assert _value(got, "gini", 2) == pytest.approx(2 / 6)
     # novelty still counts training rows: n_0 = 1, n_2 = 1 (unseen in training), N = 2
     assert _value(got, "novelty", 2) == _value(without, "novelty", 2) == pytest.approx(1.0)
+
+
+def test_long_tail_is_what_the_head_leaves_at_80_percent_of_rows() -> None:
+    # sorted [5, 4, 1, 1]: cumulative [5, 9, 10, 11] first reaches 0.8 * 11 = 8.8 at popularity 4
+    assert long_tail(np.array([1, 5, 1, 4])).tolist() == [True, False, True, False]
+    # ties at the boundary join the head: [3, 2, 1, 1, 1, 1] reaches 7.2 of 9 among the 1s -> no tail
+    assert not long_tail(np.array([3, 2, 1, 1, 1, 1])).any()
+    assert long_tail(np.array([0, 0])).all() and long_tail(np.zeros(0)).shape == (0,)
+
+
+def test_arp_and_aplt_count_train_and_validation_rows_per_user() -> None:
+    # popularity (train + validation rows): item 0: 5, item 1: 3 + 1, item 2: 1, item 3: 0 + 1 -> 11 rows;
+    # head {0, 1} (long_tail above), tail {2, 3} and item 7 (outside the base: popularity 0, tail)
+    train = _pairs([(9, 0)] * 5 + [(9, 1)] * 3 + [(9, 2)])
+    validation = _pairs([(8, 1), (8, 3)])
+    recs = _recs({0: [0, 2, 7], 1: [1, 3], 2: [3]})  # user 3 is evaluated but has no list
+    test = _pairs([(0, 2), (1, 3), (2, 0), (3, 1)])
+    got = evaluate(recs, test, train, [2, 3], validation=validation)
+    # per user with a list, the mean popularity of its slots: @2 u0 (5+1)/2, u1 (4+1)/2, u2 1; @3 u0 (5+1+0)/3
+    assert _value(got, "arp", 2) == pytest.approx((3 + 2.5 + 1) / 3)
+    assert _value(got, "arp", 3) == pytest.approx((2 + 2.5 + 1) / 3)
+    # share of tail slots: @2 u0 1/2, u1 1/2, u2 1; @3 u0 2/3
+    assert _value(got, "aplt", 2) == pytest.approx((1 / 2 + 1 / 2 + 1) / 3)
+    assert _value(got, "aplt", 3) == pytest.approx((2 / 3 + 1 / 2 + 1) / 3)
+    assert (got["n_users"] == 4).all()
+    # without validation: train rows only (item 1: 3, item 3 outside the base)
+    alone = evaluate(recs, test, train, [2])
+    assert _value(alone, "arp", 2) == pytest.approx(((5 + 1) / 2 + (3 + 0) / 2 + 0) / 3)
+    # nobody listed: NaN
+    nothing = evaluate(recs.iloc[:0], test, train, [2])
+    assert math.isnan(_value(nothing, "arp", 2)) and math.isnan(_value(nothing, "aplt", 2))
 
 
 @pytest.mark.parametrize("to_features", [np.asarray, sp.csr_matrix, sp.csr_array])

@@ -11,6 +11,7 @@ from recpipeline.evaluation.costs import COST_COLUMNS
 from recpipeline.evaluation.history import append_history
 from recpipeline.evaluation.reports import (
     MDE_NOTE,
+    POPULARITY_NOTE,
     ReportInputs,
     metrics_overview,
     metrics_summary,
@@ -86,6 +87,8 @@ def test_report_embeds_plots_tables_and_history() -> None:
     significance_part = markdown[markdown.index("## Significance") :]
     assert "| significant | mde |" in significance_part and MDE_NOTE in significance_part
     assert html.escape(MDE_NOTE) in page and "Costs" not in markdown and "<h2>Costs</h2>" not in page
+    # the popularity-bias metrics and activity segments are defined under the metrics tables
+    assert POPULARITY_NOTE in markdown and html.escape(POPULARITY_NOTE) in page
 
 
 def _costs() -> pd.DataFrame:
@@ -122,7 +125,7 @@ def test_costs_beside_accuracy_in_the_report_and_the_overview() -> None:
         ["popularity", "0.1000", "0.50", "n/a", "n/a", "", "0.8", "0.00", "300"],
     ]
     page = report_html(inputs, figures)
-    assert "<h2>Costs</h2>" in page and "peak_rss_mb: peak resident memory" in page
+    assert "<h2>Costs</h2>" in page and "peak_rss_mb: Peak resident memory" in page
     assert page.count("data:image/png;base64,") == 4
     # the winner is the reference (als) and no model is neural: no cost sentence in the verdict
     assert "Cost:" not in markdown[: markdown.index("## Plots")]
@@ -240,3 +243,19 @@ def test_charts_name_the_headline_segment_and_give_each_model_one_colour(monkeyp
         assert colours == {model: expected[model] for model in colours}, colours
     assert len(model_colours([f"m{i}" for i in range(15)]).values()) == 15  # tab20 beyond ten
     assert len(set(model_colours([f"m{i}" for i in range(15)]).values())) == 15
+
+
+def test_the_report_says_how_the_verdict_held_over_the_backtest_cuts() -> None:
+    from dataclasses import replace
+
+    from recpipeline.evaluation.backtest import backtest_table
+    from recpipeline_tests.evaluation.test_backtest_verdict import CUTS, FAMILIES
+
+    history = append_history(None, _metrics("r1", 1.0))
+    inputs = replace(_inputs(_metrics("r1", 1.0), history), backtest=backtest_table(CUTS, FAMILIES))
+    figures = report_figures(inputs)
+    assert figures[-1][0] == "The verdict over time: ndcg per backtest cut"
+    markdown = report_markdown(inputs, figures)
+    assert markdown.index("## Verdict") < markdown.index("## The verdict over time (backtest)")
+    assert "4 cut(s) from 2026-10-05 to 2026-10-26" in markdown
+    assert "The verdict over time (backtest)</h2>" in report_html(inputs, figures)

@@ -28,10 +28,13 @@ from recpipeline.orchestration.io_managers import (
 )
 from recpipeline_tests.conftest import tiny_config
 
+BACKTEST = {"every_days": 1, "min_train_days": 3}
+
 
 @pytest.fixture(scope="module")
 def specs(tmp_path_factory) -> dict[str, object]:
-    config = tiny_config(tmp_path_factory.mktemp("catalog") / "warehouse")
+    # with backtest cuts: the cut assets are presented like the single run's
+    config = tiny_config(tmp_path_factory.mktemp("catalog") / "warehouse", backtest=BACKTEST)
     defs = build_definitions(config)
     return {spec.key.to_user_string(): spec for spec in defs.resolve_all_asset_specs()}
 
@@ -46,6 +49,8 @@ def test_every_asset_has_the_owner_a_stage_tag_and_a_code_reference(specs) -> No
     assert specs["mult_vae_recommendations"].tags["model_family"] == "neural"
     assert specs["popularity_model"].tags["model"] == "popularity"
     assert "model_family" not in specs["metrics"].tags
+    assert specs["cut_mult_vae_validation_fit"].tags == {"stage": "backtest", "model": "mult_vae",
+                                                         "model_family": "neural"}  # fmt: skip
 
 
 def test_column_tables_are_there_before_the_first_materialization_with_descriptions(specs) -> None:
@@ -61,10 +66,14 @@ def test_column_tables_are_there_before_the_first_materialization_with_descripti
     # the metrics page opens with the verdict: its columns are a metadata entry, not the Columns table above
     assert COLUMN_SCHEMA not in specs["metrics"].metadata
     assert {c.name for c in specs["metrics"].metadata[SCHEMA_ENTRY].columns} >= {"model", "segment", "value"}
+    backtest = {c.name: c for c in specs["backtest"].metadata[COLUMN_SCHEMA].columns}
+    assert backtest["cut_date"].description.startswith("The backtest cut")
+    assert all(c.description for c in specs["cut_costs"].metadata[COLUMN_SCHEMA].columns)
 
 
 def test_every_column_the_definitions_list_is_described_in_the_contracts(tmp_path: Path) -> None:
     listed = {c for columns in asset_columns(tiny_config(tmp_path)).values() for c in columns}
+    assert {"cut_date", "diff", "fit_s", "peak_rss_mb"} <= listed
     assert listed - set(COLUMNS) == set()
     assert column_description("ndcg@10") == "The user's ndcg at cut-off 10."
     assert column_description("age_band") is None  # a source's own attribute

@@ -53,7 +53,7 @@ def test_whole_graph_materializes_with_parquet_at_every_stage(tiny):
 
     metrics = pd.read_parquet(root / "metrics.parquet")
     assert set(metrics["model"]) == set(tiny.model_names)
-    assert set(metrics["metric"]) == {*METRIC_NAMES, "exposure_share"}  # new items' share of the lists
+    assert set(metrics["metric"]) == {*METRIC_NAMES, "exposure_share", "ndcg_gap"}  # + new items' share, gap
     assert list(metrics.columns) == [
         *("model", "segment", "metric", "k", "value", "n_users", "served_by", "flagged"),
         *("run_id", "as_of"),

@@ -26,14 +26,14 @@ from dagster import (
 
 from recpipeline.config import ModelSpec, RunConfig
 from recpipeline.evaluation.backtest import (
-    backtest_html,
+    BACKTEST_COSTS_TABLE,
+    BACKTEST_TABLE,
     backtest_summary,
     backtest_table,
     costs_over_time,
-    over_time_chart,
     verdict_over_time,
 )
-from recpipeline.evaluation.reports import markdown_table
+from recpipeline.evaluation.reports import backtest_html, markdown_table, over_time_chart
 from recpipeline.evaluation.serving import REPORT_FOLDER, report_url
 from recpipeline.evaluation.verdict import evaluated_families, verdict_markdown
 from recpipeline.models import RunSettings
@@ -55,8 +55,8 @@ from recpipeline.preparation.splitting import split_for_run
 from recpipeline.sources import open_source
 
 GROUP = "backtest"
-BACKTEST_ASSET = "backtest"
-BACKTEST_COSTS_ASSET = "backtest_costs"
+BACKTEST_ASSET = BACKTEST_TABLE
+BACKTEST_COSTS_ASSET = BACKTEST_COSTS_TABLE
 BACKTEST_PAGE = "backtest.html"
 BACKTEST_REPORT_PATH = f"{REPORT_FOLDER}/{BACKTEST_PAGE}"
 SPLIT_OUTPUTS = ("train", "validation", "test", "user_id_map", "item_id_map")

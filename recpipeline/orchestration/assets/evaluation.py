@@ -18,6 +18,7 @@ from dagster import (
 )
 
 from recpipeline.config import RunConfig
+from recpipeline.evaluation.backtest import BACKTEST_TABLE
 from recpipeline.evaluation.external import read_external_lists
 from recpipeline.evaluation.reports import (
     MetricsOverview,
@@ -31,6 +32,7 @@ from recpipeline.evaluation.run import EvaluationSettings, EvaluationSplits, Run
 from recpipeline.evaluation.serving import REPORT_FOLDER, REPORT_PAGE, report_url
 from recpipeline.evaluation.verdict import evaluated_families, verdict_lines, verdict_markdown
 from recpipeline.orchestration.assets.modeling import cost_table, model_asset_name, recommendations_asset_name
+from recpipeline.orchestration.instance import TRAINING_POOL
 from recpipeline.orchestration.resources import Warehouse
 
 GROUP = "evaluation"
@@ -144,6 +146,9 @@ def build_evaluation_assets(config: RunConfig) -> list:
     @multi_asset(
         group_name=GROUP,
         ins={**rec_inputs, **model_inputs},
+        # metrics_history is read, appended to and written back by this step: in the training pool (limit
+        # 1), two runs at once append one after the other instead of one overwriting the other's rows
+        pool=TRAINING_POOL,
         outs={
             # one step for the whole evaluation (each step is a process under the multiprocess executor);
             # output "result" (asset key metrics) keeps result.output_for_node("metrics") working
@@ -270,6 +275,8 @@ def build_evaluation_assets(config: RunConfig) -> list:
             n_boot=settings.bootstrap_samples,
             seed=config.seed,
             costs=model_costs,
+            # the verdict over time, when backtest cuts were evaluated (recpipeline backtest, the sensor)
+            backtest=warehouse.read_previous(BACKTEST_TABLE),
         )
         figures = report_figures(inputs)
         location = warehouse.write_text(REPORT_PATH, report_html(inputs, figures))

@@ -27,8 +27,9 @@ from recpipeline.orchestration.checks import (
     daily_check_specs,
     quarantine_check_results,
 )
-from recpipeline.orchestration.io_managers import partition_metadata
+from recpipeline.orchestration.io_managers import delete_partitions, partition_metadata
 from recpipeline.preparation.cleaning import REASONS, clean_and_account
+from recpipeline.preparation.privacy import pseudonymised_users, pseudonymiser
 from recpipeline.sources import Source, open_source
 from recpipeline.sources.reading import SourceUnavailable
 
@@ -88,9 +89,10 @@ def build_ingestion_assets(config: RunConfig, partitions: DailyPartitionsDefinit
 
     @asset(group_name=GROUP, kinds={"pandas", "parquet"}, retry_policy=SOURCE_RETRY)
     def user_profiles() -> pd.DataFrame:
-        """Users: user_id, attributes (age band, region), first_seen."""
+        """Users: user_id (a pseudonym under privacy.pseudonymise), attributes (age band, region),
+        first_seen."""
         with retry_only_transient():
-            return source.users()
+            return pseudonymised_users(source.users(), pseudonymiser(config))
 
     @asset(
         group_name=GROUP,
@@ -127,7 +129,9 @@ def build_ingestion_assets(config: RunConfig, partitions: DailyPartitionsDefinit
         },
     )
     def clean(context: AssetExecutionContext, raw_events: dict[str, pd.DataFrame]):
-        result = clean_and_account(raw_events, source.to_contract, config.cleaning.value_range)
+        result = clean_and_account(
+            raw_events, source.to_contract, config.cleaning.value_range, pseudonymiser(config)
+        )
         table, totals = result.accounting, result.totals
         context.log.info(f"cleaned {len(table)} partition(s): {totals.to_dict()}")
         days = table.set_index("partition")
@@ -150,5 +154,11 @@ def build_ingestion_assets(config: RunConfig, partitions: DailyPartitionsDefinit
         yield Output(result.quarantined, output_name="quarantined_events")
         checked = [*quarantine_check_results(config, table), *cleaned_check_results(result.cleaned)]
         yield from daily_check_events(context, checked)
+        if not config.privacy.keep_raw:
+            # the rows are cleaned and accounted for (raw_rows above): the raw files go
+            deleted = delete_partitions(config.storage, "raw_events", raw_events)
+            context.log.info(
+                f"privacy.keep_raw is false: deleted {len(deleted)} raw_events partition file(s)"
+            )
 
     return [item_catalog, user_profiles, raw_events, clean]
