@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import signal
 import threading
 import time
 from collections.abc import Callable
@@ -101,6 +102,11 @@ def serve(
     """Serve ``root``'s report folder until interrupted (Ctrl-C); ``ready`` gets the report's URL once the
     port is bound. ``while_parent_lives``: also stop when the process that started this one ends (beside
     ``recpipeline ui``: the UI's process)."""
+    # a process started in the background of a non-interactive shell inherits SIGINT ignored, and Python then
+    # installs no KeyboardInterrupt handler of its own: Ctrl-C (and SIGTERM) must stop the server wherever
+    # it was started
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, signal.default_int_handler)
     with make_server(root, port) as server:
         if while_parent_lives:
             threading.Thread(target=_stop_with_parent, args=(server, os.getppid()), daemon=True).start()

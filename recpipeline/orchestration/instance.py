@@ -6,7 +6,7 @@ Created on first use with a ``dagster.yaml`` that limits concurrency: at most on
 Every run, whatever launched it (the CLI, the daemon, the UI), writes a heartbeat while its executor runs:
 the tag ``recpipeline/heartbeat`` (Unix time) every ``HEARTBEAT_INTERVAL_S`` seconds, from a thread of the
 process that coordinates its steps. ``release_dead_runs`` marks failed an unfinished run whose heartbeat is
-older than ``stale_after_s()`` (default 60 s; ``$RECPIPELINE_STALE_AFTER_S``), or whose CLI process of this
+older than ``stale_after_s()`` (default 180 s; ``$RECPIPELINE_STALE_AFTER_S``), or whose CLI process of this
 host is gone (tags ``recpipeline/pid``, ``recpipeline/host``: found at once), and frees the pool slots of
 such runs and of finished runs that still hold some; without that, every later model fit would wait for the
 slot forever. A process id alone is not trusted to say a run is alive (ids are reused). Every live run calls
@@ -54,7 +54,8 @@ HEARTBEAT_TAG = "recpipeline/heartbeat"
 #: seconds between two heartbeats of a run (at most a quarter of the staleness bound)
 HEARTBEAT_INTERVAL_S = 5.0
 #: a run whose heartbeat is older than this many seconds is stalled (``$RECPIPELINE_STALE_AFTER_S`` overrides)
-STALE_AFTER_S = 60.0
+#: (minutes, not seconds: a step holding the GIL in one long C call, or a busy SQLite, can delay beats)
+STALE_AFTER_S = 180.0
 STALE_AFTER_ENV = "RECPIPELINE_STALE_AFTER_S"
 
 #: statuses of a run whose process has not reported its end (a queued run has no process yet)

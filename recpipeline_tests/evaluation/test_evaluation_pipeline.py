@@ -114,7 +114,9 @@ def test_significance_against_the_best_non_neural_model(run) -> None:
 def test_report_is_self_contained_html_with_plots_and_tables(run) -> None:
     _, _, warehouse, result = run
     page = (warehouse / "report" / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 3
+    # intervals, trade-off, trend, and accuracy against fit time (the run measured its models' costs)
+    assert page.count("data:image/png;base64,") == 4
+    assert "<h2>Costs</h2>" in page
     assert "<table" in page and "ndcg@5" in page and "als_copy" in page
     metadata = result.asset_materializations_for_node("report")[0].metadata
     assert "| model |" in metadata["report"].value and "Significance" in metadata["report"].value

@@ -136,3 +136,44 @@ def running_ui(root: Path, raw_config: dict) -> Iterator[dict]:
             with contextlib.suppress(ProcessLookupError):  # whatever of the group outlived dagster dev
                 os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=30)
+
+
+# what a job page's partitions dialog sends on "Launch backfill" (LaunchAssetChoosePartitionsDialog)
+LAUNCH_BACKFILL = """mutation($params: LaunchBackfillParams!) {
+  launchPartitionBackfill(backfillParams: $params) {
+  __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }"""
+BACKFILL = """query($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill {
+  status runs(limit: 20) { runId jobName status
+    assetMaterializations { assetKey { path } partition } } } } }"""
+
+
+def run_backfill(ui: dict, job: str, partitions: list[str], assets: list[str], timeout: float) -> dict:
+    """Launch the backfill the UI's job page launches (``job``'s ``partitions`` of ``assets``) on the running
+    UI, wait until it completes, and return it (status and runs); fail with the UI's log if it fails."""
+    launched = graphql(
+        ui["url"],
+        LAUNCH_BACKFILL,
+        {
+            "params": {
+                "partitionNames": partitions,
+                "fromFailure": False,
+                "assetSelection": [{"path": [name]} for name in assets],
+                "selector": {
+                    "partitionSetName": f"{job}_partition_set",
+                    "repositorySelector": {
+                        "repositoryLocationName": "recpipeline.orchestration.definitions",
+                        "repositoryName": "__repository__",
+                    },
+                },
+            }
+        },
+    )["launchPartitionBackfill"]
+    assert launched["__typename"] == "LaunchBackfillSuccess", launched
+
+    def finished() -> dict | None:
+        backfill = graphql(ui["url"], BACKFILL, {"id": launched["backfillId"]})["partitionBackfillOrError"]
+        failed = backfill["status"] in ("FAILED", "CANCELED", "COMPLETED_FAILED")
+        assert not failed, ui["log"].read_text()[-4000:]
+        return backfill if backfill["status"] in ("COMPLETED", "COMPLETED_SUCCESS") else None
+
+    return wait_for(finished, timeout, f"the {job} backfill")

@@ -15,7 +15,7 @@ from recpipeline.models import load_model
 from recpipeline.orchestration.definitions import build_definitions
 from recpipeline.orchestration.runner import run_backtest, run_pipeline
 from recpipeline_tests.conftest import tiny_config, tiny_raw_config
-from recpipeline_tests.orchestration.conftest import graphql, running_ui, wait_for
+from recpipeline_tests.orchestration.conftest import run_backfill, running_ui
 
 pytestmark = pytest.mark.integration
 BACKTEST = {"every_days": 1, "min_train_days": 3, "max_epochs": 2}
@@ -95,10 +95,6 @@ def test_a_cold_cut_gives_the_metrics_of_the_run_whose_data_ends_with_its_test_w
     )
 
 
-LAUNCH = """mutation($params: LaunchBackfillParams!) { launchPartitionBackfill(backfillParams: $params) {
-  __typename ... on LaunchBackfillSuccess { backfillId } ... on PythonError { message } } }"""
-BACKFILL = """query($id: String!) { partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill {
-  status runs(limit: 20) { runId status tags { key value } } } } }"""
 CUTS = ["2026-10-05", "2026-10-06", "2026-10-07"]
 KINDS = ("model", "validation_fit", "recommendations")
 
@@ -113,7 +109,6 @@ def test_a_backfill_launched_from_the_ui_runs_the_cuts_in_date_order_with_warm_s
     )
     raw.pop("storage")
     with running_ui(tmp_path, raw) as ui:
-        url = ui["url"]
         assets = [
             *(f"cut_{name}" for name in ("train", "validation", "test", "user_id_map", "item_id_map")),
             *(f"cut_{m}_{kind}" for m in ("popularity", "mult_vae") for kind in KINDS),
@@ -121,34 +116,7 @@ def test_a_backfill_launched_from_the_ui_runs_the_cuts_in_date_order_with_warm_s
             "cut_significance",
             "cut_costs",
         ]
-        launched = graphql(
-            url,
-            LAUNCH,
-            {
-                "params": {
-                    "partitionNames": CUTS,
-                    "fromFailure": False,
-                    "assetSelection": [{"path": [name]} for name in assets],
-                    "selector": {
-                        "partitionSetName": "backtest_cuts_partition_set",
-                        "repositorySelector": {
-                            "repositoryLocationName": "recpipeline.orchestration.definitions",
-                            "repositoryName": "__repository__",
-                        },
-                    },
-                }
-            },
-        )["launchPartitionBackfill"]
-        assert launched["__typename"] == "LaunchBackfillSuccess", launched
-
-        def finished() -> dict | None:
-            backfill = graphql(url, BACKFILL, {"id": launched["backfillId"]})["partitionBackfillOrError"]
-            assert backfill["status"] not in ("FAILED", "CANCELED", "COMPLETED_FAILED"), ui[
-                "log"
-            ].read_text()[-4000:]
-            return backfill if backfill["status"] in ("COMPLETED", "COMPLETED_SUCCESS") else None
-
-        wait_for(finished, 600, "the backtest backfill")
+        run_backfill(ui, "backtest_cuts", CUTS, assets, timeout=600)
     models = ui["storage"] / "models" / "cut_mult_vae_model"
     chain = {cut: load_model(models / cut).provenance_["warm_start_from"] for cut in CUTS}
     assert chain["2026-10-05"] is None

@@ -8,6 +8,7 @@ from dagster import DagsterEventType, DagsterInstance
 from sqlalchemy import create_engine, text
 
 from recpipeline.orchestration import instance as instance_module
+from recpipeline.orchestration.checks import CLEANED_CHECKS
 from recpipeline.orchestration.instance import EVENT_LOG_SETTINGS, compact_event_log, ensure_dagster_home
 from recpipeline.orchestration.runner import run_pipeline
 from recpipeline_tests.conftest import tiny_config
@@ -75,4 +76,7 @@ def test_a_range_run_stores_three_events_per_day(tmp_path, restored_environment)
     assert kinds[DagsterEventType.ASSET_MATERIALIZATION] == 3 * days  # one per asset and day: Dagster's own
     assert kinds[DagsterEventType.ASSET_MATERIALIZATION_PLANNED] == 3  # one per asset for the whole range
     assert kinds[None] <= 6  # user log lines: per output, not per file (3 per day before)
+    # each daily check reports per day (the UI's per-partition check results): one event per check and day
+    daily_checks = len(CLEANED_CHECKS) + 1  # + the quarantine check
+    assert kinds.pop(DagsterEventType.ASSET_CHECK_EVALUATION) == daily_checks * days
     assert sum(kinds.values()) <= 3 * days + 45
