@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from recpipeline.models.base import Logger, Recommender, RunSettings, no_log
 from recpipeline.models.context import FitContext, ScoreContext, align_rows, id_map_version
 from recpipeline.models.holdout import holdout_ndcg
-from recpipeline.models.metering import metered
+from recpipeline.models.metering import Usage, metered
 from recpipeline.models.registry import create_model, model_class
 from recpipeline.models.tuning import tune
 from recpipeline.models.warm_start import Provenance, choose_warm_start, started_from
@@ -161,7 +161,7 @@ def _fit_and_refit(
             trials=tuning_trials,
             k=settings.k,
             seed=settings.seed,
-            context=context,
+            context=starts.context(context, "validation", params),  # tuned fits start cold, and say so
             score_context=score_context,
             log=log,
         )
@@ -240,7 +240,7 @@ class _Starts:
             lineage, self.cut.cut, self.cut.run_id, self._trained_until(lineage), origin, reason
         ).as_dict()
 
-    def cost(self, trained: TrainedModel, usage: Any) -> FitCost:
+    def cost(self, trained: TrainedModel, usage: Usage) -> FitCost:
         fits = [trained.model] + ([trained.validation_fit] if trained.validation_fit is not None else [])
         epochs = [len(fit.epoch_seconds_) for fit in fits if hasattr(fit, "epoch_seconds_")]
         lineage = "final" if "final" in self.origins else "validation"

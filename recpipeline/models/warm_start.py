@@ -12,6 +12,7 @@ with its reason.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -56,7 +57,7 @@ def choose_warm_start(
     params: dict[str, Any],
     lineage: str,
     trained_until: str,
-    id_map_version_of_prefix: Any,
+    id_map_version_of_prefix: Callable[[int, int], str],
 ) -> tuple[Recommender | None, str | None]:
     """The model a fit of ``name`` with ``params`` in ``lineage`` may continue from — ``previous`` (the
     previous cut's fit of that lineage) or None — and, for a cold start, why.
