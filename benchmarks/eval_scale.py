@@ -27,8 +27,8 @@ import pandas as pd
 import scipy.sparse as sp
 from threadpoolctl import threadpool_limits
 
-from recpipeline.evaluation.metrics import evaluate
 from recpipeline.models.base import top_k_excluding
+from recpipeline.scoring.metrics import evaluate
 
 
 def synthetic_case(n_users: int, n_items: int, factors: int, seed: int = 0) -> dict:

@@ -4,7 +4,7 @@ Protocol (Recommenders' ``examples/06_benchmarks``): a per-item stratified rando
 item's ratings to train and 25 % to test (seed 42; the same rule as ``python_stratified_split(ratio=0.75,
 filter_by="item")``, with our own seeded shuffle, so the rows differ from theirs), top-10 lists with the
 user's training items removed, and every test rating relevant whatever its value. Metrics come from
-``recpipeline.evaluation.metrics.evaluate``. Interactions carry the rating as their weight, as the pipeline's
+``recpipeline.scoring.metrics.evaluate``. Interactions carry the rating as their weight, as the pipeline's
 ``rating`` events do.
 
 Hyperparameters: each model is tuned (``--trials`` seeded random candidates, defaults first; neural models
@@ -32,12 +32,12 @@ import pandas as pd
 import torch
 
 from recpipeline.datasets import dataset_folder
-from recpipeline.evaluation.metrics import evaluate
 from recpipeline.evaluation.reports import markdown_table
+from recpipeline.fitting.tuning import tune
 from recpipeline.models import MODEL_REGISTRY, FitContext, ScoreContext, create_model
 from recpipeline.models.neural import TorchRecommender
-from recpipeline.models.tuning import tune
 from recpipeline.preparation.encoding import interaction_matrix
+from recpipeline.scoring.metrics import evaluate
 
 DATA = dataset_folder("movielens-100k")  # recpipeline datasets fetch movielens-100k
 K = 10

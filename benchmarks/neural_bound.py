@@ -1,8 +1,8 @@
 """Each torch model's epoch inside the pipeline's ``fit`` loop against a bare torch loop of the same
-architecture (``recpipeline.models.bound``), on MovieLens-100K and on a generated shop; and the epoch time
+architecture (``recpipeline.bench.bound``), on MovieLens-100K and on a generated shop; and the epoch time
 under three thread choices (1, auto, torch's default).
 
-    python benchmarks/neural_bound.py                                  # every model with an entry, both data
+    python benchmarks/neural_bound.py                                  # every torch model, both data
     python benchmarks/neural_bound.py --data movielens --models sasrec --epochs 3
     python benchmarks/neural_bound.py --threads                        # also time 1 / auto / default threads
 
@@ -26,9 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from movielens_models import DATA, load_ratings  # noqa: E402
 
+from recpipeline.bench.bound import TORCH_MODELS, measure_bound  # noqa: E402
 from recpipeline.evaluation.reports import markdown_table  # noqa: E402
 from recpipeline.models import FitContext  # noqa: E402
-from recpipeline.models.bound import ENTRIES, measure_bound  # noqa: E402
 from recpipeline.models.threads import auto_threads  # noqa: E402
 from recpipeline.preparation.encoding import interaction_matrix  # noqa: E402
 
@@ -39,7 +39,7 @@ WEIGHTS = {"view": 1.0, "cart": 3.0, "purchase": 5.0}
 
 def shop_events(events: float, days: int = 10) -> pd.DataFrame:
     """The synthetic shop's events over ``days`` days, encoded (readable rows only: no dirt)."""
-    from recpipeline.bench import bench_config
+    from recpipeline.bench.pipeline import bench_config
     from recpipeline.sources.synthetic import synthetic_source
 
     # the configuration's storage is never written here: any folder this process may write in will do
@@ -102,7 +102,7 @@ def run(events: pd.DataFrame, label: str, names: list[str], epochs: int, threads
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--models", nargs="+", default=list(ENTRIES), choices=list(ENTRIES))
+    parser.add_argument("--models", nargs="+", default=list(TORCH_MODELS), choices=list(TORCH_MODELS))
     parser.add_argument("--data", nargs="+", default=["movielens", "shop"], choices=["movielens", "shop"])
     parser.add_argument("--epochs", type=int, default=2, help="epochs of each loop (the fastest counts)")
     parser.add_argument("--shop-events", type=float, default=2e5)

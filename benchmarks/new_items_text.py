@@ -36,11 +36,11 @@ import yaml
 from recpipeline.config import RunConfig, parse_config
 from recpipeline.evaluation.protocol import COLD_START_FALLBACK, evaluate_models, prepare_evaluation
 from recpipeline.evaluation.reports import markdown_table
+from recpipeline.fitting.recommending import recommend_for_test_users
+from recpipeline.fitting.training import TrainingData, train_model
 from recpipeline.models import RunSettings, model_class
 from recpipeline.models import text as text_module
-from recpipeline.models.recommending import recommend_for_test_users
 from recpipeline.models.text import DEFAULT_TEXT_ENCODER, encode_item_text
-from recpipeline.models.training import TrainingData, train_model
 from recpipeline.orchestration.resources import Warehouse
 from recpipeline.orchestration.runner import run_pipeline
 

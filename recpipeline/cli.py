@@ -210,7 +210,7 @@ def _run_results(config: RunConfig, metrics: pd.DataFrame) -> str:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from recpipeline.bench import format_report, run_benchmark
+    from recpipeline.bench.pipeline import format_report, run_benchmark
 
     warnings.filterwarnings("ignore")
     models = "all" if args.models == ["all"] else args.models

@@ -1,51 +1,89 @@
 """The run configuration: one YAML file shared by the CLI, the Dagster code location and the tests.
 
 Without a file, the embedded default (``default_config.yaml`` in this package: synthetic data) is used.
-Every problem is reported as a ``ConfigError`` naming the file, the key and what was expected.
+The settings are pydantic models: each key's type, default, range and meaning is declared once, on its field
+(the docstring under it); a rule that spans keys, or needs the file's folder or the environment, is a small
+validator. Every problem is reported as a one-line ``ConfigError``: ``<file>: <dotted.key>: expected ...``.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import glob
-import math
 import os
 import re
-from dataclasses import dataclass, field, fields, replace
+import types
+import typing
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, NamedTuple, get_args, get_origin
 
 import yaml
+from annotated_types import Ge, Gt, Le, Lt
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
-from recpipeline.contracts import EVENT_TYPES, VALUE_RANGE, table_files
+from recpipeline.contracts import (
+    EVENT_TYPES,
+    MODEL_NAMES,
+    VALUE_RANGE,
+    has_item_similarity,
+    headline_k,
+    table_files,
+)
 from recpipeline.datasets import dataset_named_by, expand_data_location, missing_message
-from recpipeline.models.registry import MODEL_NAMES, has_item_similarity
 
 #: environment variable naming the configuration file the Dagster code location loads
 CONFIG_ENV_VAR = "RECPIPELINE_CONFIG"
 #: the pseudonym key (``privacy.pseudonymise``): read from the environment only, never written anywhere
 PSEUDONYM_KEY_ENV_VAR = "RECPIPELINE_PSEUDONYM_KEY"
 DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.yaml")
+#: execution.broker may name an environment variable instead of holding the URL: ${NAME}
+BROKER_ENV_VAR = "RECPIPELINE_BROKER_URL"
+BROKER_EXPECTED = f"a URL such as redis://host:6379/0 or ${{{BROKER_ENV_VAR}}}"
 
 
-SOURCE_KINDS = ("synthetic", "files", "movielens", "online_retail")
-SPLIT_KINDS = ("temporal", "predefined", "random", "stratified", "leave_last_out", "sessions")
-#: evaluation.session_targets: the next item of a session prefix only, or every remaining item
-SESSION_TARGETS = ("next", "rest")
-#: the entity whose interactions a stratified split divides by ratio
-STRATIFY_BY = ("user", "item")
-#: the settings each source kind takes besides kind, start_date and end_date
-SOURCE_SETTINGS = {
-    "synthetic": {"synthetic"},
-    "files": {
-        "path", "format", "options", "columns", "event_type_default", "event_types", "timezone",
-        "timestamp_unit", "timestamp_format", "items", "users",
-    },
-    "movielens": {"path"},
-    "online_retail": {"path", "format", "options", "timezone"},
+class SourceKind(NamedTuple):
+    """A ``source.kind``: where its ``Source`` is built (``module:function`` taking the ``RunConfig``,
+    imported by ``recpipeline.sources.open_source``) and the settings it takes besides ``kind``, the dates
+    and ``session_gap_minutes``. A kind with a ``path`` reads files; one without generates its events."""
+
+    constructor: str
+    settings: frozenset[str]
+
+
+#: every source kind: adding one is its module plus its line here
+SOURCE_KINDS: dict[str, SourceKind] = {
+    "synthetic": SourceKind("recpipeline.sources.synthetic:synthetic_source", frozenset({"synthetic"})),
+    "files": SourceKind(
+        "recpipeline.sources.files:files_source",
+        frozenset({
+            "path", "format", "options", "columns", "event_type_default", "event_types", "timezone",
+            "timestamp_unit", "timestamp_format", "items", "users",
+        }),
+    ),
+    "movielens": SourceKind("recpipeline.sources.movielens:movielens_source", frozenset({"path"})),
+    "online_retail": SourceKind(
+        "recpipeline.sources.online_retail:online_retail_source",
+        frozenset({"path", "format", "options", "timezone"}),
+    ),
 }  # fmt: skip
-FILE_FORMATS = ("csv", "parquet", "jsonl")
-TIMESTAMP_UNITS = ("auto", "s", "ms", "us", "ns", "iso")
+#: the split kinds (``recpipeline.preparation.splitting.SPLIT_KINDS`` says what each does and needs)
+SplitKindName = Literal["temporal", "predefined", "random", "stratified", "leave_last_out", "sessions"]
+#: the settings of the split kind that reads its splits from files
+SPLIT_FILES = ("train", "validation", "test")
+FileFormat = Literal["csv", "parquet", "jsonl"]
+FILE_FORMATS: tuple[str, ...] = get_args(FileFormat)
+EventType = Literal[*EVENT_TYPES]
 #: reader options that drop or skip input lines before they are counted: every input row must be accounted
 #: for (cleaned or quarantined with a reason), so they are refused
 ROW_DROPPING_OPTIONS = {
@@ -68,238 +106,610 @@ MAX_EVENT_WEIGHT = 1e6
 MAX_YAML_ALIASES = 100
 #: storage under these folders is not a place for data (as root, their files look writable)
 SYSTEM_FOLDERS = ("/proc", "/sys", "/dev")
-#: execution.broker may name an environment variable instead of holding the URL: ${NAME}
-BROKER_ENV_VAR = "RECPIPELINE_BROKER_URL"
 #: contract columns a `files` source maps; the first three are required
-MAPPED_COLUMNS = (
-    "user_id",
-    "item_id",
-    "timestamp",
-    "event_type",
-    "value",
-    "session_id",
-    "time_offset",
-    "anonymous_id",
-)
+MappedColumn = Literal[
+    "user_id", "item_id", "timestamp", "event_type", "value", "session_id", "time_offset", "anonymous_id"
+]
+MAPPED_COLUMNS: tuple[str, ...] = get_args(MappedColumn)
+#: the id column each side table of a `files` source must map
 SIDE_TABLE_IDS = {"items": "item_id", "users": "user_id"}
-EXECUTORS = ("in_process", "multiprocess", "celery")
-#: files of an external_recommendations folder that are lists (named by their stem)
+DEFAULT_EVENT_WEIGHTS = {"view": 1.0, "cart": 3.0, "purchase": 5.0, "rating": 1.0}
+#: a number YAML 1.1 reads as text: an exponent without a decimal point or without a sign (1e-3, 1.0e3)
+YAML_EXPONENT = r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+"
 
 
 class ConfigError(ValueError):
     """A configuration problem, with the file and key in the message."""
 
 
+class Invalid(ValueError):
+    """A rule's refusal during validation: what is wrong with the value at the validated key, or at ``key``
+    (dotted) below it; ``parse_config`` turns it into a ``ConfigError`` naming the file and the key."""
+
+    def __init__(self, message: str, key: str = "") -> None:
+        super().__init__(message)
+        self.key = key
+
+
 @dataclass(frozen=True)
-class TableConfig:
+class Expected:
+    """Field metadata: how an error message describes the setting's values, where its type says too little."""
+
+    text: str
+    hint: str = ""
+
+
+def _as_tuple(value: Any) -> Any:
+    """A YAML list as the tuple a setting holds."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _text(value: Any) -> Any:
+    """A column name or source value YAML read as an integer, as text (``1: view``)."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def _context(info: ValidationInfo) -> Path | None:
+    """The folder relative paths are resolved against; None outside ``parse_config``: paths stay as given."""
+    return info.context.get("base_dir") if info.context else None
+
+
+def _no_row_dropping(options: dict[str, Any]) -> dict[str, Any]:
+    dropping = next((option for option in options if option in ROW_DROPPING_OPTIONS), None)
+    if dropping is not None:
+        raise Invalid(
+            f"refused: it {ROW_DROPPING_OPTIONS[dropping]}, and every input row must be accounted for "
+            "(cleaned, or quarantined with its reason); remove it, and fix or filter the file before the run "
+            "if rows must go",
+            str(dropping),
+        )
+    return options
+
+
+def _time_zone(value: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise Invalid(f"unknown time zone {value!r}; expected an IANA name like Europe/London") from None
+    return value
+
+
+def _timestamp_format(value: str) -> str:
+    """A strptime format with at least a year."""
+    if "%" not in value:
+        raise Invalid(f"expected a strptime format such as '%Y%m%d' or '%d/%m/%Y %H:%M', got {value!r}")
+    try:
+        dt.datetime(2026, 1, 10, 10, 0, tzinfo=dt.UTC).strftime(value)
+    except ValueError as exc:
+        raise Invalid(f"{exc} in {value!r}") from None
+    if "%Y" not in value and "%y" not in value and "%G" not in value:
+        raise Invalid(f"{value!r} has no year (%Y)")
+    return value
+
+
+def _folder(value: str, info: ValidationInfo) -> str:
+    """A local folder that exists, made absolute."""
+    base_dir = _context(info)
+    if base_dir is None:
+        return value
+    path = Path(value).expanduser()
+    path = (path if path.is_absolute() else base_dir / path).resolve()
+    if not path.is_dir():
+        raise Invalid(f"{path} is not a folder")
+    return str(path)
+
+
+def storage_root(value: str, base_dir: Path) -> str:
+    """A storage root: an fsspec URL with a known protocol, or a local path (made absolute) in a folder this
+    process may write to: it, or the nearest parent that exists (a run creates the rest)."""
+    if not value.strip():
+        raise Invalid(f"expected a local path or an fsspec URL, got {value!r}")
+    if "://" in value:
+        _check_url_protocol(value)
+        return value.rstrip("/")
+    if "\x00" in value:
+        raise Invalid("path contains a NUL byte")
+    path = Path(value).expanduser()
+    path = (path if path.is_absolute() else base_dir / path).resolve()
+    system = next((folder for folder in SYSTEM_FOLDERS if path.is_relative_to(folder)), None)
+    if system is not None:
+        raise Invalid(
+            f"{path} is under {system}, a system folder, not a place for data; choose another storage path"
+        )
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise Invalid(f"{existing} is a file, not a folder; choose another storage path")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise Invalid(f"cannot write in {existing}; choose a storage path you may write to")
+    return str(path)
+
+
+def _outside_inputs(storage: str, source: SourceConfig) -> None:
+    """A storage inside the source's folder (or glob) would be read back as input by the next run."""
+    if source.path is None or "://" in source.path or "://" in storage:
+        return
+    path = Path(source.path)
+    if any(char in source.path for char in "*?["):
+        parts = path.parts
+        path = Path(*parts[: next(i for i, part in enumerate(parts) if any(c in part for c in "*?["))])
+    elif not path.is_dir():
+        return
+    if Path(storage).is_relative_to(path.resolve()):
+        raise Invalid(
+            f"{storage} is inside the source folder {path}, whose files every run reads; choose a storage "
+            "path outside it"
+        )
+
+
+def input_path(value: str, base_dir: Path | None) -> str:
+    """An input file, glob or folder: an fsspec URL with a known protocol, or a local path that exists
+    (made absolute, relative to ``base_dir``; None: left as given); a glob must match at least one file. A
+    leading ``${RECPIPELINE_DATA}`` is the public datasets' location (``recpipeline datasets``)."""
+    if not value.strip():
+        raise Invalid(f"expected a file, glob or folder path (or URL), got {value!r}")
+    if "://" in value:
+        _check_url_protocol(value)
+        return value
+    if base_dir is None:
+        return value
+    dataset = dataset_named_by(value)
+    path = Path(expand_data_location(value)).expanduser()
+    path = path if path.is_absolute() else base_dir / path
+    if any(char in value for char in "*?["):
+        if not glob.glob(str(path), recursive=True):
+            raise Invalid(f"no file matches {path}")
+        return str(path)
+    if not path.exists():
+        raise Invalid(
+            missing_message(dataset) if dataset is not None else f"no such file or folder: {path.resolve()}"
+        )
+    return str(path.resolve())
+
+
+def _check_url_protocol(value: str) -> None:
+    import fsspec
+
+    protocol = value.split("://", 1)[0]
+    try:
+        fsspec.get_filesystem_class(protocol)
+    except (ValueError, ImportError) as exc:
+        raise Invalid(f"unsupported URL protocol {protocol!r} ({exc})") from None
+
+
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def broker_url(value: str) -> str:
+    """``execution.broker``: a URL without a password, or ``${NAME}``, an environment variable holding the
+    URL (with its password: the file then holds no secret). A URL is never shown in a message."""
+    reference = _ENV_REFERENCE.fullmatch(value.strip())
+    if reference is not None:
+        name = reference.group(1)
+        url = os.environ.get(name, "").strip()
+        if not url:
+            raise Invalid(f"environment variable {name} is not set; set it to the broker URL")
+        if "://" not in url:
+            raise Invalid(f"environment variable {name} does not hold a URL such as redis://host:6379/0")
+        return url
+    if "://" not in value:
+        raise Invalid(f"expected {BROKER_EXPECTED}")
+    from urllib.parse import urlsplit
+
+    try:
+        password = urlsplit(value).password
+    except ValueError:
+        raise Invalid("not a valid URL") from None
+    if password:
+        raise Invalid(
+            "the URL holds a password in clear text; put the URL in the environment variable "
+            f"{BROKER_ENV_VAR} and write `broker: ${{{BROKER_ENV_VAR}}}`"
+        )
+    return value
+
+
+Text = Annotated[str, BeforeValidator(_text)]
+ColumnName = Annotated[str, BeforeValidator(_text), Expected("a source column name")]
+ReaderOptions = Annotated[dict[str, Any], AfterValidator(_no_row_dropping)]
+InputPath = Annotated[
+    str, AfterValidator(lambda value, info: input_path(value, _context(info))),
+    Expected("a file, glob or folder path (or URL)"),
+]  # fmt: skip
+IsoDate = Annotated[
+    dt.date, BeforeValidator(lambda v: dt.date.fromisoformat(v) if isinstance(v, str) else v),
+    Expected("a date YYYY-MM-DD"),
+]  # fmt: skip
+Share = Annotated[float, Field(gt=0, lt=1)]
+
+
+class Settings(BaseModel):
+    """A section of settings: immutable, strict (``true`` is not 1, ``"0.5"`` not a number), no unknown keys;
+    the docstring under each field is its description."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", strict=True, use_attribute_docstrings=True)
+
+
+class TableConfig(Settings):
     """A side table (items or users) of a `files` source, read like the events, with its own mapping."""
 
-    path: str
-    format: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-    #: contract name -> source column (items: item_id, title, category, brand, price; users: user_id);
-    #: unmapped source columns come along as attributes under their own names
-    columns: dict[str, str] = field(default_factory=dict)
+    path: InputPath
+    """file, glob or folder (relative to the configuration file) or an fsspec URL"""
+    format: FileFormat | None = None
+    """csv | parquet | jsonl; null: from the file suffix"""
+    options: ReaderOptions = {}
+    """passed to the reader (sep, encoding, ...)"""
+    columns: dict[str, ColumnName | None] = {}
+    """contract name -> source column (items: item_id, title, category, brand, price; users: user_id);
+    unmapped source columns come along as attributes under their own names"""
 
 
-@dataclass(frozen=True)
-class SourceConfig:
+class SourceConfig(Settings):
+    """Where events come from (``SOURCE_KINDS``: which settings each kind takes) and the partition window."""
+
     kind: str = "synthetic"
-    #: file, glob or folder; a local path (made absolute, relative to the config file) or an fsspec URL
-    path: str | None = None
-    start_date: dt.date | None = None
-    #: inclusive; None = synthetic: up to yesterday (a live feed), file kinds: the data's last day
-    end_date: dt.date | None = None
-    #: synthetic source: overrides of recpipeline.sources.synthetic.SyntheticSpec fields
-    synthetic: dict[str, Any] = field(default_factory=dict)
-    format: str | None = None  # csv | parquet | jsonl; None = from the file suffix
-    options: dict[str, Any] = field(default_factory=dict)  # passed to the reader (sep, encoding, ...)
-    columns: dict[str, str | None] = field(default_factory=dict)  # contract name -> source column
-    event_type_default: str | None = None  # every row's event type when no event_type column is mapped
-    event_types: dict[str, str] = field(default_factory=dict)  # source value -> contract event type
-    timezone: str | None = None  # of naive timestamps; None = UTC (online_retail: Europe/London)
-    timestamp_unit: str = "auto"  # auto | s | ms | us | ns | iso
-    #: a strptime format of the timestamps (e.g. %Y%m%d for compact dates) instead of timestamp_unit
-    timestamp_format: str | None = None
+    """synthetic | files | movielens | online_retail"""
+    path: InputPath | None = None
+    """file, glob or folder; a local path (made absolute, relative to the config file) or an fsspec URL"""
+    start_date: IsoDate | None = None
+    """first daily partition; null: the generator's first day (file kinds: the data's first day)"""
+    end_date: IsoDate | None = None
+    """inclusive; null: synthetic: up to yesterday (a live feed), file kinds: the data's last day"""
+    synthetic: dict[str, Any] = {}
+    """synthetic: overrides of recpipeline.sources.synthetic.SyntheticSpec fields"""
+    format: FileFormat | None = None
+    """csv | parquet | jsonl; null: from the file suffix"""
+    options: ReaderOptions = {}
+    """passed to the reader (sep, encoding, ...)"""
+    columns: dict[MappedColumn, ColumnName | None] = {}
+    """files: contract name -> source column; user_id, item_id and timestamp are required"""
+    event_type_default: EventType | None = None
+    """files: every row's event type when no event_type column is mapped"""
+    event_types: dict[Text, EventType] = {}
+    """files: source value -> contract event type"""
+    timezone: Annotated[str, AfterValidator(_time_zone)] | None = None
+    """of naive timestamps; null: UTC (online_retail: Europe/London)"""
+    timestamp_unit: Literal["auto", "s", "ms", "us", "ns", "iso"] = "auto"
+    """files: auto | s | ms | us | ns | iso"""
+    timestamp_format: Annotated[str, AfterValidator(_timestamp_format)] | None = None
+    """files: a strptime format of the timestamps (e.g. %Y%m%d for compact dates) instead of timestamp_unit"""
     items: TableConfig | None = None
+    """files: the item catalogue's table"""
     users: TableConfig | None = None
-    #: events of a user without a session id further apart than this start a new session
-    session_gap_minutes: float = 30.0
+    """files: the user profiles' table"""
+    session_gap_minutes: Annotated[float, Field(gt=0, lt=1e9)] = 30.0
+    """events of a user without a session id further apart than this start a new session"""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_settings(cls, values: Any) -> Any:
+        if not isinstance(values, dict):
+            return values  # the type error names it
+        kind = values.get("kind", "synthetic")
+        if kind not in tuple(SOURCE_KINDS):
+            raise Invalid(f"expected one of {tuple(SOURCE_KINDS)}, got {_shown(kind)}", "kind")
+        allowed = SOURCE_KINDS[kind].settings
+        extra = sorted(
+            set(values) - allowed - {"kind", "start_date", "end_date", "session_gap_minutes"}, key=str
+        )
+        if extra:
+            raise Invalid(f"not a setting of kind {kind!r}; it takes {sorted(allowed)}", str(extra[0]))
+        return values
+
+    @field_validator("columns")
+    @classmethod
+    def _unmapped(cls, value: dict[str, str | None]) -> dict[str, str]:
+        # null: the source has no such column (a required one is then missing)
+        return {name: column for name, column in value.items() if column is not None}
+
+    @model_validator(mode="after")
+    def _kind_rules(self) -> SourceConfig:
+        if self.start_date and self.end_date and self.end_date < self.start_date:
+            raise Invalid(f"{self.end_date} is before start_date {self.start_date}", "end_date")
+        reads_files = "path" in SOURCE_KINDS[self.kind].settings
+        # a generated source without end_date runs up to yesterday; a file source's last day is checked when
+        # it is read
+        end = self.end_date or (None if reads_files else dt.date.today() - dt.timedelta(days=1))
+        if self.start_date and end and (end - self.start_date).days >= MAX_SOURCE_DAYS:
+            raise Invalid(
+                f"{self.start_date} is {(end - self.start_date).days + 1} daily partitions before {end} (at "
+                f"most {MAX_SOURCE_DAYS}, twenty years); set it near the data's first day",
+                "start_date",
+            )
+        if reads_files and self.path is None:
+            raise Invalid(f"kind {self.kind!r} needs the path of its data", "path")
+        if "columns" not in SOURCE_KINDS[self.kind].settings:
+            return self
+        # a kind that maps its columns: the mapping and the side tables
+        if self.timestamp_format is not None and self.timestamp_unit != "auto":
+            raise Invalid(
+                f"give timestamp_format or timestamp_unit ({self.timestamp_unit!r}), not both",
+                "timestamp_format",
+            )
+        for name in MAPPED_COLUMNS[:3]:
+            _required_column(self.columns, name, "columns")
+        mapped_type = self.columns.get("event_type") is not None
+        if mapped_type == (self.event_type_default is not None):
+            raise Invalid(
+                "map the event type column (columns.event_type) or give event_type_default for a log of a "
+                "single kind -- exactly one of the two"
+            )
+        if self.event_types and not mapped_type:
+            raise Invalid("expected a mapping, used with columns.event_type", "event_types")
+        for name, table in (("items", self.items), ("users", self.users)):
+            if table is not None:
+                _required_column(table.columns, SIDE_TABLE_IDS[name], f"{name}.columns")
+        return self
 
 
-@dataclass(frozen=True)
-class CleaningConfig:
-    max_quarantine_share: float = 0.1
-    #: [min, max] of event values (ratings, quantities); a value outside is quarantined as bad_value
-    value_range: tuple[float, float] = VALUE_RANGE
+def _required_column(columns: dict[str, str | None], name: str, key: str) -> None:
+    if columns.get(name) is None:
+        raise Invalid("required; name the source column that holds it", f"{key}.{name}")
 
 
-@dataclass(frozen=True)
-class PrivacyConfig:
+class CleaningConfig(Settings):
+    max_quarantine_share: Annotated[float, Field(ge=0, le=1)] = 0.1
+    """the quarantine check fails a partition above this share"""
+    value_range: Annotated[
+        tuple[Annotated[float, Field(ge=-1e30, le=1e30)], Annotated[float, Field(ge=-1e30, le=1e30)]],
+        BeforeValidator(_as_tuple),
+        Expected("[min, max]: two numbers in [-1e+30, 1e+30]"),
+    ] = VALUE_RANGE
+    """[min, max] of event values (ratings, quantities); a value outside is quarantined as bad_value"""
+
+    @field_validator("value_range")
+    @classmethod
+    def _ordered(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if value[0] > value[1]:
+            raise Invalid(f"min {value[0]!r} is above max {value[1]!r}")
+        return value
+
+
+class PrivacyConfig(Settings):
     """What of the users' identity the warehouse keeps."""
 
-    #: replace user ids at cleaning by a keyed hash (HMAC-SHA256 under $RECPIPELINE_PSEUDONYM_KEY), so no raw
-    #: user id reaches any table after raw_events (user_profiles included)
     pseudonymise: bool = False
-    #: false: each raw_events partition file is deleted once its rows are cleaned (the row accounting stays in
-    #: the cleaning metadata)
+    """replace user ids at cleaning by a keyed hash (HMAC-SHA256 under $RECPIPELINE_PSEUDONYM_KEY), so no raw
+    user id reaches any table after raw_events (user_profiles included)"""
     keep_raw: bool = True
+    """false: each raw_events partition file is deleted once its rows are cleaned (the row accounting stays in
+    the cleaning metadata)"""
+
+    @field_validator("pseudonymise")
+    @classmethod
+    def _key_is_set(cls, value: bool) -> bool:
+        # checked here so that a run without the key stops before any step
+        if value and not os.environ.get(PSEUDONYM_KEY_ENV_VAR):
+            raise Invalid(
+                f"on, but the environment variable {PSEUDONYM_KEY_ENV_VAR} (the pseudonym key) is not set"
+            )
+        return value
 
 
-@dataclass(frozen=True)
-class PreparationConfig:
+class PreparationConfig(Settings):
     """k-core filtering of the interactions, iterated until every user and item meets both minimums."""
 
-    #: users with fewer distinct items are removed (1: no filtering)
-    min_user_interactions: int = 1
-    #: items with fewer distinct users are removed (1: no filtering)
-    min_item_interactions: int = 1
+    min_user_interactions: Annotated[int, Field(ge=1)] = 1
+    """users with fewer distinct items are removed (1: no filtering)"""
+    min_item_interactions: Annotated[int, Field(ge=1)] = 1
+    """items with fewer distinct users are removed (1: no filtering)"""
 
 
-@dataclass(frozen=True)
-class SplitConfig:
-    #: temporal | predefined | random | stratified | leave_last_out
-    kind: str = "temporal"
-    #: temporal: the last test_days whole days are test, the validation_days before them validation
-    validation_days: int = 7
-    test_days: int = 7
-    #: random: shares of all interactions; stratified: shares of each user's (or item's) interactions.
-    #: test takes test_ratio; validation takes validation_ratio of what remains
-    test_ratio: float = 0.2
-    validation_ratio: float = 0.1
-    #: stratified: user (each user's interactions split by the ratios) or item
-    stratify_by: str = "user"
-    #: leave_last_out: each user's last n interactions by time to test, the n before them to validation
-    leave_last: int = 1
-    #: predefined: files read with the source's settings; no validation file = carved from train
-    train: str | None = None
-    validation: str | None = None
-    test: str | None = None
+class SplitConfig(Settings):
+    kind: SplitKindName = "temporal"
+    """temporal | predefined | random | stratified | leave_last_out | sessions"""
+    validation_days: Annotated[int, Field(ge=1)] = 7
+    """temporal, sessions: the last test_days whole days are test, the validation_days before them
+    validation"""
+    test_days: Annotated[int, Field(ge=1)] = 7
+    """temporal, sessions: days of the test window"""
+    test_ratio: Share = 0.2
+    """random: share of all interactions to test; stratified: share of each user's (or item's)"""
+    validation_ratio: Share = 0.1
+    """random, stratified: the share of what remains after test that goes to validation"""
+    stratify_by: Literal["user", "item"] = "user"
+    """stratified: user (each user's interactions split by the ratios) or item"""
+    leave_last: Annotated[int, Field(ge=1)] = 1
+    """leave_last_out: each user's last n interactions by time to test, the n before them to validation"""
+    train: InputPath | None = None
+    """predefined: the train file, read with the source's settings"""
+    validation: InputPath | None = None
+    """predefined: the validation file; null: each user's latest 10 % of train"""
+    test: InputPath | None = None
+    """predefined: the test file"""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _files_only_for_predefined(cls, values: Any) -> Any:
+        if isinstance(values, dict) and values.get("kind", "temporal") != "predefined":
+            given = [key for key in SPLIT_FILES if values.get(key) is not None]
+            if given:
+                raise Invalid("only for split.kind predefined", given[0])
+        return values
 
 
-@dataclass(frozen=True)
-class EvaluationConfig:
-    #: users with 1..cold_max_interactions train + validation interactions are `cold`, more are `warm`
-    cold_max_interactions: int = 5
-    #: model every other is tested against; None = the best non-neural model by ndcg@max(k) on `all`
-    baseline: str | None = None
-    bootstrap_samples: int = 1000
-    #: family-wise error rate of the Holm-corrected significance tests
-    alpha: float = 0.05
-    #: the regression check fails when ndcg@max(k) drops more than this share below its recent median
-    regression_tolerance: float = 0.1
-    history_runs: int = 7
-    #: folder of <name>.csv / <name>.parquet top-K lists evaluated as extra models (absolute local path)
-    external_recommendations: str | None = None
-    #: choose hyperparameters and epochs on validation, then refit every model on train + validation with
-    #: those choices before it recommends for test; false: models fitted on train only recommend for test
+class EvaluationConfig(Settings):
+    cold_max_interactions: Annotated[int, Field(ge=0)] = 5
+    """users with 1..cold_max_interactions train + validation interactions are `cold`, more are `warm`"""
+    baseline: Annotated[str | None, Expected("a model name")] = None
+    """model every other is tested against; null: the best non-neural model by ndcg@k on `all`"""
+    bootstrap_samples: Annotated[int, Field(ge=1, le=MAX_BOOTSTRAP_SAMPLES)] = 1000
+    """resamples of the paired bootstrap confidence intervals"""
+    alpha: Share = 0.05
+    """family-wise error rate of the Holm-corrected significance tests"""
+    regression_tolerance: Share = 0.1
+    """the regression check fails when ndcg@k drops more than this share below its recent median"""
+    history_runs: Annotated[int, Field(ge=1)] = 7
+    """the regression check's median is over the last this many runs"""
+    external_recommendations: Annotated[str, AfterValidator(_folder), Expected("a folder path")] | None = None
+    """folder of <name>.csv / <name>.parquet top-K lists evaluated as extra models (made absolute)"""
     refit: bool = True
-    #: segments with fewer evaluated users are shown but flagged, and left out of significance
-    min_segment_users: int = 30
-    #: event types whose test interactions count as relevant (null: every type)
-    relevant_event_types: tuple[str, ...] | None = None
-    #: rating events below this value are not relevant (null: every rating)
-    min_rating: float | None = None
-    #: split.kind sessions: each prefix's target is the next item (next) or every remaining item (rest)
-    session_targets: str = "next"
-    #: split.kind sessions: items already in the prefix may be recommended (shoppers return to them)
+    """choose hyperparameters and epochs on validation, then refit every model on train + validation with
+    those choices before it recommends for test; false: models fitted on train only recommend for test"""
+    min_segment_users: Annotated[int, Field(ge=0)] = 30
+    """segments with fewer evaluated users are shown but flagged, and left out of significance"""
+    validation_users: Annotated[int, Field(ge=1)] = 5000
+    """early stopping and tuning score at most this many validation users: above it, one sample drawn with
+    `seed`, the same for every epoch, trial and model (test metrics always use every test user)"""
+    relevant_event_types: (
+        Annotated[
+            tuple[EventType, ...],
+            BeforeValidator(_as_tuple),
+            Field(min_length=1),
+            Expected(f"a non-empty list of {EVENT_TYPES} or null"),
+        ]
+        | None
+    ) = None
+    """event types whose test interactions count as relevant (null: every type)"""
+    min_rating: Annotated[float, Field(ge=-1e30, le=1e30)] | None = None
+    """rating events below this value are not relevant (null: every rating)"""
+    session_targets: Literal["next", "rest"] = "next"
+    """split.kind sessions: each prefix's target is the next item (next) or every remaining item (rest)"""
     session_recommend_seen: bool = True
+    """split.kind sessions: items already in the prefix may be recommended (shoppers return to them)"""
 
 
-@dataclass(frozen=True)
-class ModelSpec:
+class ModelSpec(Settings):
     name: str
-    params: dict[str, Any] = field(default_factory=dict)
+    params: dict[str, Any] = {}
 
 
-@dataclass(frozen=True)
-class SimilarItemsConfig:
-    #: model whose item similarity feeds the similar_items asset; None = the first configured model that has
-    #: one (no asset when none has)
-    model: str | None = None
-    #: neighbours per item; 0 turns the asset off
-    n: int = 20
+class SimilarItemsConfig(Settings):
+    model: Annotated[str | None, Expected("a model name")] = None
+    """model whose item similarity feeds the similar_items asset; null: the first configured model that has
+    one (no asset when none has)"""
+    n: Annotated[int, Field(ge=0)] = 20
+    """neighbours per item; 0 turns the asset off"""
 
 
-@dataclass(frozen=True)
-class TuningConfig:
-    #: candidate parameter sets per tuned model (the first is the configured one); 0 = no tuning
-    trials: int = 0
-    #: models to tune (names from `models`)
-    models: tuple[str, ...] = ()
+class ExplanationsConfig(Settings):
+    """The explanations asset: why each model recommended each item, for a seeded sample of test users."""
+
+    users: Annotated[int, Field(ge=0)] = 200
+    """test users sampled (the run's seed); 0 turns the asset off"""
+    reasons: Annotated[int, Field(ge=1)] = 3
+    """history items named per recommended item"""
 
 
-@dataclass(frozen=True)
-class BacktestConfig:
+class TuningConfig(Settings):
+    trials: Annotated[int, Field(ge=0)] = 0
+    """candidate parameter sets per tuned model (the first is the configured one); 0 = no tuning"""
+    models: Annotated[
+        tuple[str, ...], BeforeValidator(_as_tuple), Expected("a list of model names or 'all'")
+    ] = ()
+    """models to tune (names from `models`), or all of them"""
+
+
+class BacktestConfig(Settings):
     """Rolling-origin backtests (split.kind temporal): the training-and-evaluation chain repeated at cut
     dates, each the last day before its test window of split.test_days."""
 
-    #: days between cut dates, and so between the cut partitions: 1 (daily) or 7 (weekly, on the first
-    #: cut's weekday); `recpipeline backtest --every` may take any multiple of it
-    every_days: int = 7
-    #: days of training data the first cut keeps before its validation window
-    min_train_days: int = 14
-    #: torch models continue from the previous cut's weights of the same settings (validation fit from its
-    #: validation fit, final fit from its final fit); false: every cut starts cold
+    every_days: Annotated[
+        int,
+        Expected(
+            "1 (daily cuts) or 7 (weekly cuts)", "; `recpipeline backtest --every N` takes any multiple of it"
+        ),
+    ] = 7
+    """days between cut dates, and so between the cut partitions: 1 (daily) or 7 (weekly, on the first
+    cut's weekday); `recpipeline backtest --every` may take any multiple of it"""
+    min_train_days: Annotated[int, Field(ge=1)] = 14
+    """days of training data the first cut keeps before its validation window"""
     warm_start: bool = True
-    #: the nightly budget: at most this many epochs per torch model and cut; None = the models' own
-    max_epochs: int | None = None
+    """torch models continue from the previous cut's weights of the same settings (validation fit from its
+    validation fit, final fit from its final fit); false: every cut starts cold"""
+    max_epochs: Annotated[int, Field(ge=1)] | None = None
+    """the nightly budget: at most this many epochs per torch model and cut; null: the models' own"""
+
+    @field_validator("every_days")
+    @classmethod
+    def _daily_or_weekly(cls, value: int) -> int:
+        if value not in (1, 7):
+            raise ValueError(value)  # described by the field's Expected
+        return value
 
 
-@dataclass(frozen=True)
-class ExecutionConfig:
+class ExecutionConfig(Settings):
     """Which Dagster executor runs a job's steps."""
 
-    #: in_process: every step in the run's process; multiprocess: one process per step; celery: every step a
-    #: task of dagster-celery's workers (the `cluster` extra). Both need a persistent instance and a
-    #: configuration file, which every step process loads again
-    executor: str = "in_process"
-    #: multiprocess: at most this many step processes at once; None = Dagster's default (the CPU count)
-    max_concurrent: int | None = None
-    #: celery: the broker URL (e.g. redis://host:6379/0), also the result backend
-    broker: str | None = None
-    #: torch threads of every neural model step, overriding the models' own; 0 = auto: the cores the
-    #: process may use (affinity, cgroup quota) divided by the steps running at once
-    num_threads: int = 0
+    executor: Literal["in_process", "multiprocess", "celery"] = "in_process"
+    """in_process: every step in the run's process; multiprocess: one process per step; celery: every step a
+    task of dagster-celery's workers (the `cluster` extra). Both need a persistent instance and a
+    configuration file, which every step process loads again"""
+    max_concurrent: Annotated[int, Field(ge=1)] | None = None
+    """multiprocess: at most this many step processes at once; null: Dagster's default (the CPU count)"""
+    broker: Annotated[str, AfterValidator(broker_url), Expected(BROKER_EXPECTED)] | None = None
+    """celery: the broker URL (e.g. redis://host:6379/0), also the result backend, or ${NAME}: the
+    environment variable holding it"""
+    num_threads: Annotated[int, Field(ge=0)] = 0
+    """torch threads of every neural model step, overriding the models' own; 0 = auto: the cores the
+    process may use (affinity, cgroup quota) divided by the steps running at once"""
+
+    @model_validator(mode="after")
+    def _executor_settings(self) -> ExecutionConfig:
+        if (self.executor == "celery") != (self.broker is not None):
+            raise Invalid(
+                "the celery executor needs a broker URL (e.g. redis://host:6379/0), and only it takes one",
+                "broker",
+            )
+        if self.max_concurrent is not None and self.executor != "multiprocess":
+            raise Invalid("only for execution.executor multiprocess", "max_concurrent")
+        return self
 
 
-@dataclass(frozen=True)
-class RunConfig:
+class RunConfig(Settings):
     """Every setting of a run. These defaults are the embedded ``default_config.yaml`` (a test holds the two
-    equal), so a run without a configuration file uses exactly these values."""
+    equal), so a run without a configuration file uses exactly these values. A field validator here that
+    reads ``info.data`` checks the field against sections declared before it."""
 
-    #: without a `source` section: four weeks of the synthetic shop. A section that leaves out its dates
-    #: means "up to yesterday" (synthetic) or "the data's days" (files), hence SourceConfig's None dates.
-    source: SourceConfig = field(
-        default_factory=lambda: SourceConfig(start_date=dt.date(2026, 10, 1), end_date=dt.date(2026, 10, 28))
+    source: SourceConfig = SourceConfig(start_date=dt.date(2026, 10, 1), end_date=dt.date(2026, 10, 28))
+    """where events come from; without a `source` section four weeks of the synthetic shop, while a section
+    that leaves out its dates means up to yesterday (synthetic) or the data's days (files)"""
+    cleaning: CleaningConfig = CleaningConfig()
+    privacy: PrivacyConfig = PrivacyConfig()
+    preparation: PreparationConfig = PreparationConfig()
+    split: SplitConfig = SplitConfig()
+    event_weights: Annotated[
+        dict[EventType, Annotated[float, Field(ge=0, le=MAX_EVENT_WEIGHT)]],
+        BeforeValidator(
+            lambda value: {**DEFAULT_EVENT_WEIGHTS, **value} if isinstance(value, dict) else value
+        ),
+    ] = DEFAULT_EVENT_WEIGHTS
+    """interaction weight per event type (ratings are additionally multiplied by the rating value); a type
+    left out keeps its default"""
+    models: Annotated[tuple[ModelSpec, ...], BeforeValidator(lambda value: _model_specs(value))] = (
+        ModelSpec(name="popularity"),
+        ModelSpec(name="recent_popularity"),
+        ModelSpec(name="als"),
+        ModelSpec(name="mult_vae", params={"epochs": 50, "batch_size": 500, "patience": 5}),
     )
-    cleaning: CleaningConfig = field(default_factory=CleaningConfig)
-    privacy: PrivacyConfig = field(default_factory=PrivacyConfig)
-    preparation: PreparationConfig = field(default_factory=PreparationConfig)
-    split: SplitConfig = field(default_factory=SplitConfig)
-    #: interaction weight per event type (ratings are additionally multiplied by the rating value)
-    event_weights: dict[str, float] = field(
-        default_factory=lambda: {"view": 1.0, "cart": 3.0, "purchase": 5.0, "rating": 1.0}
+    """names from the model registry, each with optional hyperparameters, or `all`; by default Mult-VAE has a
+    nightly budget (its class defaults follow the paper: 200 epochs of batch 100)"""
+    similar_items: Annotated[SimilarItemsConfig, Field(validate_default=True)] = SimilarItemsConfig()
+    explanations: ExplanationsConfig = ExplanationsConfig()
+    tuning: TuningConfig = TuningConfig()
+    backtest: BacktestConfig = BacktestConfig()
+    ks: Annotated[
+        tuple[Annotated[int, Field(ge=1, le=MAX_K)], ...],
+        BeforeValidator(lambda value: tuple(value) if isinstance(value, list) else (value,)),
+        AfterValidator(lambda value: tuple(sorted(set(value)))),
+        Field(alias="k", min_length=1),
+        Expected(f"a positive integer (at most {MAX_K:,}) or a list of them"),
+    ] = (10,)
+    """every cut-off metrics are reported at: one or a list (kept ascending); the largest is the length of
+    every top-K list and the headline cut-off (ndcg@k)"""
+    evaluation: EvaluationConfig = EvaluationConfig()
+    seed: Annotated[int, Field(ge=0)] = 42
+    """every random choice of a run (same inputs and seed give the same metrics)"""
+    storage: Annotated[str, Field(validate_default=True), Expected("a local path or an fsspec URL")] = (
+        "data/warehouse"
     )
-    #: Mult-VAE with a nightly budget (its class defaults follow the paper: 200 epochs of batch 100)
-    models: tuple[ModelSpec, ...] = field(
-        default_factory=lambda: (
-            ModelSpec("popularity"),
-            ModelSpec("recent_popularity"),
-            ModelSpec("als"),
-            ModelSpec("mult_vae", {"epochs": 50, "batch_size": 500, "patience": 5}),
-        )
-    )
-    similar_items: SimilarItemsConfig = field(default_factory=SimilarItemsConfig)
-    tuning: TuningConfig = field(default_factory=TuningConfig)
-    backtest: BacktestConfig = field(default_factory=BacktestConfig)
-    #: every cut-off metrics are reported at (ascending); models recommend max(ks) items
-    ks: tuple[int, ...] = (10,)
-    evaluation: EvaluationConfig = field(default_factory=EvaluationConfig)
-    seed: int = 42
-    storage: str = "data/warehouse"
-    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    """the root every table, model artefact and the report are written under: a folder you may write to
+    (created as needed; relative to the configuration file) or an fsspec URL"""
+    execution: ExecutionConfig = ExecutionConfig()
     config_file: str = "<default>"
+    """the file the settings were read from (not a key of it)"""
 
     @property
     def model_names(self) -> list[str]:
@@ -307,8 +717,152 @@ class RunConfig:
 
     @property
     def k(self) -> int:
-        """The list length models recommend: the largest configured K."""
-        return self.ks[-1]
+        """The one cut-off where one is needed (``headline_k``): the length of every top-K list, the headline
+        ndcg@k."""
+        return headline_k(self.ks)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_sections(cls, values: Any) -> Any:
+        """A section left empty (``cleaning:`` alone in YAML) takes every default, as if left out; an empty
+        `models:` is a mistake, not a request for the defaults."""
+        if not isinstance(values, dict):
+            return values
+        sections = {name for name, field in cls.model_fields.items() if _is_section(field.annotation)}
+        return {
+            key: value
+            for key, value in values.items()
+            if value is not None or key not in sections | {"event_weights"}
+        }
+
+    @field_validator("split")
+    @classmethod
+    def _files_of_a_predefined_split(cls, split: SplitConfig, info: ValidationInfo) -> SplitConfig:
+        if split.kind != "predefined" or "source" not in info.data:
+            return split
+        if "path" not in SOURCE_KINDS[info.data["source"].kind].settings:
+            raise Invalid("predefined split files need a file source, not synthetic", "kind")
+        for key in ("train", "test"):
+            if getattr(split, key) is None:
+                raise Invalid(f"a predefined split needs its {key} file", key)
+        return split
+
+    @field_validator("event_weights")
+    @classmethod
+    def _some_weight(cls, weights: dict[str, float]) -> dict[str, float]:
+        if not any(weights.values()):
+            raise Invalid(
+                "every weight is 0, so no interaction counts and every model ties; give at least one event "
+                "type a positive weight"
+            )
+        return weights
+
+    @field_validator("similar_items")
+    @classmethod
+    def _similar_items_model(cls, section: SimilarItemsConfig, info: ValidationInfo) -> SimilarItemsConfig:
+        if "models" not in info.data:
+            return section
+        names = [m.name for m in info.data["models"]]
+        if section.model is None:
+            capable = [name for name in names if has_item_similarity(name)]
+            return section.model_copy(update={"model": capable[0] if capable else None})
+        if section.model not in names:
+            raise Invalid(f"{section.model!r} is not among models {names}", "model")
+        if not has_item_similarity(section.model):
+            raise Invalid(f"{section.model!r} has no item similarity", "model")
+        return section
+
+    @field_validator("tuning", mode="before")
+    @classmethod
+    def _tune_all(cls, section: Any, info: ValidationInfo) -> Any:
+        if isinstance(section, dict) and section.get("models") == "all" and "models" in info.data:
+            return {**section, "models": [m.name for m in info.data["models"]]}
+        return section
+
+    @field_validator("tuning")
+    @classmethod
+    def _tuned_models(cls, section: TuningConfig, info: ValidationInfo) -> TuningConfig:
+        if "models" not in info.data:
+            return section
+        names = [m.name for m in info.data["models"]]
+        unknown = [name for name in section.models if name not in names]
+        if unknown:
+            raise Invalid(f"{unknown[0]!r} is not among models {names}", "models")
+        return section
+
+    @field_validator("evaluation")
+    @classmethod
+    def _evaluated(cls, section: EvaluationConfig, info: ValidationInfo) -> EvaluationConfig:
+        weights = info.data.get("event_weights", DEFAULT_EVENT_WEIGHTS)
+        if section.min_rating is not None and weights["rating"] == 0:
+            raise Invalid(
+                "ratings are read back from the interaction weight, which event_weights.rating 0 erases; "
+                "give ratings a positive weight or leave min_rating null",
+                "min_rating",
+            )
+        if section.baseline is None or "models" not in info.data:
+            return section
+        # the baseline must be evaluated: a configured model or an external list (a file's stem)
+        names = [m.name for m in info.data["models"]]
+        folder = section.external_recommendations
+        external = [path.stem for path in table_files(folder)] if folder is not None else []
+        if section.baseline not in names + external:
+            lists = f" or external lists {external}" if folder is not None else ""
+            raise Invalid(
+                f"{section.baseline!r} is not among models {names}{lists}; name one of them or leave it null",
+                "baseline",
+            )
+        return section
+
+    @field_validator("storage")
+    @classmethod
+    def _storage(cls, value: str, info: ValidationInfo) -> str:
+        base_dir = _context(info)
+        if base_dir is None:
+            return value
+        storage = storage_root(value, base_dir)
+        if "source" in info.data:
+            _outside_inputs(storage, info.data["source"])
+        return storage
+
+    @field_validator("execution")
+    @classmethod
+    def _shared_storage(cls, section: ExecutionConfig, info: ValidationInfo) -> ExecutionConfig:
+        if section.executor != "in_process" and info.data.get("storage", "").startswith("memory://"):
+            raise Invalid(
+                f"{section.executor} steps cannot share a memory:// storage (each process has its own); use "
+                "in_process or a shared path or URL",
+                "executor",
+            )
+        return section
+
+
+def _model_specs(value: Any) -> Any:
+    """``models``: `all`, or a non-empty list of names and ``{name: {hyperparameters}}``, each once."""
+    if value == "all":
+        return tuple(ModelSpec(name=name) for name in MODEL_NAMES)
+    if not isinstance(value, list | tuple) or not value:
+        raise Invalid(f"expected a non-empty list of model names or 'all', got {_shown(value)}")
+    specs = []
+    for entry in value:
+        if isinstance(entry, ModelSpec):
+            spec = entry
+        elif isinstance(entry, str):
+            spec = ModelSpec(name=entry)
+        elif isinstance(entry, dict) and len(entry) == 1:
+            name, params = next(iter(entry.items()))
+            if params is not None and not isinstance(params, dict):
+                raise Invalid("expected a mapping of hyperparameters", str(name))
+            spec = ModelSpec(name=str(name), params=dict(params or {}))
+        else:
+            raise Invalid(f"expected a name or {{name: {{params}}}}, got {_shown(entry)}")
+        if spec.name not in MODEL_NAMES:
+            raise Invalid(f"unknown model {spec.name!r}; known: {sorted(MODEL_NAMES)}")
+        specs.append(spec)
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise Invalid(f"a model is listed twice: {names}")
+    return tuple(specs)
 
 
 class _YamlProblem(Exception):
@@ -447,721 +1001,134 @@ def load_config_from_env() -> RunConfig:
 
 
 def parse_config(raw: dict[str, Any], source_name: str = "<dict>", base_dir: Path | None = None) -> RunConfig:
-    """Validate a configuration mapping into a ``RunConfig``; a key left out takes RunConfig's default."""
-    where = source_name
-    known = {f.name for f in fields(RunConfig)} - {"config_file", "ks"} | {"k"}
-    _reject_unknown(raw, known, where, "")
-    base_dir = base_dir or Path.cwd()
-    defaults = RunConfig()
-
-    source = _source(raw, where, base_dir) if "source" in raw else defaults.source
-    cleaning = _section(raw, "cleaning", CleaningConfig, where)
-    _number(cleaning.max_quarantine_share, where, "cleaning.max_quarantine_share", 0.0, 1.0)
-    cleaning = replace(cleaning, value_range=_value_range(cleaning.value_range, where))
-    privacy = _privacy(raw, where)
-    preparation = _section(raw, "preparation", PreparationConfig, where)
-    for key in ("min_user_interactions", "min_item_interactions"):
-        _integer(getattr(preparation, key), where, f"preparation.{key}", 1)
-    split = _split(raw, where, base_dir, source.kind)
-    models = _models(raw["models"], where) if "models" in raw else defaults.models
-    storage = validate_storage(raw.get("storage", defaults.storage), where, base_dir)
-    _storage_outside_inputs(storage, source, where)
-    weights = _event_weights(raw.get("event_weights", {}), defaults.event_weights, where)
-    return RunConfig(
-        source=source,
-        cleaning=cleaning,
-        privacy=privacy,
-        preparation=preparation,
-        split=split,
-        event_weights=weights,
-        models=models,
-        similar_items=_similar_items(raw, where, models),
-        tuning=_tuning(raw, where, models),
-        backtest=_backtest(raw, where),
-        ks=_ks(raw.get("k", list(defaults.ks)), where),
-        evaluation=_evaluation(raw, where, base_dir, models, weights),
-        seed=_integer(raw.get("seed", defaults.seed), where, "seed", 0),
-        storage=storage,
-        execution=_execution(raw, where, storage),
-        config_file=source_name,
-    )
-
-
-def validate_models(config: RunConfig) -> None:
-    """Every configured model's hyperparameters against its class: names from ``__init__``'s signature, value
-    types where a default makes them clear, then the class's own checks (it is built once, fitting nothing,
-    and its ``check_params`` run: an encoder's files, a hybrid's parts).
-
-    Separate from ``parse_config`` because it imports each model's module (torch for the neural ones), which
-    parsing must not; ``build_definitions`` calls it, so a run stops on a bad parameter before any step.
-    Tuned models (``tuning.models``) are among these: their configured parameters are the fixed ones.
-    """
-    import inspect
-
-    from recpipeline.models.registry import model_class
-
-    where = config.config_file
-    for spec in config.models:
-        cls = model_class(spec.name)
-        parameters = dict(inspect.signature(cls.__init__).parameters)
-        parameters.pop("self")
-        for key, value in spec.params.items():
-            if key not in parameters:
-                raise ConfigError(
-                    f"{where}: models.{spec.name}.{key}: not a parameter of {spec.name}; "
-                    f"known: {', '.join(parameters)}"
-                )
-            _parameter_type(value, parameters[key].default, where, f"models.{spec.name}.{key}")
-            _parameter_range(value, key, where, f"models.{spec.name}.{key}")
-        try:
-            cls(**spec.params).check_params()
-        except (ValueError, TypeError) as exc:
-            raise ConfigError(f"{where}: models.{spec.name}: {exc}") from None
-
-
-#: a default of this exact type -> (the types a value may have, how the message names them); bool apart from
-#: int although it is an int subclass: neither `factors: true` nor `binarize: 1` is meant
-_PARAMETER_TYPES = {
-    bool: ((bool,), "true or false"),
-    int: ((int,), "an integer"),
-    float: ((int, float), "a number"),
-    str: ((str,), "text"),
-}
-
-
-#: a number YAML 1.1 reads as text: an exponent without a decimal point or without a sign (1e-3, 1.0e3)
-_EXPONENT = r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+"
-
-
-#: hyperparameters every model names alike, and their allowed ranges: (low, high, low included)
-_PARAMETER_RANGES = {
-    **dict.fromkeys(
-        ("factors", "epochs", "batch_size", "iterations", "n_iter", "heads", "hidden", "latent", "max_len"),
-        (1, None, True),
-    ),
-    **dict.fromkeys(("neighbours", "blocks", "feature_dim"), (1, None, True)),
-    **dict.fromkeys(("regularization", "weight_decay", "shrinkage", "alpha"), (0, None, True)),
-    **dict.fromkeys(("lr", "learning_rate"), (0, None, False)),
-    **dict.fromkeys(("dropout", "mask_prob"), (0, 1, True)),
-}
-
-
-def _parameter_range(value: Any, name: str, where: str, key: str) -> None:
-    """A number is finite (NaN and .inf fail late, deep in a fit), and a common hyperparameter in range."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return
-    if not math.isfinite(value):
-        raise ConfigError(f"{where}: {key}: expected a finite number, got {value!r}")
-    if name not in _PARAMETER_RANGES:
-        return
-    low, high, low_included = _PARAMETER_RANGES[name]
-    if value < low or (value == low and not low_included) or (high is not None and value >= high):
-        allowed = f"{'>=' if low_included else '>'} {low}" + ("" if high is None else f" and < {high}")
-        raise ConfigError(f"{where}: {key}: expected a number {allowed}, got {value!r}")
-
-
-def _parameter_type(value: Any, default: Any, where: str, key: str) -> None:
-    """``value`` of a hyperparameter whose default is a bool, int, float or str has that default's type."""
-    if type(default) not in _PARAMETER_TYPES:
-        return  # None or a container: the type is not clear from the default
-    accepted, noun = _PARAMETER_TYPES[type(default)]
-    if isinstance(value, accepted) and (bool in accepted or not isinstance(value, bool)):
-        return
-    hint = ""
-    if float in accepted and isinstance(value, str) and re.fullmatch(_EXPONENT, value.strip()):
-        hint = "; YAML reads this as text: write exponents with a point and a sign (1.0e-3, 5.0e+2)"
-    raise ConfigError(f"{where}: {key}: expected {noun} (the default is {default!r}), got {value!r}{hint}")
-
-
-def validate_storage(value: Any, where: str, base_dir: Path) -> str:
-    """A storage root: an fsspec URL with a known protocol, or a local path (made absolute) in a folder this
-    process may write to."""
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{where}: storage: expected a local path or an fsspec URL, got {value!r}")
-    if "://" in value:
-        _check_url_protocol(value, where, "storage")
-        return value.rstrip("/")
-    if "\x00" in value:
-        raise ConfigError(f"{where}: storage: path contains a NUL byte")
-    path = Path(value).expanduser()
-    path = (path if path.is_absolute() else base_dir / path).resolve()
-    system = next((folder for folder in SYSTEM_FOLDERS if path.is_relative_to(folder)), None)
-    if system is not None:
-        raise ConfigError(
-            f"{where}: storage: {path} is under {system}, a system folder, not a place for data; choose "
-            "another storage path"
-        )
-    _check_writable(path, where)
-    return str(path)
-
-
-def _storage_outside_inputs(storage: str, source: SourceConfig, where: str) -> None:
-    """A storage inside the source's folder (or glob) would be read back as input by the next run."""
-    if source.path is None or "://" in source.path or "://" in storage:
-        return
-    path = Path(source.path)
-    if any(char in source.path for char in "*?["):
-        parts = path.parts
-        path = Path(*parts[: next(i for i, part in enumerate(parts) if any(c in part for c in "*?["))])
-    elif not path.is_dir():
-        return
-    if Path(storage).is_relative_to(path.resolve()):
-        raise ConfigError(
-            f"{where}: storage: {storage} is inside the source folder {path}, whose files every run reads; "
-            "choose a storage path outside it"
-        )
-
-
-def _check_writable(path: Path, where: str) -> None:
-    """A run creates ``path`` as needed, so it, or the nearest parent that exists, must be a folder this
-    process may write in: found now rather than when the first step writes."""
-    existing = path
-    while not existing.exists():
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ConfigError(
-            f"{where}: storage: {existing} is a file, not a folder; choose another storage path"
-        )
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(
-            f"{where}: storage: cannot write in {existing}; choose a storage path you may write to"
-        )
-
-
-def input_path(value: Any, where: str, key: str, base_dir: Path) -> str:
-    """An input file, glob or folder: an fsspec URL with a known protocol, or a local path that exists
-    (made absolute, relative to ``base_dir``); a glob must match at least one file. A leading
-    ``${RECPIPELINE_DATA}`` is the public datasets' location (``recpipeline datasets``)."""
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{where}: {key}: expected a file, glob or folder path (or URL), got {value!r}")
-    if "://" in value:
-        _check_url_protocol(value, where, key)
-        return value
-    dataset = dataset_named_by(value)
-    path = Path(expand_data_location(value)).expanduser()
-    path = path if path.is_absolute() else base_dir / path
-    if any(char in value for char in "*?["):
-        if not glob.glob(str(path), recursive=True):
-            raise ConfigError(f"{where}: {key}: no file matches {path}")
-        return str(path)
-    if not path.exists():
-        if dataset is not None:
-            raise ConfigError(f"{where}: {key}: {missing_message(dataset)}")
-        raise ConfigError(f"{where}: {key}: no such file or folder: {path.resolve()}")
-    return str(path.resolve())
-
-
-def _check_url_protocol(value: str, where: str, key: str) -> None:
-    import fsspec
-
-    protocol = value.split("://", 1)[0]
+    """Validate a configuration mapping into a ``RunConfig``; a key left out takes RunConfig's default.
+    Relative paths are resolved against ``base_dir`` (default: the working directory)."""
+    if "config_file" in raw:  # a field, but not a key of the file
+        raise ConfigError(f"{source_name}: {_unknown_key(['config_file'])}")
     try:
-        fsspec.get_filesystem_class(protocol)
-    except (ValueError, ImportError) as exc:
-        raise ConfigError(f"{where}: {key}: unsupported URL protocol {protocol!r} ({exc})") from None
+        config = RunConfig.model_validate(raw, context={"base_dir": base_dir or Path.cwd()})
+    except ValidationError as exc:
+        raise ConfigError(f"{source_name}: {_problem(exc.errors()[0])}") from None
+    return config.model_copy(update={"config_file": source_name})
 
 
-def _source(raw: dict[str, Any], where: str, base_dir: Path) -> SourceConfig:
-    source = _section(raw, "source", SourceConfig, where)
-    kind = source.kind
-    if kind not in SOURCE_KINDS:
-        raise ConfigError(f"{where}: source.kind: unknown kind {kind!r}; expected one of {SOURCE_KINDS}")
-    allowed = SOURCE_SETTINGS[kind]
-    common = {"kind", "start_date", "end_date", "session_gap_minutes"}
-    extra = sorted(set(raw.get("source") or {}) - allowed - common)
-    if extra:
-        raise ConfigError(
-            f"{where}: source.{extra[0]}: not a setting of kind {kind!r}; it takes {sorted(allowed)}"
-        )
-    _number(source.session_gap_minutes, where, "source.session_gap_minutes", 0.0, 1e9, open_interval=True)
-    source = replace(
-        source,
-        start_date=_date(source.start_date, where, "source.start_date"),
-        end_date=_date(source.end_date, where, "source.end_date"),
-    )
-    if source.start_date and source.end_date and source.end_date < source.start_date:
-        raise ConfigError(
-            f"{where}: source.end_date {source.end_date} is before start_date {source.start_date}"
-        )
-    # synthetic without end_date: up to yesterday; a file source's own last day is checked when read
-    end = source.end_date or (dt.date.today() - dt.timedelta(days=1) if kind == "synthetic" else None)
-    if source.start_date and end and (end - source.start_date).days >= MAX_SOURCE_DAYS:
-        raise ConfigError(
-            f"{where}: source.start_date {source.start_date} is {(end - source.start_date).days + 1} daily "
-            f"partitions before {end} (at most {MAX_SOURCE_DAYS}, twenty years); set it near the data's "
-            "first day"
-        )
-    if kind == "synthetic":
-        _mapping(source.synthetic, where, "source.synthetic")
-        return source
-    if source.path is None:
-        raise ConfigError(f"{where}: source.path: kind {kind!r} needs the path of its data")
-    source = replace(source, path=input_path(source.path, where, "source.path", base_dir))
-    _reader_settings(source.format, source.options, where, "source")
-    if source.timezone is not None:
-        _timezone(source.timezone, where)
-    if kind != "files":
-        return source
-    if source.timestamp_unit not in TIMESTAMP_UNITS:
-        raise ConfigError(
-            f"{where}: source.timestamp_unit: expected one of {TIMESTAMP_UNITS}, got "
-            f"{_shown(source.timestamp_unit)}"
-        )
-    if source.timestamp_format is not None:
-        _timestamp_format(source.timestamp_format, source.timestamp_unit, where)
-    columns = _columns(source.columns, MAPPED_COLUMNS, MAPPED_COLUMNS[:3], where, "source.columns")
-    mapped_type = columns.get("event_type") is not None
-    if mapped_type == (source.event_type_default is not None):
-        raise ConfigError(
-            f"{where}: source: map the event type column (columns.event_type) or give event_type_default "
-            "for a log of a single kind -- exactly one of the two"
-        )
-    event_types = source.event_types or {}
-    if not isinstance(event_types, dict) or (event_types and not mapped_type):
-        raise ConfigError(f"{where}: source.event_types: expected a mapping, used with columns.event_type")
-    for name, target in [("event_type_default", source.event_type_default), *event_types.items()]:
-        if target is not None and target not in EVENT_TYPES:
-            raise ConfigError(f"{where}: source.event_types: {name}: {target!r} is not one of {EVENT_TYPES}")
-    return replace(
-        source,
-        columns={key: column for key, column in columns.items() if column is not None},
-        event_types={str(key): value for key, value in event_types.items()},
-        items=_side_table(source.items, "items", where, base_dir),
-        users=_side_table(source.users, "users", where, base_dir),
-    )
+# --- pydantic's errors as one line naming the key
 
 
-def _side_table(values: Any, name: str, where: str, base_dir: Path) -> TableConfig | None:
-    if values is None:
-        return None
-    key = f"source.{name}"
-    if not isinstance(values, dict):
-        raise ConfigError(f"{where}: {key}: expected a mapping with path, format, options, columns")
-    _reject_unknown(values, {f.name for f in fields(TableConfig)}, where, f"{key}.")
-    table = TableConfig(**{"path": None, **values})
-    _reader_settings(table.format, table.options, where, key)
-    columns = _columns(table.columns, None, (SIDE_TABLE_IDS[name],), where, f"{key}.columns")
-    return replace(table, path=input_path(table.path, where, f"{key}.path", base_dir), columns=columns)
+def _problem(error: Any) -> str:
+    """One of pydantic's errors as ``<dotted.key>: what was expected, got what``."""
+    loc = [part for part in error["loc"] if isinstance(part, str)]
+    if loc and loc[-1] == "[key]":  # a key of a mapping with known keys (event_weights, source.columns)
+        loc = loc[:-1]
+        key_type = get_args(_setting(loc[:-1])[0])[0]
+        return f"unknown key {'.'.join(loc)}; expected one of {sorted(get_args(key_type))}"
+    if error["type"] == "extra_forbidden":
+        return _unknown_key(loc)
+    if error["type"] == "missing":
+        return _keyed(loc, "required")
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, Invalid):
+        return _keyed([*loc, cause.key] if cause.key else loc, str(cause))
+    return _keyed(loc, _expected(*_setting(loc), error["input"]))
 
 
-def _reader_settings(fmt: Any, options: Any, where: str, key: str) -> None:
-    if fmt is not None and fmt not in FILE_FORMATS:
-        raise ConfigError(f"{where}: {key}.format: expected one of {FILE_FORMATS}, got {fmt!r}")
-    if not isinstance(options, dict):
-        raise ConfigError(f"{where}: {key}.options: expected a mapping of reader options")
-    dropping = next((option for option in options if option in ROW_DROPPING_OPTIONS), None)
-    if dropping is not None:
-        raise ConfigError(
-            f"{where}: {key}.options.{dropping}: refused: it {ROW_DROPPING_OPTIONS[dropping]}, and every "
-            "input row must be accounted for (cleaned, or quarantined with its reason); remove it, and fix "
-            "or filter the file before the run if rows must go"
-        )
+def _unknown_key(loc: list[str]) -> str:
+    model = _setting(loc[:-1])[0]
+    known = {field.alias or name for name, field in model.model_fields.items()} - {"config_file"}
+    return f"unknown key {'.'.join(loc)}; expected one of {sorted(known)}"
 
 
-def _columns(
-    values: Any, known: tuple[str, ...] | None, required: tuple[str, ...], where: str, key: str
-) -> dict[str, str | None]:
-    """A column mapping contract name -> source column name (None: not in the source)."""
-    if not isinstance(values, dict):
-        raise ConfigError(f"{where}: {key}: expected a mapping of contract name -> source column")
-    if known is not None:
-        _reject_unknown(values, set(known), where, f"{key}.")
-    for name in required:
-        if values.get(name) is None:
-            raise ConfigError(f"{where}: {key}.{name}: required; name the source column that holds it")
-    for name, column in values.items():
-        if column is not None and not isinstance(column, str | int):
-            raise ConfigError(f"{where}: {key}.{name}: expected a source column name, got {column!r}")
-    return {name: None if column is None else str(column) for name, column in values.items()}
+def _keyed(loc: list[str], text: str) -> str:
+    return f"{'.'.join(loc)}: {text}" if loc else text
 
 
-def _timestamp_format(value: Any, unit: str, where: str) -> None:
-    """``source.timestamp_format``: a strptime format with at least a year, instead of a timestamp unit."""
-    if not isinstance(value, str) or "%" not in value:
-        raise ConfigError(
-            f"{where}: source.timestamp_format: expected a strptime format such as '%Y%m%d' or "
-            f"'%d/%m/%Y %H:%M', got {_shown(value)}"
-        )
-    if unit != "auto":
-        raise ConfigError(
-            f"{where}: source.timestamp_format: give timestamp_format or timestamp_unit ({unit!r}), not both"
-        )
-    try:
-        dt.datetime(2026, 1, 10, 10, 0, tzinfo=dt.UTC).strftime(value)
-    except ValueError as exc:
-        raise ConfigError(f"{where}: source.timestamp_format: {exc} in {value!r}") from None
-    if "%Y" not in value and "%y" not in value and "%G" not in value:
-        raise ConfigError(f"{where}: source.timestamp_format: {value!r} has no year (%Y)")
+def _setting(loc: list[str]) -> tuple[Any, list[Any]]:
+    """The type at ``loc`` (field names or aliases, mapping keys) below RunConfig, and its metadata."""
+    annotation, metadata = _unwrap(RunConfig)
+    for part in loc:
+        if _is_section(annotation):
+            fields = {field.alias or name: field for name, field in annotation.model_fields.items()}
+            annotation, metadata = _unwrap(fields[part].annotation, list(fields[part].metadata))
+        elif get_origin(annotation) is dict:
+            annotation, metadata = _unwrap(get_args(annotation)[1])
+    return annotation, metadata
 
 
-def _timezone(value: Any, where: str) -> None:
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        if not isinstance(value, str):
-            raise ValueError(value)
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(
-            f"{where}: source.timezone: unknown time zone {value!r}; expected an IANA name like Europe/London"
-        ) from None
-
-
-def _split(raw: dict[str, Any], where: str, base_dir: Path, source_kind: str) -> SplitConfig:
-    split = _section(raw, "split", SplitConfig, where)
-    if split.kind not in SPLIT_KINDS:
-        raise ConfigError(f"{where}: split.kind: unknown kind {split.kind!r}; expected one of {SPLIT_KINDS}")
-    for key in ("validation_days", "test_days"):
-        _integer(getattr(split, key), where, f"split.{key}", 1)
-    _integer(split.leave_last, where, "split.leave_last", 1)
-    _number(split.test_ratio, where, "split.test_ratio", 0.0, 1.0, open_interval=True)
-    _number(split.validation_ratio, where, "split.validation_ratio", 0.0, 1.0, open_interval=True)
-    if split.stratify_by not in STRATIFY_BY:
-        raise ConfigError(
-            f"{where}: split.stratify_by: expected one of {STRATIFY_BY}, got {split.stratify_by!r}"
-        )
-    files = {"train": split.train, "validation": split.validation, "test": split.test}
-    if split.kind != "predefined":
-        given = [key for key, value in files.items() if value is not None]
-        if given:
-            raise ConfigError(f"{where}: split.{given[0]}: only for split.kind predefined")
-        return split
-    if source_kind == "synthetic":
-        raise ConfigError(f"{where}: split.kind: predefined split files need a file source, not synthetic")
-    for key in ("train", "test"):
-        if files[key] is None:
-            raise ConfigError(f"{where}: split.{key}: a predefined split needs its {key} file")
-    return replace(
-        split,
-        **{
-            key: input_path(value, where, f"split.{key}", base_dir)
-            for key, value in files.items()
-            if value is not None
-        },
-    )
-
-
-def _section(raw: dict[str, Any], key: str, cls: type, where: str) -> Any:
-    """A settings section; left out or empty (``key:`` alone in YAML) takes every default of ``cls``."""
-    values = _mapping(raw.get(key), where, key)
-    _reject_unknown(values, {f.name for f in fields(cls)}, where, f"{key}.")
-    return cls(**values)
-
-
-def _mapping(value: Any, where: str, key: str) -> dict[Any, Any]:
-    """A mapping of settings; None (an empty YAML value) is an empty one."""
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise ConfigError(f"{where}: {key}: expected a mapping, got {type(value).__name__} {value!r}")
-    return value
-
-
-def _value_range(value: Any, where: str) -> tuple[float, float]:
-    """``cleaning.value_range``: [min, max], finite, min <= max, within float32 (encoding's value type)."""
-    key = "cleaning.value_range"
-    if not isinstance(value, list | tuple) or len(value) != 2:
-        raise ConfigError(f"{where}: {key}: expected [min, max], got {value!r}")
-    low, high = (_number(v, where, key, -1e30, 1e30) for v in value)
-    if low > high:
-        raise ConfigError(f"{where}: {key}: min {low!r} is above max {high!r}")
-    return float(low), float(high)
-
-
-def _integer(value: Any, where: str, key: str, lowest: int, highest: int | None = None) -> int:
-    # bool is an int subclass, but `test_days: true` is a mistake, not 1
-    too_high = highest is not None and isinstance(value, int) and value > highest
-    if not isinstance(value, int) or isinstance(value, bool) or value < lowest or too_high:
-        allowed = f">= {lowest}" if highest is None else f"in [{lowest}, {highest:,}]"
-        hint = ""
-        if isinstance(value, str) and re.fullmatch(_EXPONENT, value.strip()):
-            hint = "; YAML reads an exponent as text: write the integer out"
-        raise ConfigError(f"{where}: {key}: expected an integer {allowed}, got {_shown(value)}{hint}")
-    return value
-
-
-def _number(
-    value: Any, where: str, key: str, low: float, high: float, *, open_interval: bool = False
-) -> float:
-    """A number in [low, high] (``open_interval``: in (low, high)); returned as given."""
-    is_number = isinstance(value, int | float) and not isinstance(value, bool)
-    if not is_number or not (low < value < high if open_interval else low <= value <= high):
-        bounds = f"({low:g}, {high:g})" if open_interval else f"[{low:g}, {high:g}]"
-        raise ConfigError(f"{where}: {key}: expected a number in {bounds}, got {_shown(value)}")
-    return value
-
-
-def _event_weights(value: Any, defaults: dict[str, float], where: str) -> dict[str, float]:
-    """The default weights, with those the configuration gives replaced."""
-    weights = {**defaults, **_mapping(value, where, "event_weights")}
-    for event_type, weight in weights.items():
-        if event_type not in EVENT_TYPES:
-            raise ConfigError(
-                f"{where}: event_weights.{event_type}: unknown event type; expected one of {EVENT_TYPES}"
-            )
-        _number(weight, where, f"event_weights.{event_type}", 0.0, MAX_EVENT_WEIGHT)
-    if not any(weights.values()):
-        raise ConfigError(
-            f"{where}: event_weights: every weight is 0, so no interaction counts and every model ties; give "
-            "at least one event type a positive weight"
-        )
-    return {event_type: float(weight) for event_type, weight in weights.items()}
-
-
-def _ks(value: Any, where: str) -> tuple[int, ...]:
-    values = value if isinstance(value, list) else [value]
-    if not values or not all(
-        isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= MAX_K for k in values
-    ):
-        raise ConfigError(
-            f"{where}: k: expected a positive integer (at most {MAX_K:,}) or a list of them, got "
-            f"{_shown(value)}"
-        )
-    return tuple(sorted(set(values)))
-
-
-def _evaluation(
-    raw: dict[str, Any],
-    where: str,
-    base_dir: Path,
-    models: tuple[ModelSpec, ...],
-    event_weights: dict[str, float],
-) -> EvaluationConfig:
-    section = _section(raw, "evaluation", EvaluationConfig, where)
-    for key, lowest in (("cold_max_interactions", 0), ("history_runs", 1)):
-        _integer(getattr(section, key), where, f"evaluation.{key}", lowest)
-    _integer(section.bootstrap_samples, where, "evaluation.bootstrap_samples", 1, MAX_BOOTSTRAP_SAMPLES)
-    for key in ("alpha", "regression_tolerance"):
-        _number(getattr(section, key), where, f"evaluation.{key}", 0.0, 1.0, open_interval=True)
-    _integer(section.min_segment_users, where, "evaluation.min_segment_users", 0)
-    for key in ("refit", "session_recommend_seen"):
-        if not isinstance(getattr(section, key), bool):
-            raise ConfigError(
-                f"{where}: evaluation.{key}: expected true or false, got {getattr(section, key)!r}"
-            )
-    if section.session_targets not in SESSION_TARGETS:
-        raise ConfigError(
-            f"{where}: evaluation.session_targets: expected one of {SESSION_TARGETS}, got "
-            f"{section.session_targets!r}"
-        )
-    if section.min_rating is not None:
-        _number(section.min_rating, where, "evaluation.min_rating", -1e30, 1e30)
-        if event_weights["rating"] == 0:
-            raise ConfigError(
-                f"{where}: evaluation.min_rating: ratings are read back from the interaction weight, which "
-                "event_weights.rating 0 erases; give ratings a positive weight or leave min_rating null"
-            )
-    types = section.relevant_event_types
-    if types is not None:
-        if not isinstance(types, list | tuple) or not types or any(t not in EVENT_TYPES for t in types):
-            raise ConfigError(
-                f"{where}: evaluation.relevant_event_types: expected a non-empty list of {EVENT_TYPES} or "
-                f"null, got {types!r}"
-            )
-        section = replace(section, relevant_event_types=tuple(types))
-    if section.baseline is not None and not isinstance(section.baseline, str):
-        raise ConfigError(f"{where}: evaluation.baseline: expected a model name, got {section.baseline!r}")
-    folder = section.external_recommendations
-    if folder is not None:
-        if not isinstance(folder, str):
-            raise ConfigError(
-                f"{where}: evaluation.external_recommendations: expected a folder path, got {folder!r}"
-            )
-        path = Path(folder).expanduser()
-        path = (path if path.is_absolute() else base_dir / path).resolve()
-        if not path.is_dir():
-            raise ConfigError(f"{where}: evaluation.external_recommendations: {path} is not a folder")
-        section = replace(section, external_recommendations=str(path))
-    _baseline(section, where, [m.name for m in models])
-    return section
-
-
-def _baseline(section: EvaluationConfig, where: str, names: list[str]) -> None:
-    """The named baseline must be evaluated: a configured model or an external list (a file's stem)."""
-    if section.baseline is None or section.baseline in names:
-        return
-    external = []
-    if section.external_recommendations is not None:
-        external = [path.stem for path in table_files(section.external_recommendations)]
-    if section.baseline not in external:
-        lists = f" or external lists {external}" if section.external_recommendations is not None else ""
-        raise ConfigError(
-            f"{where}: evaluation.baseline: {section.baseline!r} is not among models {names}{lists}; "
-            "name one of them or leave it null"
-        )
-
-
-def _execution(raw: dict[str, Any], where: str, storage: str) -> ExecutionConfig:
-    section = _section(raw, "execution", ExecutionConfig, where)
-    if section.executor not in EXECUTORS:
-        raise ConfigError(
-            f"{where}: execution.executor: unknown executor {section.executor!r}; expected one of {EXECUTORS}"
-        )
-    if section.executor != "in_process" and storage.startswith("memory://"):
-        raise ConfigError(
-            f"{where}: execution.executor: {section.executor} steps cannot share a memory:// storage "
-            "(each process has its own); use in_process or a shared path or URL"
-        )
-    _integer(section.num_threads, where, "execution.num_threads", 0)
-    if (section.executor == "celery") != (section.broker is not None):
-        raise ConfigError(
-            f"{where}: execution.broker: the celery executor needs a broker URL (e.g. redis://host:6379/0), "
-            "and only it takes one"
-        )
-    if section.broker is not None:
-        section = replace(section, broker=_broker(section.broker, where))
-    value = section.max_concurrent
-    if value is None:
-        return section
-    if section.executor != "multiprocess":
-        raise ConfigError(f"{where}: execution.max_concurrent: only for execution.executor multiprocess")
-    _integer(value, where, "execution.max_concurrent", 1)
-    return section
-
-
-_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
-
-
-def _broker(value: Any, where: str) -> str:
-    """``execution.broker``: a URL without a password, or ``${NAME}``, an environment variable holding the
-    URL (with its password: the file then holds no secret). A URL is never shown in a message."""
-    key = "execution.broker"
-    if not isinstance(value, str):
-        raise ConfigError(
-            f"{where}: {key}: expected a URL such as redis://host:6379/0 or ${{{BROKER_ENV_VAR}}}"
-        )
-    reference = _ENV_REFERENCE.fullmatch(value.strip())
-    if reference is not None:
-        name = reference.group(1)
-        url = os.environ.get(name, "").strip()
-        if not url:
-            raise ConfigError(
-                f"{where}: {key}: environment variable {name} is not set; set it to the broker URL"
-            )
-        if "://" not in url:
-            raise ConfigError(
-                f"{where}: {key}: environment variable {name} does not hold a URL such as redis://host:6379/0"
-            )
-        return url
-    if "://" not in value:
-        raise ConfigError(
-            f"{where}: {key}: expected a URL such as redis://host:6379/0 or ${{{BROKER_ENV_VAR}}}"
-        )
-    from urllib.parse import urlsplit
-
-    try:
-        password = urlsplit(value).password
-    except ValueError:
-        raise ConfigError(f"{where}: {key}: not a valid URL") from None
-    if password:
-        raise ConfigError(
-            f"{where}: {key}: the URL holds a password in clear text; put the URL in the environment "
-            f"variable {BROKER_ENV_VAR} and write `broker: ${{{BROKER_ENV_VAR}}}`"
-        )
-    return value
-
-
-def _reject_unknown(values: dict[Any, Any], known: set[str], where: str, prefix: str) -> None:
-    unknown = sorted(set(values) - known, key=str)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {prefix}{unknown[0]}; expected one of {sorted(known)}")
-
-
-def _date(value: Any, where: str, key: str) -> dt.date | None:
-    if value is None or isinstance(value, dt.date):
-        return value
-    try:
-        if not isinstance(value, str):
-            raise ValueError(value)
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise ConfigError(f"{where}: {key}: expected a date YYYY-MM-DD, got {value!r}") from None
-
-
-def _models(value: Any, where: str) -> tuple[ModelSpec, ...]:
-    if value == "all":
-        return tuple(ModelSpec(name) for name in MODEL_NAMES)
-    # `models:` left empty is a mistake, not a request for the defaults
-    if not isinstance(value, list) or not value:
-        raise ConfigError(
-            f"{where}: models: expected a non-empty list of model names or 'all', got {value!r}"
-        )
-    specs = []
-    for entry in value:
-        if isinstance(entry, str):
-            spec = ModelSpec(entry)
-        elif isinstance(entry, dict) and len(entry) == 1:
-            name, params = next(iter(entry.items()))
-            if params is not None and not isinstance(params, dict):
-                raise ConfigError(f"{where}: models.{name}: expected a mapping of hyperparameters")
-            spec = ModelSpec(str(name), dict(params or {}))
+def _unwrap(annotation: Any, metadata: list[Any] | None = None) -> tuple[Any, list[Any]]:
+    """``annotation`` without ``Annotated`` (its metadata collected) and without ``| None``."""
+    metadata = list(metadata or [])
+    while True:
+        if hasattr(annotation, "__metadata__"):
+            # constraints inside the type (Annotated[int, Field(ge=1)] | None) sit in a FieldInfo
+            metadata += [m for extra in annotation.__metadata__ for m in getattr(extra, "metadata", [extra])]
+            annotation = annotation.__origin__
+        elif get_origin(annotation) in (types.UnionType, typing.Union):
+            annotation = next(arg for arg in get_args(annotation) if arg is not type(None))
         else:
-            raise ConfigError(f"{where}: models: expected a name or {{name: {{params}}}}, got {entry!r}")
-        if spec.name not in MODEL_NAMES:
-            raise ConfigError(f"{where}: models: unknown model {spec.name!r}; known: {sorted(MODEL_NAMES)}")
-        specs.append(spec)
-    names = [s.name for s in specs]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"{where}: models: a model is listed twice: {names}")
-    return tuple(specs)
+            return annotation, metadata
 
 
-def _similar_items(raw: dict[str, Any], where: str, models: tuple[ModelSpec, ...]) -> SimilarItemsConfig:
-    section = _section(raw, "similar_items", SimilarItemsConfig, where)
-    _integer(section.n, where, "similar_items.n", 0)
-    if section.model is not None and not isinstance(section.model, str):
-        raise ConfigError(f"{where}: similar_items.model: expected a model name, got {section.model!r}")
-    names = [m.name for m in models]
-    if section.model is None:
-        capable = [name for name in names if has_item_similarity(name)]
-        return replace(section, model=capable[0] if capable else None)
-    if section.model not in names:
-        raise ConfigError(f"{where}: similar_items.model: {section.model!r} is not among models {names}")
-    if not has_item_similarity(section.model):
-        raise ConfigError(f"{where}: similar_items.model: {section.model!r} has no item similarity")
-    return section
+def _is_section(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
-def _tuning(raw: dict[str, Any], where: str, models: tuple[ModelSpec, ...]) -> TuningConfig:
-    section = _section(raw, "tuning", TuningConfig, where)
-    _integer(section.trials, where, "tuning.trials", 0)
-    names = [m.name for m in models]
-    tuned = names if section.models == "all" else section.models
-    if not isinstance(tuned, list | tuple) or not all(isinstance(name, str) for name in tuned):
-        raise ConfigError(f"{where}: tuning.models: expected a list of model names or 'all'")
-    unknown = [name for name in tuned if name not in names]
-    if unknown:
-        raise ConfigError(f"{where}: tuning.models: {unknown[0]!r} is not among models {names}")
-    return replace(section, models=tuple(tuned))
-
-
-def _privacy(raw: dict[str, Any], where: str) -> PrivacyConfig:
-    """``privacy``: two flags; pseudonymising needs its key in the environment, checked here so that a run
-    without it stops before any step."""
-    section = _section(raw, "privacy", PrivacyConfig, where)
-    for key in ("pseudonymise", "keep_raw"):
-        if not isinstance(getattr(section, key), bool):
-            raise ConfigError(
-                f"{where}: privacy.{key}: expected true or false, got {getattr(section, key)!r}"
-            )
-    if section.pseudonymise and not os.environ.get(PSEUDONYM_KEY_ENV_VAR):
-        raise ConfigError(
-            f"{where}: privacy.pseudonymise is on but the environment variable {PSEUDONYM_KEY_ENV_VAR} (the "
-            "pseudonym key) is not set"
+def _expected(annotation: Any, metadata: list[Any], value: Any) -> str:
+    """What a setting of this type and metadata holds, as ``expected ..., got ...``."""
+    got, hint = _shown(value), ""
+    marker = next((m for m in metadata if isinstance(m, Expected)), None)
+    low = next(((m.ge, "[", ">=") for m in metadata if isinstance(m, Ge)), None)
+    low = low or next(((m.gt, "(", ">") for m in metadata if isinstance(m, Gt)), None)
+    high = next(((m.le, "]") for m in metadata if isinstance(m, Le)), None)
+    high = high or next(((m.lt, ")") for m in metadata if isinstance(m, Lt)), None)
+    if marker is not None:
+        noun, hint = marker.text, marker.hint
+    elif annotation is bool:
+        noun = "true or false"
+    elif annotation is int:
+        noun = "an integer" + (
+            "" if low is None else f" {low[2]} {low[0]}" if high is None else f" in [{low[0]}, {high[0]:,}]"
         )
-    return section
+        if isinstance(value, str) and re.fullmatch(YAML_EXPONENT, value.strip()):
+            hint = "; YAML reads an exponent as text: write the integer out"
+    elif annotation is float:
+        bounds = f" {low[2]} {low[0]:g}" if low and not high else ""
+        noun = "a number" + (f" in {low[1]}{low[0]:g}, {high[0]:g}{high[1]}" if low and high else bounds)
+    elif get_origin(annotation) is Literal:
+        noun = f"one of {get_args(annotation)}"
+    elif annotation is str:
+        noun = "text"
+    elif _is_section(annotation) or get_origin(annotation) is dict:
+        noun, got = "a mapping", f"{type(value).__name__} {got}"
+    else:
+        noun = "a list"
+    return f"expected {noun}, got {got}{hint}"
 
 
-def _backtest(raw: dict[str, Any], where: str) -> BacktestConfig:
-    section = _section(raw, "backtest", BacktestConfig, where)
-    if section.every_days not in (1, 7) or isinstance(section.every_days, bool):
-        raise ConfigError(
-            f"{where}: backtest.every_days: expected 1 (daily cuts) or 7 (weekly cuts), got "
-            f"{section.every_days!r}; `recpipeline backtest --every N` takes any multiple of it"
-        )
-    _integer(section.min_train_days, where, "backtest.min_train_days", 1)
-    if not isinstance(section.warm_start, bool):
-        raise ConfigError(f"{where}: backtest.warm_start: expected true or false, got {section.warm_start!r}")
-    if section.max_epochs is not None:
-        _integer(section.max_epochs, where, "backtest.max_epochs", 1)
-    return section
+def settings_reference() -> str:
+    """Every key as a Markdown table (key, default, meaning) from the fields: ``docs/configuration.md``
+    holds it, and a test keeps the two equal."""
+    rows = ["| key | default | meaning |", "|---|---|---|"]
+
+    def plain(value: Any) -> Any:  # as the YAML file writes it
+        if isinstance(value, ModelSpec):
+            return {value.name: value.params} if value.params else value.name
+        return [plain(item) for item in value] if isinstance(value, tuple) else value
+
+    def shown(value: Any) -> str:
+        text = yaml.safe_dump(plain(value), default_flow_style=True, width=1000).removesuffix("...\n")
+        return f"`{text.strip()}`".replace("|", "\\|")
+
+    def walk(model: type[BaseModel], prefix: str) -> None:
+        for name, field in model.model_fields.items():
+            key, section = prefix + (field.alias or name), _unwrap(field.annotation)[0]
+            if _is_section(section):
+                walk(section, f"{key}.")
+            elif name != "config_file":
+                meaning = " ".join((field.description or "").split()).replace("|", "\\|")
+                default = (
+                    "required" if field.is_required() else shown(field.get_default(call_default_factory=True))
+                )
+                rows.append(f"| `{key}` | {default} | {meaning} |")
+
+    walk(RunConfig, "")
+    return "\n".join(rows)

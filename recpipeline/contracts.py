@@ -6,6 +6,7 @@ a column name.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 #: the contract's event types, in their categorical order
@@ -88,6 +89,32 @@ COLUMNS: dict[str, tuple[str, str]] = {
         "string",
         "An item customers of item_id also viewed, by the model's item similarity.",
     ),
+    # explanations and their fidelity
+    "method": (
+        "string",
+        "How the model attributes a score to the history: exact, fold-in, gradient×input or leave-one-out.",
+    ),
+    "reason_rank": ("integer", "Position among the item's reasons, 1 = the strongest."),
+    "reason_item": ("string", "A history item (item_id) that contributed to the recommended item's score."),
+    "contribution": ("float", "How much the reason adds to the item's score, by the model's method."),
+    "n_explained": ("integer", "Recommended items with at least one reason (their fidelity is measured)."),
+    "left_top_k_share": (
+        "float",
+        "Share of the explained items that leave the top-K when their strongest reason leaves the history.",
+    ),
+    "mean_rank_change": (
+        "float",
+        "Mean change of the explained item's rank (positive: down) when its strongest reason is removed.",
+    ),
+    "random_left_top_k_share": (
+        "float",
+        "The same share when a random history item (seeded) is removed instead: the bar to beat.",
+    ),
+    "random_mean_rank_change": ("float", "The mean rank change when a random history item is removed."),
+    "beats_random": (
+        "boolean",
+        "Removing the strongest reason moves the items further down on average than a random removal.",
+    ),
     # metrics, significance and history
     "segment": (
         "string",
@@ -142,3 +169,56 @@ def column_description(name: str) -> str | None:
     if at and k.isdigit():
         return f"The user's {metric} at cut-off {k}."
     return None
+
+
+def headline_k(ks: Iterable[int]) -> int:
+    """The one cut-off where one is needed, from the configured cut-offs ``ks`` (``RunConfig.ks``): the
+    length of every top-K list and the headline metrics' k (ndcg@k) -- the largest."""
+    return max(ks)
+
+
+#: config name -> (module, class, whether the class implements similar_items); baselines first, then the
+#: neighbourhood (incl. session) models, CF, content / hybrid, the differentially private models and the
+#: neural models (sequence models last)
+MODEL_LOCATIONS: dict[str, tuple[str, str, bool]] = {
+    "popularity": ("recpipeline.models.popularity", "Popularity", False),
+    "recent_popularity": ("recpipeline.models.recency", "RecentPopularity", False),
+    "random": ("recpipeline.models.random_baseline", "Random", False),
+    "item_knn": ("recpipeline.models.item_knn", "ItemKNN", True),
+    "user_knn": ("recpipeline.models.user_knn", "UserKNN", False),
+    "sknn": ("recpipeline.models.session_knn", "SKNN", False),
+    "vsknn": ("recpipeline.models.session_knn", "VSKNN", False),
+    "cooccurrence": ("recpipeline.models.cooccurrence", "Cooccurrence", True),
+    "als": ("recpipeline.models.als", "ALS", True),
+    "bpr": ("recpipeline.models.bpr", "BPR", True),
+    "ease": ("recpipeline.models.ease", "EASE", True),
+    "svd": ("recpipeline.models.svd", "SVD", True),
+    "content": ("recpipeline.models.content", "Content", True),
+    "hybrid": ("recpipeline.models.hybrid", "Hybrid", True),
+    "private_popularity": ("recpipeline.models.private_popularity", "PrivatePopularity", False),
+    "private_ease": ("recpipeline.models.private_ease", "PrivateEASE", True),
+    "mult_vae": ("recpipeline.models.mult_vae", "MultVAE", True),
+    "recvae": ("recpipeline.models.recvae", "RecVAE", True),
+    "cfgan": ("recpipeline.models.cfgan", "CFGAN", True),
+    "neumf": ("recpipeline.models.neumf", "NeuMF", True),
+    "lightgcn": ("recpipeline.models.lightgcn", "LightGCN", True),
+    "sasrec": ("recpipeline.models.sasrec", "SASRec", True),
+    "gru4rec": ("recpipeline.models.gru4rec", "GRU4Rec", True),
+    "bert4rec": ("recpipeline.models.bert4rec", "BERT4Rec", True),
+    "caser": ("recpipeline.models.caser", "Caser", True),
+}
+
+#: every registered model name, in registry order
+MODEL_NAMES: tuple[str, ...] = tuple(MODEL_LOCATIONS)
+
+
+def unknown_model(name: str) -> ValueError:
+    return ValueError(f"unknown model {name!r}; known: {', '.join(sorted(MODEL_NAMES))}")
+
+
+def has_item_similarity(name: str) -> bool:
+    """Whether model ``name`` implements ``similar_items`` (item embeddings or a similarity matrix), from the
+    registry alone (no model module is imported; the contract tests check it against the class)."""
+    if name not in MODEL_LOCATIONS:
+        raise unknown_model(name)
+    return MODEL_LOCATIONS[name][2]

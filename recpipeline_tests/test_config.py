@@ -2,7 +2,6 @@ import re
 import subprocess
 import sys
 import time
-from dataclasses import fields, replace
 from pathlib import Path
 
 import pytest
@@ -16,10 +15,11 @@ from recpipeline.config import (
     SimilarItemsConfig,
     load_config,
     parse_config,
-    validate_models,
+    settings_reference,
 )
+from recpipeline.contracts import MODEL_NAMES
 from recpipeline.datasets import PLACEHOLDER, data_location
-from recpipeline.models.registry import MODEL_NAMES
+from recpipeline.fitting.checks import validate_models
 from recpipeline_tests.conftest import REPO_ROOT, public_dataset, tiny_raw_config
 
 #: the example configurations
@@ -33,34 +33,30 @@ def test_embedded_default_loads():
     assert Path(config.storage).is_absolute()
 
 
-def test_embedded_default_is_the_dataclass_defaults():
-    # the YAML the default run reads and the dataclasses every omitted key falls back to say the same
-    from_yaml = replace(load_config(), config_file="-")
-    from_dataclasses = replace(parse_config({}), config_file="-")
-    assert from_yaml == from_dataclasses
-    assert from_dataclasses.models[3] == ModelSpec(
-        "mult_vae", {"epochs": 50, "batch_size": 500, "patience": 5}
+def test_embedded_default_is_the_field_defaults():
+    # the YAML the default run reads and the fields' defaults every omitted key falls back to say the same
+    from_yaml = load_config().model_copy(update={"config_file": "-"})
+    from_fields = parse_config({}).model_copy(update={"config_file": "-"})
+    assert from_yaml == from_fields
+    assert from_fields.models[3] == ModelSpec(
+        name="mult_vae", params={"epochs": 50, "batch_size": 500, "patience": 5}
     )
-    # parsing adds nothing of its own: only storage (made absolute) and the similar_items model (resolved
-    # from the models) differ from RunConfig()
-    derived = {
-        "storage": RunConfig.storage,
-        "similar_items": SimilarItemsConfig(),
-        "config_file": "<default>",
-    }
-    assert replace(parse_config({}), **derived) == RunConfig()
-    assert parse_config({}).similar_items.model == "als"
+    # parsing adds nothing of its own: only storage (made absolute against the file's folder) differs from
+    # RunConfig(), whose similar_items model is resolved from the models as parsing does
+    derived = {"storage": RunConfig.model_fields["storage"].default, "config_file": "<default>"}
+    assert parse_config({}).model_copy(update=derived) == RunConfig()
+    assert RunConfig().similar_items == SimilarItemsConfig(model="als")
 
 
 def test_embedded_default_spells_out_every_setting():
     raw = yaml.safe_load(DEFAULT_CONFIG_PATH.read_text(encoding="utf-8"))
-    top_level = {f.name for f in fields(RunConfig)} - {"config_file", "ks"} | {"k"}
+    top_level = {field.alias or name for name, field in RunConfig.model_fields.items()} - {"config_file"}
     assert set(raw) == top_level
     defaults = RunConfig()
     # the files of a predefined split (like a file source's settings) belong to another kind
     kind_specific = {"split": {"train", "validation", "test"}}
     for section in ("cleaning", "split", "similar_items", "tuning", "evaluation", "execution"):
-        settings = {f.name for f in fields(getattr(defaults, section))} - kind_specific.get(section, set())
+        settings = set(type(getattr(defaults, section)).model_fields) - kind_specific.get(section, set())
         assert set(raw[section]) == settings, section
 
 
@@ -86,7 +82,7 @@ def test_relative_storage_resolves_against_the_config_file(tmp_path: Path):
 
 #: (configuration, the dotted key the error must name, a further part of the message or "")
 BROKEN = [
-    ({"source": {"kind": "ftp"}}, "source.kind", "unknown kind 'ftp'"),
+    ({"source": {"kind": "ftp"}}, "source.kind", "got 'ftp'"),
     ({"source": ["synthetic"]}, "source", "expected a mapping"),
     ({"source": {"start_date": "yesterday"}}, "source.start_date", "expected a date"),
     ({"source": {"start_date": 20261001}}, "source.start_date", "expected a date"),
@@ -96,13 +92,13 @@ BROKEN = [
     ({"cleaning": {"max_quarantine_share": "high"}}, "cleaning.max_quarantine_share", "got 'high'"),
     ({"cleaning": {"max_quarantine_share": True}}, "cleaning.max_quarantine_share", ""),
     ({"cleaning": {"max_quarantine_share": 1.5}}, "cleaning.max_quarantine_share", ""),
-    ({"split": {"kind": "rolling"}}, "split.kind", "unknown kind 'rolling'"),
+    ({"split": {"kind": "rolling"}}, "split.kind", "got 'rolling'"),
     ({"split": {"test_days": 0}}, "split.test_days", "expected an integer >= 1"),
     ({"split": {"test_days": True}}, "split.test_days", ""),
     ({"split": {"validation_days": 1.5}}, "split.validation_days", ""),
     ({"split": {"validation_days": True}}, "split.validation_days", "got True"),
     ({"event_weights": [1, 3, 5]}, "event_weights", "expected a mapping"),
-    ({"event_weights": {"like": 2}}, "event_weights.like", "unknown event type"),
+    ({"event_weights": {"like": 2}}, "event_weights.like", "unknown key"),
     ({"event_weights": {"cart": "x"}}, "event_weights.cart", ""),
     ({"event_weights": {"cart": True}}, "event_weights.cart", ""),
     ({"event_weights": {"cart": -1}}, "event_weights.cart", ""),
@@ -138,7 +134,7 @@ BROKEN = [
     ({"storage": ""}, "storage", "expected a local path"),
     ({"storage": "broken.yaml/warehouse"}, "storage", "is a file, not a folder"),
     ({"colour": "blue"}, "colour", "unknown key colour"),
-    ({"execution": {"executor": "threads"}}, "execution.executor", "unknown executor 'threads'"),
+    ({"execution": {"executor": "threads"}}, "execution.executor", "got 'threads'"),
     ({"execution": {"max_concurrent": 2}}, "execution.max_concurrent", "only for execution.executor multi"),
     ({"execution": {"executor": "multiprocess", "max_concurrent": 0}}, "execution.max_concurrent", ">= 1"),
     ({"execution": {"executor": "multiprocess", "max_concurrent": True}}, "execution.max_concurrent", ""),
@@ -181,11 +177,18 @@ BROKEN_MODELS = [
     ({"mult_vae": {"lr": "1e-3"}}, "models.mult_vae.lr", "write exponents with a point and a sign"),
     ({"ease": {"regularization": "5.0e2"}}, "models.ease.regularization", "(1.0e-3, 5.0e+2)"),
     ({"ease": {"binarize": 1}}, "models.ease.binarize", "expected true or false"),
-    ({"als": {"device": 0}}, "models.als.device", "expected text"),
-    ({"als": {"device": "tpu"}}, "models.als", "'device' must be 'auto', 'cpu' or 'cuda'"),
-    ({"popularity": {"by": "clicks"}}, "models.popularity", "'by' must be 'users' or 'weight'"),
+    ({"mult_vae": {"device": 0}}, "models.mult_vae.device", "expected text (the default is 'auto'), got 0"),
+    ({"als": {"device": 0}}, "models.als.device", "expected 'auto', 'cpu' or 'cuda', got 0"),
+    ({"als": {"device": "tpu"}}, "models.als.device", "expected 'auto', 'cpu' or 'cuda', got 'tpu'"),
+    ({"popularity": {"by": "clicks"}}, "models.popularity.by", "expected 'users' or 'weight', got 'clicks'"),
     ({"sasrec": {"factors": 10, "heads": 3}}, "models.sasrec", "must be divisible by heads"),
-    ({"hybrid": {"alpha": 2.0}}, "models.hybrid", "'alpha' must be in [0, 1]"),
+    ({"hybrid": {"alpha": 2.0}}, "models.hybrid.alpha", "expected a finite number in [0, 1], got 2.0"),
+    ({"als": {"alpha": -1}}, "models.als.alpha", "expected a finite number >= 0, got -1"),
+    (
+        {"cooccurrence": {"neighbours": -1}},
+        "models.cooccurrence.neighbours",
+        "expected an integer >= 0, got -1",
+    ),
 ]
 
 
@@ -294,6 +297,7 @@ def test_models_all_takes_the_registry():
 
 def test_parsing_imports_no_model():
     # every Dagster step process and the CLI parse the configuration: it must not load torch or any model
+    # module; the model names come from the contracts' table
     script = (
         "import sys, recpipeline.config\n"
         "config = recpipeline.config.parse_config({'models': 'all'})\n"
@@ -306,4 +310,13 @@ def test_parsing_imports_no_model():
     )
     loaded = result.stdout.split()
     assert "torch" not in loaded
-    assert loaded == ["recpipeline.models.base", "recpipeline.models.context", "recpipeline.models.registry"]
+    assert loaded == []
+
+
+def test_the_docs_list_every_key_as_the_fields_declare_it():
+    docs = (REPO_ROOT / "docs" / "configuration.md").read_text(encoding="utf-8")
+    listed = docs.split("<!-- settings reference: begin -->\n")[1].split(
+        "\n<!-- settings reference: end -->"
+    )[0]
+    # regenerate: python -c "from recpipeline.config import settings_reference as r; print(r())"
+    assert listed == settings_reference()

@@ -28,12 +28,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from recpipeline.contracts import TABLE_SUFFIXES, table_files
-from recpipeline.evaluation.metrics import isin_ids
+from recpipeline.contracts import TABLE_SUFFIXES, headline_k, table_files
 from recpipeline.evaluation.protocol import EvaluationData, evaluate_models, prepare_evaluation
-from recpipeline.evaluation.relevance import RelevanceRule
-from recpipeline.models.recommending import RECOMMENDATION_COLUMNS
+from recpipeline.fitting.recommending import RECOMMENDATION_COLUMNS
 from recpipeline.preparation.splitting import as_of
+from recpipeline.scoring.metrics import isin_ids
+from recpipeline.scoring.relevance import RelevanceRule
 
 ID_COLUMNS = ("user_id", "item_id")
 
@@ -283,13 +283,13 @@ def evaluate_files(
             "nothing is relevant, so nothing can be scored"
         )
     recs, issues = clean_recommendations(
-        read_recommendations(recommendations), model, max(ks), user_map, item_map
+        read_recommendations(recommendations), model, headline_k(ks), user_map, item_map
     )
     if recs.empty:
         raise ExternalDataError(
             f"{recommendations}: no list is for a user of train, validation or test; check the user ids"
         )
-    warnings = issues.messages(str(recommendations), max(ks))
+    warnings = issues.messages(str(recommendations), headline_k(ks))
     warnings += list_warnings(recs, data, pd.concat([splits["train"], splits["validation"]]), recommendations)
     metrics = evaluate_models({model: recs}, data, ks)
     metrics["run_id"] = uuid.uuid4().hex

@@ -1,6 +1,6 @@
 """Evaluation protocol: which test items count, user and item segments, per-user values, rating errors.
 
-Relevance (``recpipeline.evaluation.relevance``): the test items a user had not interacted with before the
+Relevance (``recpipeline.scoring.relevance``): the test items a user had not interacted with before the
 test window (train or validation), from the test interactions the ``RelevanceRule`` keeps (event types, a
 minimum rating). Coverage and gini count over one item base for every model: the items known before the
 test window (``EvaluationData.base``). Metric definitions: ``docs/metrics.md``. Segments (column ``segment``):
@@ -39,7 +39,11 @@ import pandas as pd
 import scipy.sparse as sp
 
 from recpipeline.config import EvaluationConfig
-from recpipeline.evaluation.metrics import (
+from recpipeline.models.base import Recommender, score_chunk_rows
+from recpipeline.models.context import ScoreContext
+from recpipeline.models.registry import model_class
+from recpipeline.preparation.encoding import interaction_matrix
+from recpipeline.scoring.metrics import (
     count_items,
     evaluate_subsets,
     exposure_share,
@@ -47,11 +51,7 @@ from recpipeline.evaluation.metrics import (
     isin_ids,
     per_user_metrics,
 )
-from recpipeline.evaluation.relevance import RelevanceRule, unseen_relevant
-from recpipeline.models.base import Recommender, score_chunk_rows
-from recpipeline.models.context import ScoreContext
-from recpipeline.models.registry import model_class
-from recpipeline.preparation.encoding import interaction_matrix
+from recpipeline.scoring.relevance import RelevanceRule, unseen_relevant
 
 METRICS_COLUMNS = ("model", "segment", "metric", "k", "value", "n_users", "served_by", "flagged")
 #: a partition of the evaluated users by history length; the per-user table carries one of these per user
@@ -67,14 +67,15 @@ SEGMENTS = ("all", WITH_HISTORY, *USER_SEGMENTS, *ACTIVITY_SEGMENTS, "cross_cate
 #: ranking by popularity before the test window
 COLD_START_FALLBACK = "popularity"
 #: the default of ``evaluation.min_segment_users`` (``recpipeline evaluate`` has no configuration)
-MIN_SEGMENT_USERS = EvaluationConfig.min_segment_users
+MIN_SEGMENT_USERS: int = EvaluationConfig.model_fields["min_segment_users"].default
 #: k of metrics that are not cut-off metrics (rmse, mae)
 NO_K = 0
 
 #: family of recommendation lists read from files; a registered model's family is its class attribute
 EXTERNAL = "external"
-#: families never chosen as the default significance baseline: the neural models, the external lists
-NOT_BASELINE_FAMILIES = ("neural", EXTERNAL)
+#: families never chosen as the default significance baseline: the neural models, the external lists, and
+#: the private models (their accuracy is the price of a guarantee, not the bar the others must clear)
+NOT_BASELINE_FAMILIES = ("neural", "private", EXTERNAL)
 
 
 def list_families(model_names: Iterable[str], external_names: Iterable[str]) -> dict[str, str]:

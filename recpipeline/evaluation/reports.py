@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from recpipeline.contracts import headline_k
 from recpipeline.evaluation.backtest import backtest_summary, verdict_over_time
 from recpipeline.evaluation.costs import COST_COLUMN_DOCS, costs_summary
 from recpipeline.evaluation.history import run_order
@@ -158,6 +159,10 @@ class ReportInputs:
     #: the backtest's table (``evaluation.backtest.BACKTEST_COLUMNS``) when cuts were evaluated: the report
     #: then says how the verdict held over the cut dates
     backtest: pd.DataFrame | None = None
+    #: a few explanations with item titles (``explanations.explanation_examples``) and the fidelity table
+    #: (``explanations.FIDELITY_COLUMNS``), when a model explains itself
+    explanations: pd.DataFrame | None = None
+    explanation_fidelity: pd.DataFrame | None = None
 
 
 def _png(fig: Figure, dpi: int = 110) -> str:
@@ -388,7 +393,7 @@ def significance_summary(significance: pd.DataFrame, k: int, segment: str) -> pd
 def report_figures(inputs: ReportInputs) -> list[tuple[str, str]]:
     """The report's plots as (title, PNG data URI), at the largest K; drawn once for the HTML page and the
     Markdown."""
-    k = max(inputs.ks)
+    k = headline_k(inputs.ks)
     models = list(pd.unique(inputs.metrics["model"]))
     figures = [
         ("Accuracy with confidence intervals", _interval_chart(inputs, k)),
@@ -413,7 +418,7 @@ def _over_time(inputs: ReportInputs) -> list[str]:
     """The backtest's verdict over time (empty without a backtest)."""
     if not _has_backtest(inputs):
         return []
-    return verdict_over_time(inputs.backtest, backtest_summary(inputs.backtest), max(inputs.ks))
+    return verdict_over_time(inputs.backtest, backtest_summary(inputs.backtest), headline_k(inputs.ks))
 
 
 def _has_costs(inputs: ReportInputs) -> bool:
@@ -442,7 +447,7 @@ POPULARITY_NOTE = (
 def report_markdown(inputs: ReportInputs, figures: Sequence[tuple[str, str]]) -> str:
     """The report as Markdown (what the UI shows of it): the verdict, the plots, metrics at the largest K
     per segment, significance on the headline segment, costs when given."""
-    k = max(inputs.ks)
+    k = headline_k(inputs.ks)
     headline = headline_segment(inputs.metrics)
     parts = [_heading(inputs), "## Verdict", verdict_markdown(_verdict(inputs))]
     if _has_backtest(inputs):
@@ -465,7 +470,7 @@ def report_markdown(inputs: ReportInputs, figures: Sequence[tuple[str, str]]) ->
 
 def _verdict(inputs: ReportInputs) -> list[str]:
     return verdict_lines(
-        inputs.metrics, inputs.significance, inputs.families, max(inputs.ks), costs=inputs.costs
+        inputs.metrics, inputs.significance, inputs.families, headline_k(inputs.ks), costs=inputs.costs
     )
 
 
@@ -501,7 +506,7 @@ def report_html(inputs: ReportInputs, figures: Sequence[tuple[str, str]]) -> str
     mde = f"<p>{html.escape(MDE_NOTE)}</p>" if "mde" in inputs.significance else ""
     costs = ""
     if _has_costs(inputs):
-        k = max(inputs.ks)
+        k = headline_k(inputs.ks)
         notes = "".join(
             f"<li>{html.escape(column)}: {html.escape(doc)}</li>"
             for column, doc in COST_COLUMN_DOCS.items()
@@ -512,6 +517,7 @@ def report_html(inputs: ReportInputs, figures: Sequence[tuple[str, str]]) -> str
             f'each model cost (model_mb: model_bytes in MB).</p><div class="tables">'
             f"{_html_table(costs_table(inputs.costs, inputs.metrics, k))}</div><ul>{notes}</ul>"
         )
+    explained = _explanations_html(inputs)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(heading[0])}</title>
 {PAGE_STYLE}</head><body>
@@ -522,10 +528,25 @@ def report_html(inputs: ReportInputs, figures: Sequence[tuple[str, str]]) -> str
 <h2>Significance against the baseline</h2>
 <div class="tables">{_html_table(inputs.significance)}</div>{mde}
 {costs}
+{explained}
 <h2>Metrics per segment</h2><div class="tables">{tables}</div>
 <p>{html.escape(POPULARITY_NOTE)}</p>
 </body></html>
 """
+
+
+def _explanations_html(inputs: ReportInputs) -> str:
+    """Why a few items were recommended, and whether each model's reasons are true (empty without them)."""
+    if inputs.explanations is None or inputs.explanation_fidelity is None:
+        return ""
+    return (
+        "<h2>Why these items (explanations)</h2><p>A few users' top items with the history items that "
+        "contributed most to their scores (contribution by the model's method). Fidelity: the strongest "
+        "reason removed from the history, how often the item leaves the top-K and how far it falls, against "
+        "a random history item removed (docs/metrics.md).</p>"
+        f'<div class="tables">{_html_table(inputs.explanation_fidelity)}</div>'
+        f'<div class="tables">{_html_table(inputs.explanations)}</div>'
+    )
 
 
 def _html_table(frame: pd.DataFrame) -> str:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from recpipeline.contracts import headline_k
 from recpipeline.evaluation.history import append_history
 from recpipeline.evaluation.protocol import (
     WITH_HISTORY,
@@ -26,12 +27,12 @@ from recpipeline.evaluation.protocol import (
     prepare_evaluation,
     rating_errors,
 )
-from recpipeline.evaluation.relevance import RelevanceRule
 from recpipeline.evaluation.reports import markdown_table, metrics_summary, significance_summary
 from recpipeline.evaluation.sessions import evaluate_sessions
 from recpipeline.evaluation.significance import TESTED_METRICS, choose_baseline, significance_table
 from recpipeline.models.base import Recommender
 from recpipeline.preparation.splitting import as_of
+from recpipeline.scoring.relevance import RelevanceRule
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,6 @@ class EvaluationSettings:
     """The run settings the evaluation reads (from ``RunConfig`` and its ``evaluation`` section)."""
 
     ks: Sequence[int]
-    k: int  # the headline cut-off: summaries, significance summary, the default baseline's ndcg
     seed: int
     cold_max_interactions: int
     rating_weight: float  # weight of a rating event per rating point; 0: no rating errors
@@ -52,6 +52,11 @@ class EvaluationSettings:
     #: split.kind sessions: next | rest (``evaluation.sessions``); None: the per-user protocol
     session_targets: str | None = None
     session_recommend_seen: bool = True  # sessions: items already in the history may be recommended
+
+    @property
+    def k(self) -> int:
+        """The headline cut-off: summaries, the significance summary, the default baseline's ndcg."""
+        return headline_k(self.ks)
 
 
 @dataclass(frozen=True)

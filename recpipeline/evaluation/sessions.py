@@ -28,12 +28,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recpipeline.contracts import ANONYMOUS_USER_PREFIX, SESSION_COLUMN
+from recpipeline.contracts import ANONYMOUS_USER_PREFIX, SESSION_COLUMN, headline_k
 from recpipeline.evaluation.external import ExternalDataError, read_table
-from recpipeline.evaluation.metrics import count_items, evaluate_subsets, index_relevance, per_user_metrics
 from recpipeline.evaluation.protocol import category_codes, one_hot, typed_metrics
 from recpipeline.models.base import Recommender, score_chunk_rows, top_k_excluding
 from recpipeline.models.context import ScoreContext
+from recpipeline.scoring.metrics import count_items, evaluate_subsets, index_relevance, per_user_metrics
 
 #: the most events of each part of a pseudo-user's history (earlier visits; the prefix): bounds the work of
 #: long sessions and long-lived accounts (a sequence model reads at most its max_len anyway)
@@ -321,7 +321,7 @@ def evaluate_sessions(
         raise ValueError("no test session has two steps: nothing to replay; widen split.test_days")
     support = {name: prefix_support(model, positions) for name, model in models.items()}
     lists = {
-        name: session_lists(model, name, positions, max(ks), recommend_seen)
+        name: session_lists(model, name, positions, headline_k(ks), recommend_seen)
         for name, model in models.items()
         if support[name] != CANNOT_SERVE
     }

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from recpipeline.contracts import MODEL_NAMES, has_item_similarity
 from recpipeline.models.base import MODEL_FAMILIES, ArtefactError, Recommender, RunSettings, no_log
 from recpipeline.models.context import FitContext, ScoreContext
 from recpipeline.models.registry import (
     MODEL_CLASS_NAMES,
-    MODEL_NAMES,
     MODEL_REGISTRY,
     create_model,
-    has_item_similarity,
     load_model,
     model_class,
 )

@@ -16,12 +16,14 @@ from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import numpy as np
 import scipy.sparse as sp
 
 from recpipeline.models.context import FitContext, ScoreContext
+from recpipeline.models.explaining import leave_one_out, top_reasons
+from recpipeline.models.settings import ModelSettings, validate_settings
 
 Logger = Callable[[str], None]
 
@@ -32,8 +34,18 @@ SCORE_CHUNK_USERS = 2048
 SCORE_BLOCK_CELLS = 2**24
 
 
-#: the families a registered model can belong to (lists read from files are family ``external``)
-MODEL_FAMILIES = ("baseline", "neighbourhood", "factorisation", "linear", "content", "hybrid", "neural")
+#: the families a registered model can belong to (lists read from files are family ``external``); ``private``:
+#: trained with a differential-privacy guarantee (docs/privacy.md)
+MODEL_FAMILIES = (
+    "baseline",
+    "neighbourhood",
+    "factorisation",
+    "linear",
+    "content",
+    "hybrid",
+    "private",
+    "neural",
+)
 
 
 #: the file of the learned arrays of the numpy models (torch models: ``neural.STATE_FILE``)
@@ -148,16 +160,19 @@ class RunSettings:
 
 
 class Recommender(ABC):
-    """Base class: hyperparameters in ``__init__``, learned state in attributes with a trailing underscore.
+    """Base class: settings declared in ``Settings``, learned state in attributes with a trailing underscore.
 
-    Subclasses implement ``fit`` and ``score``; ``recommend`` (masking of already-seen items and top-K
-    selection in bounded user chunks) is shared.
+    Subclasses declare their ``Settings`` and implement ``_fit`` and ``score``; ``fit`` (recording the shape
+    and id-map version) and ``recommend`` (masking of already-seen items and top-K selection in bounded user
+    chunks) are shared.
     """
 
     #: registry name; set by each subclass
     name: ClassVar[str] = ""
+    #: the model's settings: name, type, default, allowed values and help of each (``models.settings``)
+    Settings: ClassVar[type[ModelSettings]] = ModelSettings
     #: the model's family, set by each subclass: one of MODEL_FAMILIES; the default significance baseline
-    #: is the best model outside ``neural``
+    #: is the best model outside ``neural`` and ``private``
     family: ClassVar[str] = ""
     #: the RunSettings fields (``seed``, ``k``) the model takes as hyperparameters of the same name
     run_settings: ClassVar[tuple[str, ...]] = ()
@@ -171,20 +186,23 @@ class Recommender(ABC):
     #: True where ``fit`` chooses something on validation (early stopping): a refit on train + validation
     #: then needs that fit on train first; for any other untuned model the fit on train would be thrown away
     chooses_on_validation: ClassVar[bool] = False
-    #: hyperparameter -> candidate values for the validation search (``recpipeline.models.tuning``)
+    #: hyperparameter -> candidate values for the validation search (``recpipeline.fitting.tuning``)
     search_space: ClassVar[dict[str, list[Any]]] = {}
     #: learned attribute -> its shape, checked on load: ``n_users`` / ``n_items`` are the recorded id-map
     #: sizes, any other name a dimension all arrays naming it share (user and item factors: ``factors``)
     state_shapes: ClassVar[dict[str, tuple[str, ...]]] = {}
+    #: how ``explain`` attributes a score to the history items (``models.explaining.METHODS``: exact,
+    #: fold-in, gradient×input, leave-one-out); None: the model does not explain its recommendations
+    explains: ClassVar[str | None] = None
 
     n_users_: int
     n_items_: int
     id_map_version_: str | None = None
-    #: where the fit comes from in a backtest (``models.warm_start.Provenance``); None outside one
+    #: where the fit comes from in a backtest (``fitting.warm_start.Provenance``); None outside one
     provenance_: dict[str, Any] | None = None
 
     def get_params(self) -> dict[str, Any]:
-        """Hyperparameters as given to ``__init__`` (JSON-serialisable)."""
+        """Every setting as given to ``__init__``, the defaults filled in (JSON-serialisable)."""
         return dict(self._params)
 
     def refit_params(self) -> dict[str, Any]:
@@ -195,17 +213,18 @@ class Recommender(ABC):
     def check_params(self) -> None:
         """Raise a ValueError naming the model, the setting and its allowed values for a hyperparameter that
         only its surroundings can judge: an encoder's files, an installed package, a nested model's
-        parameters. ``__init__`` checks values alone, since it also runs when a saved model is loaded (where
-        those need not be present); ``config.validate_models`` calls this before any step."""
-        return  # most models: nothing beyond ``__init__``'s checks
+        parameters. ``__init__`` checks values alone (``Settings``), since it also runs when a saved model is
+        loaded (where those need not be present); ``fitting.checks.validate_models`` calls this before any
+        step."""
+        return  # most models: nothing beyond their declared settings
 
     def __init__(self, **params: Any) -> None:
-        # sklearn style: each hyperparameter is also a plain attribute of the same name
-        self._params = params
-        for key, value in params.items():
+        """Settings by name, checked against ``Settings`` (``SettingError`` naming the model, the setting and
+        what it allows); sklearn style, each becomes a plain attribute of the same name."""
+        self._params = validate_settings(self.name, self.Settings, params)
+        for key, value in self._params.items():
             setattr(self, key, value)
 
-    @abstractmethod
     def fit(
         self,
         train: sp.csr_matrix,
@@ -213,10 +232,21 @@ class Recommender(ABC):
         *,
         context: FitContext | None = None,
         log: Logger = no_log,
-    ) -> Recommender:
+    ) -> Self:
         """Learn from ``train`` (users x items weights). ``validation`` (same shape) is for early stopping;
         ``context`` carries side information (features, time-ordered events) for the models that use it.
+        Records the shape and id-map version every fitted model carries, then learns in ``_fit``.
         """
+        self._start_fit(train, context)
+        self._fit(train, validation, context if context is not None else FitContext(), log)
+        return self
+
+    def _fit(
+        self, train: sp.csr_matrix, validation: sp.csr_matrix | None, context: FitContext, log: Logger
+    ) -> None:
+        """``fit`` proper: set the learned attributes (``n_users_`` / ``n_items_`` are set already). Not
+        abstract: a test double may override ``fit`` itself."""
+        raise NotImplementedError(f"{self.name} implements neither fit nor _fit")
 
     @abstractmethod
     def score(
@@ -274,12 +304,42 @@ class Recommender(ABC):
                 f"{self.n_items_}; refit it on the current id map"
             )
 
+    def explain(
+        self,
+        users: np.ndarray,
+        history: sp.csr_matrix,
+        items: np.ndarray,
+        n: int,
+        context: ScoreContext | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Why each of ``items`` (``(len(users), targets)``, -1: none) scores as it does for its user: the
+        ``n`` history items contributing most, by the model's method (``explains``).
+
+        ``history`` holds the rows of ``users`` (as in ``score``). Returns ``(reasons, contributions)`` of
+        shape ``(len(users), targets, n)``: item indices, strongest first (-1 where there are fewer), and
+        their contributions (NaN there); see ``models.explaining.top_reasons``.
+        """
+        if self.explains is None:
+            raise NotImplementedError(f"{self.name} does not explain its recommendations")
+        self._check_history(history)
+        history = prepare_matrix(history)
+        items = np.asarray(items, dtype=np.int64)
+        return top_reasons(history, self.history_contributions(users, history, items, context), n)
+
+    def history_contributions(
+        self, users: np.ndarray, history: sp.csr_matrix, items: np.ndarray, context: ScoreContext | None
+    ) -> np.ndarray:
+        """``(history.nnz, items.shape[1])``: each history entry's contribution to each target's score (NaN
+        for target -1). The default: leave-one-out through ``score``; models whose score is a sum over the
+        history override it with the exact terms."""
+        return leave_one_out(self.score, users, history, items, context)
+
     def similar_items(self, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Top-``n`` most similar items per item (itself excluded). Models with item vectors override."""
         raise NotImplementedError(f"{self.name} has no notion of item similarity")
 
     def _start_fit(self, train: sp.spmatrix, context: FitContext | None) -> None:
-        """Record the shape and id-map version every fitted model carries (call first in ``fit``)."""
+        """Record the shape and id-map version every fitted model carries (``fit`` does, before ``_fit``)."""
         self.n_users_, self.n_items_ = train.shape
         self.id_map_version_ = context.id_map_version if context is not None else None
 

@@ -16,17 +16,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import Field
 from torch import nn
 
-from recpipeline.models.sasrec import TransformerEncoder
-from recpipeline.models.sequential import (
-    FULL_SOFTMAX_MAX_ITEMS,
-    NEGATIVE_SAMPLING,
-    SAMPLED_NEGATIVES,
-    SequenceRecommender,
-    last_items,
-    training_windows,
-)
+from recpipeline.models.sasrec import Heads, TransformerEncoder, TransformerSettings
+from recpipeline.models.sequential import SequenceRecommender, last_items, training_windows
+from recpipeline.models.settings import Dropout, Epochs, Patience
 
 
 class BERT4Rec(SequenceRecommender):
@@ -43,59 +38,17 @@ class BERT4Rec(SequenceRecommender):
         "max_len": [50, 100, 200],
     }
 
-    def __init__(
-        self,
-        factors: int = 64,
-        blocks: int = 2,
-        heads: int = 2,
-        max_len: int = 50,
-        mask_prob: float = 0.2,
-        last_share: float = 0.1,
-        dropout: float = 0.1,
-        lr: float = 3e-3,
-        weight_decay: float = 0.0,
-        epochs: int = 100,
-        batch_size: int = 128,
-        patience: int = 10,
-        k: int = 10,
-        seed: int = 42,
-        device: str = "auto",
-        num_threads: int = 0,
-        full_softmax_max_items: int = FULL_SOFTMAX_MAX_ITEMS,
-        sampled_negatives: int = SAMPLED_NEGATIVES,
-        negative_sampling: str = NEGATIVE_SAMPLING,
-        item_init: str = "random",
-    ) -> None:
-        if factors % heads:
-            raise ValueError(f"bert4rec: factors ({factors}) must be divisible by heads ({heads})")
-        if max_len < 2:
-            raise ValueError(f"bert4rec: max_len ({max_len}) must be at least 2 (history plus [MASK])")
-        if not (0.0 < mask_prob < 1.0 and 0.0 <= last_share <= 1.0):
-            raise ValueError(
-                f"bert4rec: mask_prob ({mask_prob}) must lie in (0, 1), last_share ({last_share}) in [0, 1]"
-            )
-        super().__init__(
-            factors=factors,
-            blocks=blocks,
-            heads=heads,
-            max_len=max_len,
-            mask_prob=mask_prob,
-            last_share=last_share,
-            dropout=dropout,
-            lr=lr,
-            weight_decay=weight_decay,
-            epochs=epochs,
-            batch_size=batch_size,
-            patience=patience,
-            k=k,
-            seed=seed,
-            device=device,
-            num_threads=num_threads,
-            full_softmax_max_items=full_softmax_max_items,
-            sampled_negatives=sampled_negatives,
-            negative_sampling=negative_sampling,
-            item_init=item_init,
-        )
+    class Settings(TransformerSettings):
+        heads: Heads = 2
+        max_len: int = Field(50, ge=2)
+        """the latest items read, the ``[MASK]`` that scoring appends among them"""
+        mask_prob: float = Field(0.2, gt=0, lt=1)
+        """share of a training window's items masked (the cloze task)"""
+        last_share: float = Field(0.1, ge=0, le=1)
+        """share of the windows that mask only their last item, as scoring does"""
+        dropout: Dropout = 0.1
+        epochs: Epochs = 100
+        patience: Patience = 10
 
     @property
     def _mask_token(self) -> int:

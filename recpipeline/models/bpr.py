@@ -12,10 +12,12 @@ import time
 import numpy as np
 import scipy.sparse as sp
 from implicit.cpu.bpr import BayesianPersonalizedRanking
+from pydantic import Field
 from threadpoolctl import threadpool_limits
 
-from recpipeline.models.base import Logger, Recommender, no_log, prepare_matrix
+from recpipeline.models.base import Logger, Recommender, prepare_matrix
 from recpipeline.models.context import FitContext, ScoreContext
+from recpipeline.models.settings import Factors, LearningRate, ModelSettings, Seed
 from recpipeline.models.similarity import cosine_neighbours
 
 
@@ -41,33 +43,20 @@ class BPR(Recommender):
         "iterations": [50, 100, 200],
     }
 
-    def __init__(
-        self,
-        factors: int = 64,
-        learning_rate: float = 0.01,
-        regularization: float = 0.01,
-        iterations: int = 100,
-        seed: int = 42,
-        num_threads: int = 1,
-    ) -> None:
-        super().__init__(
-            factors=factors,
-            learning_rate=learning_rate,
-            regularization=regularization,
-            iterations=iterations,
-            seed=seed,
-            num_threads=num_threads,
-        )
+    class Settings(ModelSettings):
+        factors: Factors = 64
+        learning_rate: LearningRate = 0.01
+        regularization: float = Field(0.01, ge=0)
+        """L2 penalty on the factors"""
+        iterations: int = Field(100, ge=1)
+        """SGD passes over the interactions"""
+        seed: Seed = 42
+        num_threads: int = Field(1, ge=0)
+        """SGD threads (0: every core); more than 1 races (Hogwild), so results vary from run to run"""
 
-    def fit(
-        self,
-        train: sp.csr_matrix,
-        validation: sp.csr_matrix | None = None,
-        *,
-        context: FitContext | None = None,
-        log: Logger = no_log,
-    ) -> BPR:
-        self._start_fit(train, context)
+    def _fit(
+        self, train: sp.csr_matrix, validation: sp.csr_matrix | None, context: FitContext, log: Logger
+    ) -> None:
         matrix = prepare_matrix(train, binarize=True)  # BPR only sees which items a user touched
         start = time.perf_counter()
         model = BayesianPersonalizedRanking(
@@ -87,7 +76,6 @@ class BPR(Recommender):
             f"bpr: {self.iterations} iterations, {self.factors} factors, {matrix.nnz} interactions, "
             f"{time.perf_counter() - start:.1f}s"
         )
-        return self
 
     def user_vectors(self, users: np.ndarray, history: sp.csr_matrix) -> np.ndarray:
         """Learned vectors for training users; for the rest the mean of their history items' factors."""

@@ -17,17 +17,16 @@ import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from recpipeline.models.sequential import (
-    FULL_SOFTMAX_MAX_ITEMS,
-    NEGATIVE_SAMPLING,
-    SAMPLED_NEGATIVES,
     SequenceRecommender,
     _collapsed,
     init_embeddings,
     last_items,
 )
+from recpipeline.models.settings import BatchSize, Count, Dropout
 
 
 def caser_windows(events: pd.DataFrame, length: int) -> np.ndarray:
@@ -97,49 +96,17 @@ class Caser(SequenceRecommender):
         "user_embedding": [True, False],
     }
 
-    def __init__(
-        self,
-        factors: int = 64,
-        max_len: int = 5,
-        horizontal: int = 16,
-        vertical: int = 4,
-        user_embedding: bool = True,
-        dropout: float = 0.5,
-        lr: float = 3e-3,
-        weight_decay: float = 0.0,
-        epochs: int = 30,
-        batch_size: int = 512,
-        patience: int = 5,
-        k: int = 10,
-        seed: int = 42,
-        device: str = "auto",
-        num_threads: int = 0,
-        full_softmax_max_items: int = FULL_SOFTMAX_MAX_ITEMS,
-        sampled_negatives: int = SAMPLED_NEGATIVES,
-        negative_sampling: str = NEGATIVE_SAMPLING,
-        item_init: str = "random",
-    ) -> None:
-        super().__init__(
-            factors=factors,
-            max_len=max_len,
-            horizontal=horizontal,
-            vertical=vertical,
-            user_embedding=user_embedding,
-            dropout=dropout,
-            lr=lr,
-            weight_decay=weight_decay,
-            epochs=epochs,
-            batch_size=batch_size,
-            patience=patience,
-            k=k,
-            seed=seed,
-            device=device,
-            num_threads=num_threads,
-            full_softmax_max_items=full_softmax_max_items,
-            sampled_negatives=sampled_negatives,
-            negative_sampling=negative_sampling,
-            item_init=item_init,
-        )
+    class Settings(SequenceRecommender.Settings):
+        max_len: int = Field(5, ge=1)
+        """the paper's L: the latest items, whose embeddings form the convolved image"""
+        horizontal: Count = 16
+        """horizontal filters per height 1..L"""
+        vertical: Count = 4
+        """vertical filters"""
+        user_embedding: bool = True
+        """a learned user vector joins before the output layer, as in the paper"""
+        dropout: Dropout = 0.5
+        batch_size: BatchSize = 512
 
     def _build_module(self) -> nn.Module:
         return _CaserModule(

@@ -18,24 +18,23 @@ The paper's best variant uses both (CFGAN_ZP) on the purchase vector itself (rea
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
-from recpipeline.models.base import Logger, no_log, prepare_matrix
+from recpipeline.models.base import Logger, prepare_matrix
 from recpipeline.models.context import FitContext, ScoreContext
+from recpipeline.models.loop import Phase, Training
 from recpipeline.models.neural import (
     TorchRecommender,
     TrainingRows,
-    frozen,
     nonempty_rows,
-    resolve_device,
     score_rows,
 )
+from recpipeline.models.settings import BatchSize, Epochs, LearningRate, Patience, TorchSettings, WeightDecay
 from recpipeline.models.similarity import cosine_neighbours
 
 
@@ -67,6 +66,7 @@ class CFGAN(TorchRecommender):
     """CFGAN with ZR and PM negative sampling, early-stopped on validation NDCG@k (module docstring)."""
 
     name = "cfgan"
+    explains = "gradient×input"
     # the discriminator reads a purchase vector beside a generated one
     id_axes = {
         "generator.0.weight": (1, ("items",)),
@@ -83,94 +83,51 @@ class CFGAN(TorchRecommender):
     #: purchase vectors are 0/1 (the paper's setting; not a hyperparameter here)
     binarize = True
 
-    def __init__(
-        self,
-        generator: list[int] | None = None,
-        discriminator: list[int] | None = None,
-        zr_ratio: float = 0.7,
-        pm_ratio: float = 0.7,
-        zr_weight: float = 0.1,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        generator_steps: int = 1,
-        discriminator_steps: int = 1,
-        epochs: int = 400,
-        batch_size: int = 64,
-        patience: int = 20,
-        k: int = 10,
-        seed: int = 42,
-        device: str = "auto",
-        num_threads: int = 0,
-    ) -> None:
-        super().__init__(
-            generator=[400] if generator is None else generator,
-            discriminator=[125] if discriminator is None else discriminator,
-            zr_ratio=zr_ratio,
-            pm_ratio=pm_ratio,
-            zr_weight=zr_weight,
-            lr=lr,
-            weight_decay=weight_decay,
-            generator_steps=generator_steps,
-            discriminator_steps=discriminator_steps,
-            epochs=epochs,
-            batch_size=batch_size,
-            patience=patience,
-            k=k,
-            seed=seed,
-            device=device,
-            num_threads=num_threads,
-        )
+    class Settings(TorchSettings):
+        generator: list[int] = [400]
+        """the generator's hidden layer widths"""
+        discriminator: list[int] = [125]
+        """the discriminator's hidden layer widths"""
+        zr_ratio: float = Field(0.7, ge=0, le=1)
+        """share of a user's unseen items drawn for the zero-reconstruction penalty"""
+        pm_ratio: float = Field(0.7, ge=0, le=1)
+        """share of a user's unseen items drawn for partial masking"""
+        zr_weight: float = Field(0.1, ge=0)
+        """weight of the zero-reconstruction penalty"""
+        lr: LearningRate = 1e-3
+        weight_decay: WeightDecay = 0.0
+        generator_steps: int = Field(1, ge=1)
+        """generator updates per batch"""
+        discriminator_steps: int = Field(1, ge=1)
+        """discriminator updates per batch"""
+        epochs: Epochs = 400
+        batch_size: BatchSize = 64
+        patience: Patience = 20
 
     def _build_module(self) -> nn.Module:
         return _CFGAN(self.n_items_, self.generator, self.discriminator)
 
-    def fit(
-        self,
-        train: sp.csr_matrix,
-        validation: sp.csr_matrix | None = None,
-        *,
-        context: FitContext | None = None,
-        log: Logger = no_log,
-    ) -> CFGAN:
-        self._start_fit(train, context)
-        self.device_ = resolve_device(self.device)
-        order_rng = np.random.default_rng(self.seed)
+    def training(self, train: sp.csr_matrix, context: FitContext, log: Logger) -> Training:
+        """Each epoch: ``discriminator_steps`` discriminator passes (the fakes generated without gradients),
+        then ``generator_steps`` generator passes (the discriminator frozen)."""
         rows = TrainingRows(nonempty_rows(train, self.binarize), self.device_)
-
-        def run_passes(
-            passes: int, optimiser: torch.optim.Optimizer, loss_of: Callable[[torch.Tensor], torch.Tensor]
-        ) -> torch.Tensor:
-            """``passes`` shuffled passes over the users; the mean loss, summed on the device (no sync)."""
-            total, steps = torch.zeros((), device=self.device_), 0
-            for _ in range(passes):
-                for x in rows.batches(order_rng.permutation(len(rows)), self.batch_size):
-                    loss = loss_of(x)
-                    optimiser.zero_grad(set_to_none=True)
-                    loss.backward()
-                    optimiser.step()
-                    total, steps = total + loss.detach(), steps + 1
-            return total / max(steps, 1)
-
-        def run_epoch(epoch: int) -> str:
-            d_mean = run_passes(
-                self.discriminator_steps, d_optimiser, lambda x: self._discriminator_loss(module, x)
-            )
-            with frozen(module.discriminator):
-                g_mean = run_passes(
-                    self.generator_steps, g_optimiser, lambda x: self._generator_loss(module, x)
-                )
-            return f"loss discriminator {float(d_mean):.4f} generator {float(g_mean):.4f}"
-
-        with self._seeded():
-            module = self.module_ = self._initial_module(context)
-            g_optimiser = torch.optim.Adam(
-                module.generator.parameters(), lr=self.lr, weight_decay=self.weight_decay
-            )
-            d_optimiser = torch.optim.Adam(
-                module.discriminator.parameters(), lr=self.lr, weight_decay=self.weight_decay
-            )
-            self._train_epochs(run_epoch, self._validator(train, validation), log)
-        return self
+        batches = rows.shuffled(np.random.default_rng(self.seed), self.batch_size)
+        discriminator = Phase(
+            batches,
+            self._discriminator_loss,
+            part="discriminator",
+            passes=self.discriminator_steps,
+            name="discriminator",
+        )
+        generator = Phase(
+            batches,
+            self._generator_loss,
+            part="generator",
+            frozen="discriminator",
+            passes=self.generator_steps,
+            name="generator",
+        )
+        return Training((discriminator, generator), lr=self.lr, weight_decay=self.weight_decay)
 
     @staticmethod
     def _sample(x: torch.Tensor, ratio: float) -> torch.Tensor:
@@ -198,7 +155,10 @@ class CFGAN(TorchRecommender):
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix, context: ScoreContext | None) -> np.ndarray:
         """The generator's logits for the history rows (same order as its purchase probabilities)."""
-        return score_rows(prepare_matrix(history, self.binarize), self.device_, self.module_.generator)
+        return score_rows(prepare_matrix(history, self.binarize), self.device_, self._dense_scores)
+
+    def _dense_scores(self, x: torch.Tensor) -> torch.Tensor:
+        return self.module_.generator(x)
 
     def similar_items(self, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Cosine over the generator's output-layer item vectors (rows of its last weight matrix)."""

@@ -13,21 +13,25 @@ brand-new items get recommended.
 from __future__ import annotations
 
 import functools
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from pydantic import Field
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler, normalize
 
 from recpipeline.models.base import Logger, Recommender, no_log, prepare_matrix
 from recpipeline.models.context import FitContext, ScoreContext
+from recpipeline.models.settings import ModelSettings
 from recpipeline.models.similarity import cosine_neighbours, sparse_arrays, sparse_from_arrays
 from recpipeline.models.text import check_text_encoder, encode_item_text
 
 SCALERS = {"minmax": MinMaxScaler, "standard": StandardScaler}
 _MISSING = "<missing>"
+#: a feature block's weight in the item vector
+BlockWeight = Annotated[float, Field(ge=0, description="the block's weight in the item vector")]
 
 
 class Content(Recommender):
@@ -35,54 +39,39 @@ class Content(Recommender):
 
     name = "content"
     family = "content"
+    explains = "leave-one-out"  # the profile is normalised: its items' terms do not add up to the score
     state_shapes = {"item_vectors_": ("n_items", "features")}
 
-    def __init__(
-        self,
-        text_columns: list[str] | None = None,
-        categorical_columns: list[str] | None = None,
-        numeric_columns: list[str] | None = None,
-        text_weight: float = 1.0,
-        categorical_weight: float = 1.0,
-        numeric_weight: float = 0.3,
-        scaler: Literal["minmax", "standard"] = "minmax",
-        min_df: int = 2,
-        text_encoder: str | None = None,
-    ) -> None:
-        if scaler not in SCALERS:
-            raise ValueError(f"content: 'scaler' must be one of {sorted(SCALERS)}, got {scaler!r}")
-        super().__init__(
-            text_columns=["title"] if text_columns is None else text_columns,
-            categorical_columns=["category", "brand"] if categorical_columns is None else categorical_columns,
-            numeric_columns=["price"] if numeric_columns is None else numeric_columns,
-            text_weight=text_weight,
-            categorical_weight=categorical_weight,
-            numeric_weight=numeric_weight,
-            scaler=scaler,
-            min_df=min_df,
-            text_encoder=text_encoder,
-        )
+    class Settings(ModelSettings):
+        text_columns: list[str] = ["title"]
+        """item columns whose text makes the text block (TF-IDF, or ``text_encoder``'s embedding)"""
+        categorical_columns: list[str] = ["category", "brand"]
+        """item columns one-hot encoded (a missing value is no category)"""
+        numeric_columns: list[str] = ["price"]
+        """item columns scaled by ``scaler``"""
+        text_weight: BlockWeight = 1.0
+        categorical_weight: BlockWeight = 1.0
+        numeric_weight: BlockWeight = 0.3
+        scaler: Literal["minmax", "standard"] = "minmax"
+        """how the numeric columns are scaled"""
+        min_df: int = Field(2, ge=1)
+        """items a TF-IDF term must occur in"""
+        text_encoder: str | None = None
+        """null (TF-IDF), the packaged ``all-MiniLM-L6-v2`` or a local sentence-transformers directory"""
 
     def check_params(self) -> None:
         """The text encoder can be loaded offline (otherwise only ``fit`` would find out, deep in a run)."""
         check_text_encoder(self.name, self.text_encoder)
 
-    def fit(
-        self,
-        train: sp.csr_matrix,
-        validation: sp.csr_matrix | None = None,
-        *,
-        context: FitContext | None = None,
-        log: Logger = no_log,
-    ) -> Content:
-        self._start_fit(train, context)
-        if context is None or context.item_features is None:
+    def _fit(
+        self, train: sp.csr_matrix, validation: sp.csr_matrix | None, context: FitContext, log: Logger
+    ) -> None:
+        if context.item_features is None:
             raise ValueError("content: needs item features (FitContext.item_features, one row per item_idx)")
         self.item_vectors_ = item_feature_matrix(
             context.item_features, self.n_items_, **self.get_params(), log=log
         )
         log(f"content: {self.n_items_} items x {self.item_vectors_.shape[1]} features")
-        return self
 
     def score(
         self, users: np.ndarray, history: sp.csr_matrix, context: ScoreContext | None = None

@@ -8,6 +8,7 @@ is missing.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -31,7 +32,10 @@ class FitContext:
     interaction tables behind the matrices (``user_idx``, ``item_idx``, ``weight``, ``timestamp``, ...), for
     models that need the order of events. ``id_map_version``: a digest of the id maps the indices refer to,
     stored with the model. ``warm_start``: a fitted model of the same kind and settings whose learned weights
-    this fit continues from (torch models); the caller has checked that it may (``models.warm_start``).
+    this fit continues from (torch models); the caller has checked that it may (``fitting.warm_start``).
+    ``validate``: the validation NDCG@k of a model's current weights — ``validate(model, k, score_context)``,
+    on the validation matrix given to ``fit`` with its train matrix as history — for models that stop early;
+    the fitting stage hands it in (``fitting.holdout.validation_scorer``); None: nothing to validate.
     """
 
     item_features: pd.DataFrame | None = None
@@ -40,6 +44,7 @@ class FitContext:
     validation_events: pd.DataFrame | None = None
     id_map_version: str | None = None
     warm_start: Recommender | None = None
+    validate: Callable[[Recommender, int, ScoreContext | None], float] | None = None
 
 
 @dataclass(frozen=True)

@@ -14,20 +14,21 @@ from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field
 
-from recpipeline.models.base import Logger, no_log
-from recpipeline.models.context import FitContext
+from recpipeline.models.base import Logger
+from recpipeline.models.context import FitContext, ScoreContext
+from recpipeline.models.explaining import entry_rows
 from recpipeline.models.sessions import (
-    POSITION_WEIGHTINGS,
     CurrentSessionModel,
     CurrentSessions,
     PositionWeighting,
-    check_choice,
-    check_count,
+    current_sessions,
     session_sequences,
     step_decay,
     top_per_row,
 )
+from recpipeline.models.settings import ModelSettings
 from recpipeline.models.similarity import sparse_arrays, sparse_from_arrays, top_neighbours
 
 
@@ -41,6 +42,7 @@ class Cooccurrence(CurrentSessionModel):
 
     name = "cooccurrence"
     family = "neighbourhood"
+    explains = "exact"
     state_shapes = {"rules_": ("n_items", "n_items")}
     search_space = {
         "mode": ["sequential", "cooccurrence"],
@@ -49,28 +51,20 @@ class Cooccurrence(CurrentSessionModel):
         "neighbours": [20, 100, 500],
     }
 
-    def __init__(
-        self,
-        mode: Literal["sequential", "cooccurrence"] = "sequential",
-        steps: int = 10,
-        weighting: PositionWeighting = "div",
-        neighbours: int = 100,
-    ) -> None:
-        check_choice(self.name, "mode", mode, ("sequential", "cooccurrence"))
-        check_choice(self.name, "weighting", weighting, POSITION_WEIGHTINGS)
-        check_count(self.name, "steps", steps, 1)
-        check_count(self.name, "neighbours", neighbours, 0)
-        super().__init__(mode=mode, steps=steps, weighting=weighting, neighbours=neighbours)
+    class Settings(ModelSettings):
+        mode: Literal["sequential", "cooccurrence"] = "sequential"
+        """``sequential``: ``j`` after ``i``; ``cooccurrence``: either order"""
+        steps: int = Field(10, ge=1)
+        """the farthest distance a pair may lie apart (1: direct successors only)"""
+        weighting: PositionWeighting = "div"
+        """a pair's weight by its distance"""
+        neighbours: int = Field(100, ge=0)
+        """rules kept per item (0: all)"""
 
-    def fit(
-        self,
-        train: sp.csr_matrix,
-        validation: sp.csr_matrix | None = None,
-        *,
-        context: FitContext | None = None,
-        log: Logger = no_log,
-    ) -> Cooccurrence:
-        sessions, items = session_sequences(self._fit_events(train, context))
+    def _fit(
+        self, train: sp.csr_matrix, validation: sp.csr_matrix | None, context: FitContext, log: Logger
+    ) -> None:
+        sessions, items = session_sequences(self._fit_events(context))
         sources, targets, distances = (
             [np.empty(0, np.int64)],
             [np.empty(0, np.int64)],
@@ -100,7 +94,6 @@ class Cooccurrence(CurrentSessionModel):
             )
         self.rules_ = rules.astype(np.float32)
         log(f"cooccurrence[{self.mode}, {self.steps} steps]: {self.rules_.nnz} rules over {len(items)} steps")
-        return self
 
     def _sparse_scores(self, current: CurrentSessions) -> sp.csr_matrix:
         steps = current.steps
@@ -111,6 +104,25 @@ class Cooccurrence(CurrentSessionModel):
             shape=steps.shape,
         )
         return (last_item @ self.rules_).tocsr()
+
+    def history_contributions(
+        self, users: np.ndarray, history: sp.csr_matrix, items: np.ndarray, context: ScoreContext | None
+    ) -> np.ndarray:
+        """The whole score comes from the current session's last item (its rule to the target); every other
+        history item contributes 0."""
+        steps = current_sessions(self._events(context), users, self.n_items_).select(users).steps
+        last = np.full(steps.shape[0], -1, dtype=np.int64)
+        latest = steps.data == 1
+        last[entry_rows(steps)[latest]] = steps.indices[latest]
+        rows = entry_rows(history)
+        targets = items[rows]
+        is_last = (history.indices == last[rows])[:, None]
+        rules = np.asarray(
+            self.rules_[
+                np.broadcast_to(last[rows, None], targets.shape).ravel(), np.maximum(targets, 0).ravel()
+            ]
+        ).reshape(targets.shape)
+        return np.where(targets >= 0, np.where(is_last, rules, 0.0), np.nan)
 
     def similar_items(self, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The strongest rules of each item (``sequential``: the items most often viewed next)."""

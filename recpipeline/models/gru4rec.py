@@ -11,13 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from recpipeline.models.sequential import (
-    FULL_SOFTMAX_MAX_ITEMS,
-    NEGATIVE_SAMPLING,
-    SAMPLED_NEGATIVES,
-    SequenceRecommender,
-    init_embeddings,
-)
+from recpipeline.models.sequential import SequenceRecommender, init_embeddings
+from recpipeline.models.settings import Count
 
 
 class _GRU4RecModule(nn.Module):
@@ -48,45 +43,9 @@ class GRU4Rec(SequenceRecommender):
         "max_len": [50, 100, 200],
     }
 
-    def __init__(
-        self,
-        factors: int = 64,
-        layers: int = 1,
-        max_len: int = 50,
-        dropout: float = 0.2,
-        lr: float = 3e-3,
-        weight_decay: float = 0.0,
-        epochs: int = 30,
-        batch_size: int = 128,
-        patience: int = 5,
-        k: int = 10,
-        seed: int = 42,
-        device: str = "auto",
-        num_threads: int = 0,
-        full_softmax_max_items: int = FULL_SOFTMAX_MAX_ITEMS,
-        sampled_negatives: int = SAMPLED_NEGATIVES,
-        negative_sampling: str = NEGATIVE_SAMPLING,
-        item_init: str = "random",
-    ) -> None:
-        super().__init__(
-            factors=factors,
-            layers=layers,
-            max_len=max_len,
-            dropout=dropout,
-            lr=lr,
-            weight_decay=weight_decay,
-            epochs=epochs,
-            batch_size=batch_size,
-            patience=patience,
-            k=k,
-            seed=seed,
-            device=device,
-            num_threads=num_threads,
-            full_softmax_max_items=full_softmax_max_items,
-            sampled_negatives=sampled_negatives,
-            negative_sampling=negative_sampling,
-            item_init=item_init,
-        )
+    class Settings(SequenceRecommender.Settings):
+        layers: Count = 1
+        """stacked GRU layers"""
 
     def _build_module(self) -> nn.Module:
         return _GRU4RecModule(self.n_items_, self.factors, self.layers, self.dropout)

@@ -18,13 +18,15 @@ from typing import Any, Literal
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field, field_validator
 from scipy.stats import rankdata
 
-from recpipeline.models.base import Logger, Recommender, RunSettings, no_log, prepare_matrix
+from recpipeline.models.base import Logger, Recommender, RunSettings, prepare_matrix
 from recpipeline.models.content import Content
 from recpipeline.models.context import EVENT_COLUMNS, FitContext, ScoreContext
 from recpipeline.models.popularity import Popularity
 from recpipeline.models.registry import create_model
+from recpipeline.models.settings import ModelSettings, Seed
 
 _PARTS = ("cf", "content", "popularity")
 
@@ -46,35 +48,29 @@ class Hybrid(Recommender):
         "cold_items": ["average", "content"],
     }
 
-    def __init__(
-        self,
-        cf: str = "als",
-        alpha: float = 0.8,
-        normalise: Literal["zscore", "rank"] = "zscore",
-        cf_params: dict[str, Any] | None = None,
-        content_params: dict[str, Any] | None = None,
-        segment_by: list[str] | Literal["auto"] | None = "auto",
-        cold_items: Literal["average", "content"] = "average",
-        seed: int = 42,
-    ) -> None:
-        if normalise not in ("zscore", "rank"):
-            raise ValueError(f"hybrid: 'normalise' must be 'zscore' or 'rank', got {normalise!r}")
-        if cold_items not in ("average", "content"):
-            raise ValueError(f"hybrid: 'cold_items' must be 'average' or 'content', got {cold_items!r}")
-        if not 0.0 <= alpha <= 1.0:
-            raise ValueError(f"hybrid: 'alpha' must be in [0, 1], got {alpha!r}")
-        if cf in ("hybrid", "content"):
-            raise ValueError(f"hybrid: 'cf' must be a collaborative model, got {cf!r}")
-        super().__init__(
-            cf=cf,
-            alpha=alpha,
-            normalise=normalise,
-            cf_params=dict(cf_params or {}),
-            content_params=dict(content_params or {}),
-            segment_by=segment_by,
-            cold_items=cold_items,
-            seed=seed,
-        )
+    class Settings(ModelSettings):
+        cf: str = "als"
+        """the collaborative model: any registry name but ``hybrid`` and ``content``"""
+        alpha: float = Field(0.8, ge=0, le=1)
+        """the CF model's weight against content"""
+        normalise: Literal["zscore", "rank"] = "zscore"
+        """how each model's scores are made comparable per user: z-scores or percentile ranks"""
+        cf_params: dict[str, Any] = {}
+        """the CF model's settings"""
+        content_params: dict[str, Any] = {}
+        """the content model's settings"""
+        segment_by: list[str] | Literal["auto"] | None = "auto"
+        """user attribute columns whose segment popularity serves users without history (``popularity``)"""
+        cold_items: Literal["average", "content"] = "average"
+        """the CF evidence of items without training interactions: the user's average or their content's"""
+        seed: Seed = 42
+
+        @field_validator("cf")
+        @classmethod
+        def _collaborative(cls, cf: str) -> str:
+            if cf in ("hybrid", "content"):
+                raise ValueError("a collaborative model")
+            return cf
 
     def check_params(self) -> None:
         """The parts as ``fit`` builds them, each checked in full: an unknown or bad setting in ``cf_params``
@@ -86,15 +82,9 @@ class Hybrid(Recommender):
             except (ValueError, TypeError) as error:
                 raise ValueError(f"hybrid: {key}: {error}") from None
 
-    def fit(
-        self,
-        train: sp.csr_matrix,
-        validation: sp.csr_matrix | None = None,
-        *,
-        context: FitContext | None = None,
-        log: Logger = no_log,
-    ) -> Hybrid:
-        self._start_fit(train, context)
+    def _fit(
+        self, train: sp.csr_matrix, validation: sp.csr_matrix | None, context: FitContext, log: Logger
+    ) -> None:
         # the CF part shares the hybrid's seed; k is not a hybrid setting
         cf_model = create_model(self.cf, self.cf_params, RunSettings(seed=self.seed))
         self.cf_model_ = cf_model.fit(train, validation, context=context, log=log)
@@ -102,7 +92,6 @@ class Hybrid(Recommender):
         self.popularity_model_ = Popularity(segment_by=self.segment_by).fit(train, context=context, log=log)
         self.cold_items_ = np.diff(prepare_matrix(train).tocsc().indptr) == 0
         log(f"hybrid: {self.cf} x content, alpha {self.alpha}, {int(self.cold_items_.sum())} cold items")
-        return self
 
     def refit_params(self) -> dict[str, Any]:
         """The CF part's own choices (a torch CF model's epochs) go into ``cf_params``, so the refit on

@@ -14,19 +14,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-#: the item_init values the sequence models take
-ITEM_INITS = ("random", "text")
 #: the catalogue column the title vectors come from
 TITLE_COLUMN = "title"
 #: the standard deviation of a randomly initialised embedding entry (``sequential.init_embeddings``)
 INIT_STD = 0.02
 #: ridge penalty of the title -> embedding map (title vectors have unit norm)
 RIDGE = 1.0
-
-
-def check_item_init(name: str, item_init: str) -> None:
-    if item_init not in ITEM_INITS:
-        raise ValueError(f"{name}: item_init must be one of {', '.join(ITEM_INITS)}, not {item_init!r}")
 
 
 def title_vectors(name: str, item_features: pd.DataFrame | None, n_items: int) -> np.ndarray:

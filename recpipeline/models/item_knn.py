@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field
 
-from recpipeline.models.base import Logger, Recommender, no_log, prepare_matrix
+from recpipeline.models.base import Logger, Recommender, prepare_matrix
 from recpipeline.models.context import FitContext, ScoreContext
+from recpipeline.models.explaining import pair_contributions, sparse_weight
+from recpipeline.models.settings import Binarize, ModelSettings
 from recpipeline.models.similarity import (
+    Shrinkage,
     Weighting,
     apply_weighting,
     column_cosine_top_n,
@@ -33,6 +37,7 @@ class ItemKNN(Recommender):
 
     name = "item_knn"
     family = "neighbourhood"
+    explains = "exact"
     state_shapes = {"similarity_": ("n_items", "n_items")}
     search_space = {
         "neighbours": [20, 50, 100, 200, 400],
@@ -41,34 +46,32 @@ class ItemKNN(Recommender):
         "binarize": [True, False],
     }
 
-    def __init__(
-        self,
-        neighbours: int = 100,
-        weighting: Weighting = "none",
-        shrinkage: float = 10.0,
-        binarize: bool = True,
-    ) -> None:
-        super().__init__(neighbours=neighbours, weighting=weighting, shrinkage=shrinkage, binarize=binarize)
+    class Settings(ModelSettings):
+        neighbours: int = Field(100, ge=1)
+        """most similar items kept per item"""
+        weighting: Weighting = "none"
+        shrinkage: Shrinkage = 10.0
+        binarize: Binarize = True
 
-    def fit(
-        self,
-        train: sp.csr_matrix,
-        validation: sp.csr_matrix | None = None,
-        *,
-        context: FitContext | None = None,
-        log: Logger = no_log,
-    ) -> ItemKNN:
-        self._start_fit(train, context)
+    def _fit(
+        self, train: sp.csr_matrix, validation: sp.csr_matrix | None, context: FitContext, log: Logger
+    ) -> None:
         matrix = prepare_matrix(train, self.binarize)
         weighted = apply_weighting(matrix, self.weighting, *weighting_stats(matrix))
         self.similarity_ = column_cosine_top_n(weighted, self.neighbours, self.shrinkage)
         log(f"item_knn: {self.similarity_.nnz} similarities ({self.neighbours} per item, {self.weighting})")
-        return self
 
     def score(
         self, users: np.ndarray, history: sp.csr_matrix, context: ScoreContext | None = None
     ) -> np.ndarray:
         return (prepare_matrix(history, self.binarize) @ self.similarity_).toarray()
+
+    def history_contributions(
+        self, users: np.ndarray, history: sp.csr_matrix, items: np.ndarray, context: ScoreContext | None
+    ) -> np.ndarray:
+        """The terms of ``x_u S``: each history item's similarity to the target (they add up to the score)."""
+        x = prepare_matrix(history, self.binarize)
+        return pair_contributions(x, items, sparse_weight(self.similarity_))
 
     def similar_items(self, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """The stored neighbour lists (at most ``neighbours`` long; the rest pads with -1)."""

@@ -16,15 +16,29 @@ rescales the mean.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
-from recpipeline.models.base import Logger, no_log, prepare_matrix
+from recpipeline.models.base import Logger, prepare_matrix
 from recpipeline.models.context import FitContext, ScoreContext
-from recpipeline.models.neural import TorchRecommender, resolve_device
+from recpipeline.models.loop import Batch, Phase, Training
+from recpipeline.models.neural import Pairs, TorchRecommender
+from recpipeline.models.settings import (
+    BatchSize,
+    Epochs,
+    Factors,
+    LearningRate,
+    Negatives,
+    Patience,
+    TorchSettings,
+    WeightDecay,
+)
 from recpipeline.models.similarity import cosine_neighbours
 
 
@@ -71,6 +85,14 @@ def normalised_adjacency(binary: sp.csr_matrix) -> sp.coo_matrix:
     return sp.bmat([[None, normed], [normed.T, None]]).tocoo()
 
 
+def graph_tensor(adjacency: sp.coo_matrix, device: torch.device) -> torch.Tensor:
+    """The adjacency as a coalesced torch sparse tensor on ``device`` (what propagation multiplies by)."""
+    indices = torch.from_numpy(np.vstack([adjacency.row, adjacency.col]).astype(np.int64))
+    values = torch.from_numpy(adjacency.data.astype(np.float32))
+    graph = torch.sparse_coo_tensor(indices, values, adjacency.shape, check_invariants=False)
+    return graph.coalesce().to(device)
+
+
 class LightGCN(TorchRecommender):
     """LightGCN with BPR loss, early-stopped on validation NDCG@k (module docstring)."""
 
@@ -85,95 +107,53 @@ class LightGCN(TorchRecommender):
         "negatives": [1, 4],
     }
 
-    def __init__(
-        self,
-        factors: int = 64,
-        layers: int = 3,
-        lr: float = 1e-2,
-        weight_decay: float = 1e-4,
-        negatives: int = 4,
-        epochs: int = 200,
-        batch_size: int = 8192,
-        patience: int = 20,
-        k: int = 10,
-        seed: int = 42,
-        device: str = "auto",
-        num_threads: int = 0,
-    ) -> None:
-        super().__init__(
-            factors=factors,
-            layers=layers,
-            lr=lr,
-            weight_decay=weight_decay,
-            negatives=negatives,
-            epochs=epochs,
-            batch_size=batch_size,
-            patience=patience,
-            k=k,
-            seed=seed,
-            device=device,
-            num_threads=num_threads,
-        )
+    class Settings(TorchSettings):
+        factors: Factors = 64
+        layers: int = Field(3, ge=1)
+        """graph convolution layers"""
+        lr: LearningRate = 1e-2
+        weight_decay: WeightDecay = 1e-4
+        negatives: Negatives = 4
+        epochs: Epochs = 200
+        batch_size: BatchSize = 8192
+        patience: Patience = 20
 
     def _build_module(self) -> nn.Module:
         return _LightGCN(self.n_users_, self.n_items_, self.factors, self.layers)
 
-    def fit(
-        self,
-        train: sp.csr_matrix,
-        validation: sp.csr_matrix | None = None,
-        *,
-        context: FitContext | None = None,
-        log: Logger = no_log,
-    ) -> LightGCN:
-        self._start_fit(train, context)
-        self.device_ = resolve_device(self.device)
+    def training(self, train: sp.csr_matrix, context: FitContext, log: Logger) -> Training:
+        """Every positive pair once a pass, shuffled, with ``negatives`` sampled items each; after every epoch
+        the propagated layers that scoring reads are refreshed."""
         binary = prepare_matrix(train, binarize=True)
-        adjacency = normalised_adjacency(binary)
-        graph = torch.sparse_coo_tensor(
-            torch.from_numpy(np.vstack([adjacency.row, adjacency.col]).astype(np.int64)),
-            torch.from_numpy(adjacency.data.astype(np.float32)),
-            adjacency.shape,
-            check_invariants=False,
-        )
-        graph = graph.coalesce().to(self.device_)
-        positives = binary.tocoo()
-        pos_users, pos_items = positives.row.astype(np.int64), positives.col.astype(np.int64)
-        # sorted pair keys answer "is (u, j) observed?" for a whole batch of negatives at once
-        observed = np.sort(pos_users * self.n_items_ + pos_items)
+        graph = graph_tensor(normalised_adjacency(binary), self.device_)
+        pairs = Pairs.of(binary)
         rng = np.random.default_rng(self.seed)
 
-        def run_epoch(epoch: int) -> str:
-            users, positive, negative = self._triples(pos_users, pos_items, observed, rng)
-            total = 0.0
-            for begin in range(0, len(users), self.batch_size):
-                batch = slice(begin, begin + self.batch_size)
-                loss = self._loss(module, graph, users[batch], positive[batch], negative[batch])
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                total += float(loss.detach()) * len(users[batch])
-            module.refresh(graph)
-            return f"loss {total / len(users):.4f}"
-
-        with self._seeded():
-            module = self.module_ = self._initial_module(context)
+        def prepare(module: nn.Module) -> None:
             module.item_degree.copy_(torch.from_numpy(np.asarray(binary.sum(axis=0)).ravel()))
             module.trained_users.copy_(torch.from_numpy(np.diff(binary.indptr) > 0))
-            optimiser = torch.optim.Adam(module.parameters(), lr=self.lr)
-            self._train_epochs(run_epoch, self._validator(train, validation), log)
-        return self
+
+        def batches() -> Iterator[Batch]:
+            users, positive, negative = self._triples(pairs, rng)
+            for begin in range(0, len(users), self.batch_size):
+                batch = slice(begin, begin + self.batch_size)
+                yield users[batch], positive[batch], negative[batch]
+
+        phase = Phase(
+            batches,
+            lambda module, *batch: self._loss(module, graph, *batch),
+            weight=lambda users, positive, negative: len(users),
+        )
+        return Training((phase,), lr=self.lr, prepare=prepare, epoch_end=lambda module: module.refresh(graph))
 
     def _triples(
-        self, pos_users: np.ndarray, pos_items: np.ndarray, observed: np.ndarray, rng: np.random.Generator
+        self, pairs: Pairs, rng: np.random.Generator
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Every positive pair once, in random order, with ``negatives`` unobserved items each (users x
-        negatives; one redraw of clashes)."""
-        order = rng.permutation(len(pos_users))
-        users, positive = pos_users[order], pos_items[order]
-        negative = rng.integers(0, self.n_items_, (len(users), self.negatives))
-        clash = np.isin(users[:, None] * self.n_items_ + negative, observed)
-        negative[clash] = rng.integers(0, self.n_items_, int(clash.sum()))
+        negatives)."""
+        order = rng.permutation(len(pairs.users))
+        users, positive = pairs.users[order], pairs.items[order]
+        negative = pairs.negatives(rng, users, self.negatives)
         return tuple(torch.from_numpy(a).to(self.device_) for a in (users, positive, negative))
 
     def _loss(

@@ -14,16 +14,29 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
-from recpipeline.models.base import Logger, no_log, prepare_matrix
+from recpipeline.models.base import Logger, prepare_matrix
 from recpipeline.models.context import FitContext, ScoreContext
+from recpipeline.models.loop import Phase, Training
 from recpipeline.models.neural import (
     TorchRecommender,
     TrainingRows,
     nonempty_rows,
-    resolve_device,
     score_rows,
+)
+from recpipeline.models.settings import (
+    BatchSize,
+    Binarize,
+    Dropout,
+    Epochs,
+    Hidden,
+    Latent,
+    LearningRate,
+    Patience,
+    TorchSettings,
+    WeightDecay,
 )
 from recpipeline.models.similarity import cosine_neighbours
 
@@ -68,6 +81,7 @@ class MultVAE(TorchRecommender):
     """
 
     name = "mult_vae"
+    explains = "gradient×input"
     id_axes = {
         "encoder.0.weight": (1, ("items",)),
         "decoder.2.weight": (0, ("items",)),
@@ -80,94 +94,68 @@ class MultVAE(TorchRecommender):
         "beta_max": [0.2, 0.5],
     }
 
-    def __init__(
-        self,
-        hidden: int = 600,
-        latent: int = 200,
-        dropout: float = 0.5,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        epochs: int = 200,
-        batch_size: int = 100,
-        beta_max: float = 0.2,
-        total_anneal_steps: int | None = None,
-        patience: int = 20,
-        weight_averaging: float = 0.99,
-        k: int = 10,
-        binarize: bool = True,
-        seed: int = 42,
-        device: str = "auto",
-        num_threads: int = 0,
-    ) -> None:
-        super().__init__(
-            hidden=hidden,
-            latent=latent,
-            dropout=dropout,
-            lr=lr,
-            weight_decay=weight_decay,
-            epochs=epochs,
-            batch_size=batch_size,
-            beta_max=beta_max,
-            total_anneal_steps=total_anneal_steps,
-            patience=patience,
-            weight_averaging=weight_averaging,
-            k=k,
-            binarize=binarize,
-            seed=seed,
-            device=device,
-            num_threads=num_threads,
-        )
+    class Settings(TorchSettings):
+        hidden: Hidden = 600
+        latent: Latent = 200
+        dropout: Dropout = 0.5
+        lr: LearningRate = 1e-3
+        weight_decay: WeightDecay = 0.0
+        epochs: Epochs = 200
+        batch_size: BatchSize = 100
+        beta_max: float = Field(0.2, ge=0)
+        """the cap of the KL weight"""
+        total_anneal_steps: int | None = Field(None, ge=1)
+        """steps over which the KL weight rises by 1 (null: steps per epoch x epochs)"""
+        patience: Patience = 20
+        weight_averaging: float = Field(0.99, ge=0, lt=1)
+        """decay of the weights' moving average used for validation, scoring and saving (0: off)"""
+        binarize: Binarize = True
 
     def _build_module(self) -> nn.Module:
         return _VAE(self.n_items_, self.hidden, self.latent)
 
-    def fit(
-        self,
-        train: sp.csr_matrix,
-        validation: sp.csr_matrix | None = None,
-        *,
-        context: FitContext | None = None,
-        log: Logger = no_log,
-    ) -> MultVAE:
-        self._start_fit(train, context)
-        self.device_ = resolve_device(self.device)
+    def training(self, train: sp.csr_matrix, context: FitContext, log: Logger) -> Training:
         order_rng = np.random.default_rng(self.seed)
         rows = TrainingRows(nonempty_rows(train, self.binarize), self.device_)
-        steps_per_epoch = -(-len(rows) // self.batch_size)
         anneal_steps = self.total_anneal_steps
         if anneal_steps is None:
-            anneal_steps = steps_per_epoch * self.epochs
-        self.anneal_steps_ = anneal_steps
-        step = 0
+            anneal_steps = -(-len(rows) // self.batch_size) * self.epochs
+        step, beta = 0, 0.0
+        averaged: list[nn.Parameter] = []
+        trained: list[nn.Parameter] = []
 
-        def run_epoch(epoch: int) -> str:
+        def prepare(network: nn.Module) -> None:
             nonlocal step
-            total_loss, beta = torch.zeros((), device=self.device_), 0.0
-            for x in rows.batches(order_rng.permutation(len(rows)), self.batch_size):
-                beta = self.beta_max if anneal_steps <= 0 else min(self.beta_max, step / anneal_steps)
-                loss = self._loss(network, x, beta)
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                if self.weight_averaging > 0:
-                    # warm-up: a short run is not dominated by the initial weights
-                    decay = min(self.weight_averaging, (1 + step) / (10 + step))
-                    with torch.no_grad():
-                        torch._foreach_lerp_(averaged, trained, 1.0 - decay)
-                total_loss += loss.detach()  # summed on the device: no sync per batch
-                step += 1
-            return f"loss {float(total_loss) / max(steps_per_epoch, 1):.4f} beta {beta:.3f}"
-
-        with self._seeded():
-            network = self._initial_module(context)
+            self.anneal_steps_ = anneal_steps
             if self.warm_started_:  # the weights it continues were annealed already: full KL weight
                 step = max(anneal_steps, 0)
-            # with weight averaging, validation, early stopping and scoring use the running average
-            self.module_ = copy.deepcopy(network) if self.weight_averaging > 0 else network
-            averaged, trained = list(self.module_.parameters()), list(network.parameters())
-            optimiser = torch.optim.Adam(network.parameters(), lr=self.lr, weight_decay=self.weight_decay)
-            self._train_epochs(run_epoch, self._validator(train, validation), log)
-        return self
+            if self.weight_averaging > 0:
+                # validation, early stopping and scoring use the running average
+                self.module_ = copy.deepcopy(network)
+                averaged[:], trained[:] = self.module_.parameters(), network.parameters()
+
+        def loss(network: _VAE, x: torch.Tensor) -> torch.Tensor:
+            nonlocal beta
+            beta = self.beta_max if anneal_steps <= 0 else min(self.beta_max, step / anneal_steps)
+            return self._loss(network, x, beta)
+
+        def after_step() -> None:
+            nonlocal step
+            if averaged:
+                # warm-up: a short run is not dominated by the initial weights
+                decay = min(self.weight_averaging, (1 + step) / (10 + step))
+                with torch.no_grad():
+                    torch._foreach_lerp_(averaged, trained, 1.0 - decay)
+            step += 1
+
+        phase = Phase(rows.shuffled(order_rng, self.batch_size), loss, after_step=after_step)
+        return Training(
+            (phase,),
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            prepare=prepare,
+            note=lambda: f"beta {beta:.3f}",
+        )
 
     def refit_params(self) -> dict[str, Any]:
         """The chosen epochs with the beta schedule they were chosen under (derived from the planned epochs,
@@ -189,7 +177,15 @@ class MultVAE(TorchRecommender):
     def _score(self, users: np.ndarray, history: sp.csr_matrix, context: ScoreContext | None) -> np.ndarray:
         """Decoder logits for the encoded history rows (latent mean, no sampling)."""
         rows = prepare_matrix(history, self.binarize)
-        return score_rows(rows, self.device_, lambda x: self.module_(F.normalize(x, dim=1)))
+        return score_rows(rows, self.device_, lambda x: self._dense_scores(self._attributed_input(x)))
+
+    def _attributed_input(self, x: torch.Tensor) -> torch.Tensor:
+        # the L2-normalised row: the score is scale-invariant in the raw row, whose gradient × input
+        # therefore always sums to zero (a one-item history would get no reason)
+        return F.normalize(x, dim=1)
+
+    def _dense_scores(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.module_(inputs)
 
     def similar_items(self, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Cosine over the decoder's output-layer item vectors (rows of its last weight matrix)."""

@@ -15,17 +15,31 @@ same history always gives the same scores).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from sklearn.decomposition import TruncatedSVD
 from torch import nn
 
-from recpipeline.models.base import Logger, no_log, prepare_matrix
+from recpipeline.models.base import Logger, prepare_matrix
 from recpipeline.models.content import Content, item_feature_matrix
 from recpipeline.models.context import FitContext, ScoreContext
-from recpipeline.models.neural import TorchRecommender, resolve_device
+from recpipeline.models.loop import Batch, Phase, Training
+from recpipeline.models.neural import Pairs, TorchRecommender
+from recpipeline.models.settings import (
+    BatchSize,
+    Epochs,
+    Factors,
+    LearningRate,
+    Negatives,
+    Patience,
+    TorchSettings,
+    WeightDecay,
+)
 from recpipeline.models.similarity import cosine_neighbours
 
 #: (user, item) pairs per forward pass when scoring (bounds memory at pairs x embedding width)
@@ -94,87 +108,52 @@ class NeuMF(TorchRecommender):
         "weight_decay": [0.0, 1e-6, 1e-5],
     }
 
-    def __init__(
-        self,
-        factors: int = 32,
-        layers: list[int] | None = None,
-        negatives: int = 4,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        epochs: int = 30,
-        batch_size: int = 1024,
-        patience: int = 3,
-        item_features: bool = False,
-        feature_dim: int = 32,
-        k: int = 10,
-        seed: int = 42,
-        device: str = "auto",
-        num_threads: int = 0,
-    ) -> None:
-        super().__init__(
-            factors=factors,
-            layers=[64, 32, 16] if layers is None else layers,
-            negatives=negatives,
-            lr=lr,
-            weight_decay=weight_decay,
-            epochs=epochs,
-            batch_size=batch_size,
-            patience=patience,
-            item_features=item_features,
-            feature_dim=feature_dim,
-            k=k,
-            seed=seed,
-            device=device,
-            num_threads=num_threads,
-        )
+    class Settings(TorchSettings):
+        factors: Factors = 32
+        layers: list[int] = [64, 32, 16]
+        """the MLP tower's widths (the first split between the user and item embeddings)"""
+        negatives: Negatives = 4
+        lr: LearningRate = 1e-3
+        weight_decay: WeightDecay = 0.0
+        epochs: Epochs = 30
+        batch_size: BatchSize = 1024
+        patience: Patience = 3
+        item_features: bool = False
+        """add a projection of the content model's item vectors to the item embeddings"""
+        feature_dim: int = Field(32, ge=1)
+        """width the item vectors are reduced to before the projection"""
 
     def _build_module(self) -> nn.Module:
         feature_dim = self.feature_dim if self.item_features else 0
         return _NeuMF(self.n_users_, self.n_items_, self.factors, self.layers, feature_dim)
 
-    def fit(
-        self,
-        train: sp.csr_matrix,
-        validation: sp.csr_matrix | None = None,
-        *,
-        context: FitContext | None = None,
-        log: Logger = no_log,
-    ) -> NeuMF:
-        self._start_fit(train, context)
-        self.device_ = resolve_device(self.device)
+    def training(self, train: sp.csr_matrix, context: FitContext, log: Logger) -> Training:
         binary = prepare_matrix(train, binarize=True)
-        positives = binary.tocoo()
-        pos_users, pos_items = positives.row.astype(np.int64), positives.col.astype(np.int64)
-        # sorted pair keys answer "is (u, j) observed?" for a whole batch of negatives at once
-        observed = np.sort(pos_users * self.n_items_ + pos_items)
+        pairs = Pairs.of(binary)
         rng = np.random.default_rng(self.seed)
 
-        def run_epoch(epoch: int) -> str:
-            samples = self._epoch_samples(pos_users, pos_items, observed, rng)
+        def prepare(module: nn.Module) -> None:
+            module.trained_users.copy_(torch.from_numpy(np.diff(binary.indptr) > 0))
+            if self.item_features:
+                module.item_features.copy_(self._item_features(context, log))
+
+        def batches() -> Iterator[Batch]:
+            samples = self._epoch_samples(pairs, rng)
             # shuffled once per epoch: each batch is then a slice (a view), not a gather
             order = torch.from_numpy(rng.permutation(len(samples[0]))).to(self.device_)
             users, items, labels = (tensor[order] for tensor in samples)
-            total = torch.zeros((), device=self.device_)
             for begin in range(0, len(order), self.batch_size):
                 end = begin + self.batch_size
-                logits = self.module_(users[begin:end], items[begin:end])
-                loss = F.binary_cross_entropy_with_logits(logits, labels[begin:end])
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                total += loss.detach() * len(logits)  # summed on the device: no sync per batch
-            return f"loss {float(total) / len(order):.4f}"
+                yield users[begin:end], items[begin:end], labels[begin:end]
 
-        with self._seeded():
-            self.module_ = self._initial_module(context)
-            self.module_.trained_users.copy_(torch.from_numpy(np.diff(binary.indptr) > 0))
-            if self.item_features:
-                self.module_.item_features.copy_(self._item_features(context, log))
-            optimiser = torch.optim.Adam(
-                self.module_.parameters(), lr=self.lr, weight_decay=self.weight_decay
-            )
-            self._train_epochs(run_epoch, self._validator(train, validation), log)
-        return self
+        phase = Phase(
+            batches,
+            lambda module, users, items, labels: F.binary_cross_entropy_with_logits(
+                module(users, items), labels
+            ),
+            weight=lambda users, items, labels: len(users),
+        )
+        return Training((phase,), lr=self.lr, weight_decay=self.weight_decay, prepare=prepare)
 
     def _item_features(self, context: FitContext | None, log: Logger) -> torch.Tensor:
         """The content model's item vectors reduced to ``feature_dim`` columns (zero-padded if fewer)."""
@@ -188,16 +167,14 @@ class NeuMF(TorchRecommender):
         return torch.from_numpy(out).to(self.device_)
 
     def _epoch_samples(
-        self, pos_users: np.ndarray, pos_items: np.ndarray, observed: np.ndarray, rng: np.random.Generator
+        self, pairs: Pairs, rng: np.random.Generator
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Every positive pair plus ``negatives`` unobserved items per pair (one redraw of observed ones)."""
-        neg_users = np.repeat(pos_users, self.negatives)
-        neg_items = rng.integers(0, self.n_items_, len(neg_users))
-        clash = np.isin(neg_users * self.n_items_ + neg_items, observed, assume_unique=False)
-        neg_items[clash] = rng.integers(0, self.n_items_, int(clash.sum()))
-        users = np.concatenate([pos_users, neg_users])
-        items = np.concatenate([pos_items, neg_items])
-        labels = np.concatenate([np.ones(len(pos_users)), np.zeros(len(neg_users))]).astype(np.float32)
+        """Every positive pair plus ``negatives`` unobserved items per pair."""
+        neg_users = np.repeat(pairs.users, self.negatives)
+        neg_items = pairs.negatives(rng, pairs.users, self.negatives).ravel()
+        users = np.concatenate([pairs.users, neg_users])
+        items = np.concatenate([pairs.items, neg_items])
+        labels = np.concatenate([np.ones(len(pairs.users)), np.zeros(len(neg_users))]).astype(np.float32)
         return tuple(torch.from_numpy(a).to(self.device_) for a in (users, items, labels))
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix, context: ScoreContext | None) -> np.ndarray:

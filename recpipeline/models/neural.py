@@ -1,16 +1,16 @@
-"""Shared PyTorch plumbing for the neural models: device choice, seeding, early stopping, safetensors.
+"""Shared PyTorch plumbing for the neural models: device choice, seeding, the fit, safetensors.
 
 Subclasses build their ``nn.Module`` from hyperparameters and the matrix shape alone (``_build_module``), so
-a saved model reloads from ``params.json`` + ``model.safetensors`` without pickle.
+a saved model reloads from ``params.json`` + ``model.safetensors`` without pickle, and describe what trains
+it (``training``: batches, losses, phases); the one step loop (``models.loop``) runs every fit.
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
-import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,7 +21,6 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from recpipeline.evaluation.relevance import holdout_relevance
 from recpipeline.models.base import (
     ArtefactError,
     Logger,
@@ -31,7 +30,8 @@ from recpipeline.models.base import (
     prepare_matrix,
 )
 from recpipeline.models.context import FitContext, ScoreContext
-from recpipeline.models.holdout import holdout_ndcg
+from recpipeline.models.explaining import entry_rows
+from recpipeline.models.loop import Batch, Steps, Training, train_epochs
 from recpipeline.models.threads import resolve_threads
 
 STATE_FILE = "model.safetensors"
@@ -103,21 +103,41 @@ class TrainingRows:
         for begin in range(0, len(order), size):
             yield self.dense[positions[begin : begin + size]]
 
+    def shuffled(self, rng: np.random.Generator, size: int) -> Callable[[], Iterator[Batch]]:
+        """A phase's batches (``models.loop.Phase``): each pass the rows in a fresh order drawn from ``rng``,
+        ``size`` at a time."""
+        return lambda: ((x,) for x in self.batches(rng.permutation(len(self)), size))
 
-@contextlib.contextmanager
-def frozen(part: nn.Module) -> Iterator[None]:
-    """No weight gradients for ``part`` in the block: in a phase that steps another part's optimiser they
-    would only be computed and discarded (its own optimiser sets them to None before its next step)."""
-    part.requires_grad_(False)
-    try:
-        yield
-    finally:
-        part.requires_grad_(True)
+
+@dataclass(frozen=True)
+class Pairs:
+    """The observed (user, item) pairs of a binary matrix, with their keys ``user * n_items + item`` sorted:
+    they answer "is (u, j) observed?" for a whole batch of drawn negatives at once."""
+
+    users: np.ndarray
+    items: np.ndarray
+    keys: np.ndarray
+    n_items: int
+
+    @classmethod
+    def of(cls, binary: sp.csr_matrix) -> Pairs:
+        positives = binary.tocoo()
+        users, items = positives.row.astype(np.int64), positives.col.astype(np.int64)
+        return cls(users, items, np.sort(users * binary.shape[1] + items), binary.shape[1])
+
+    def negatives(self, rng: np.random.Generator, users: np.ndarray, per_user: int) -> np.ndarray:
+        """``(len(users), per_user)`` items drawn uniformly from ``rng`` for ``users``; the draws that hit an
+        observed pair are redrawn once (a second hit stays: rare, and cheaper than rejection to the end)."""
+        items = rng.integers(0, self.n_items, (len(users), per_user))
+        clash = np.isin(users[:, None] * self.n_items + items, self.keys)
+        items[clash] = rng.integers(0, self.n_items, int(clash.sum()))
+        return items
 
 
 class TorchRecommender(Recommender):
     """Base for PyTorch models; subclasses take ``epochs``, ``patience``, ``k``, ``seed``, ``device`` and
-    ``num_threads`` (0 = auto: ``recpipeline.models.threads``).
+    ``num_threads`` (0 = auto: ``recpipeline.models.threads``), and implement ``_build_module``,
+    ``training`` and ``_score``: the fit (``_fit``, the loop of ``models.loop``) is shared.
 
     After ``fit``, ``epoch_seconds_`` holds each epoch's training seconds and ``validation_seconds_`` the
     validation time of all epochs together (timings only; not saved).
@@ -142,8 +162,37 @@ class TorchRecommender(Recommender):
         """A freshly initialised module for ``n_users_`` / ``n_items_`` and the hyperparameters."""
 
     @abstractmethod
+    def training(self, train: sp.csr_matrix, context: FitContext, log: Logger) -> Training:
+        """What trains the module on ``train``: its batches, losses and phases (``models.loop.Training``).
+
+        Called after the shape and ``device_`` are set and before the fit's seed: it prepares the data and
+        must draw nothing from torch's random generator (its shuffles and samples draw from its own,
+        seeded, numpy generators as the epochs run). ``bench.bound`` calls it on a fitted model too."""
+
+    @abstractmethod
     def _score(self, users: np.ndarray, history: sp.csr_matrix, context: ScoreContext | None) -> np.ndarray:
         """``score`` proper; runs without autograd and with the configured threads."""
+
+    def _fit(
+        self, train: sp.csr_matrix, validation: sp.csr_matrix | None, context: FitContext, log: Logger
+    ) -> None:
+        """Build the module (seeded; a warm start's weights carried over) and run ``training``'s epochs in
+        the step loop, early-stopped on ``context.validate`` where there is ``validation``."""
+        self.device_ = resolve_device(self.device)
+        training = self.training(train, context, log)
+        with self._seeded():
+            module = self.module_ = self._initial_module(context)
+            if training.prepare is not None:
+                training.prepare(module)
+            validate = self._validator(validation, context, training.score_context)
+            train_epochs(self, Steps(training, module, self.device_), validate, log)
+            if training.finish is not None:
+                training.finish()
+
+    def fresh_module(self) -> nn.Module:
+        """A freshly initialised module on the device, seeded as a fit's first (no warm start)."""
+        with self._seeded():
+            return self._build_module().to(self.device_)
 
     def _initial_module(self, context: FitContext | None) -> nn.Module:
         """A freshly initialised module on the device (call inside ``_seeded``); with ``context.warm_start``
@@ -159,19 +208,63 @@ class TorchRecommender(Recommender):
     def score(
         self, users: np.ndarray, history: sp.csr_matrix, context: ScoreContext | None = None
     ) -> np.ndarray:
-        with torch.no_grad(), self._threads():
+        with torch.no_grad(), self.threads():
             return self._score(users, history, context)
+
+    def _attributed_input(self, x: torch.Tensor) -> torch.Tensor:
+        """The dense history rows as the network's first layer reads them, which gradient × input attributes
+        over; the rows themselves unless a model transforms them first."""
+        return x
+
+    def _dense_scores(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Scores of ``_attributed_input``'s output, differentiable in it: what the models declaring
+        ``explains = "gradient×input"`` implement."""
+        raise NotImplementedError(f"{self.name} scores no dense history row")
+
+    def history_contributions(
+        self, users: np.ndarray, history: sp.csr_matrix, items: np.ndarray, context: ScoreContext | None
+    ) -> np.ndarray:
+        """Gradient × input for the models that declare it: ``x_ui * d score_j / d x_ui`` at every history
+        entry, x the ``_attributed_input`` (one backward pass per target column and block of users); others:
+        the base's default."""
+        if self.explains != "gradient×input":
+            return super().history_contributions(users, history, items, context)
+        rows = prepare_matrix(history, self.binarize)
+        owner = entry_rows(rows)
+        out = np.full((rows.nnz, items.shape[1]), np.nan)
+        with torch.enable_grad(), self.threads():
+            for begin in range(0, rows.shape[0], EVAL_BATCH_USERS):
+                block = rows[begin : begin + EVAL_BATCH_USERS]
+                x = self._attributed_input(sparse_to_dense(block, self.device_)).requires_grad_(True)
+                targets = items[begin : begin + EVAL_BATCH_USERS]
+                picked = (
+                    self._dense_scores(x)
+                    .float()
+                    .gather(1, torch.from_numpy(np.maximum(targets, 0)).to(self.device_))
+                )
+                entries = slice(rows.indptr[begin], rows.indptr[begin + block.shape[0]])
+                local = torch.from_numpy(owner[entries] - begin).to(self.device_)
+                cols = torch.from_numpy(rows.indices[entries].astype(np.int64)).to(self.device_)
+                for column in range(targets.shape[1]):  # the list positions (K), not users or events
+                    # rows are scored independently, so the gradient of the sum is each row's own
+                    (grad,) = torch.autograd.grad(
+                        picked[:, column].sum(), x, retain_graph=column < targets.shape[1] - 1
+                    )
+                    terms = (grad * x.detach())[local, cols].double().cpu().numpy()
+                    valid = targets[owner[entries] - begin, column] >= 0
+                    out[entries, column] = np.where(valid, terms, np.nan)
+        return out
 
     @contextlib.contextmanager
     def _seeded(self) -> Iterator[None]:
         """Seed torch for the block (initialisation, dropout, sampling); the global RNG is restored after."""
         devices = [self.device_] if self.device_.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices), self._threads():
+        with torch.random.fork_rng(devices=devices), self.threads():
             torch.manual_seed(self.seed)
             yield
 
     @contextlib.contextmanager
-    def _threads(self) -> Iterator[None]:
+    def threads(self) -> Iterator[None]:
         """CPU threads for the block (``resolve_threads``: override, ``num_threads``, else auto); restored
         after. More threads than free cores is much slower: idle threads spin-wait for busy cores."""
         previous = torch.get_num_threads()
@@ -185,62 +278,17 @@ class TorchRecommender(Recommender):
                 torch.set_num_threads(previous)
 
     def _validator(
-        self, train: sp.spmatrix, validation: sp.spmatrix | None, context: ScoreContext | None = None
+        self,
+        validation: sp.spmatrix | None,
+        context: FitContext | None,
+        score_context: ScoreContext | None = None,
     ) -> Callable[[], float] | None:
-        """Validation NDCG@k of the current weights (train as history); None with nothing to validate."""
-        if validation is None or len(holdout_relevance(train, validation)[0]) == 0:
+        """Validation NDCG@k of the current weights (train as history) through the scorer the fit was handed;
+        None with nothing to validate."""
+        if validation is None or context is None or context.validate is None:
             return None
-        return lambda: holdout_ndcg(self, train, validation, self.k, context)
-
-    def _train_epochs(
-        self, run_epoch: Callable[[int], str], validate: Callable[[], float] | None, log: Logger
-    ) -> None:
-        """Run up to ``epochs`` epochs; with ``validate`` keep the best epoch by validation NDCG@k.
-
-        ``run_epoch(epoch)`` trains one epoch and returns a short summary for the log line (e.g. the loss).
-        Training stops after ``patience`` epochs without improvement. Sets ``best_epoch_`` (1-based).
-        """
-        best_ndcg, best_state, best_epoch, stale = -np.inf, None, 0, 0
-        self.epoch_seconds_, self.validation_seconds_ = [], 0.0
-        # validation NDCG per epoch; a warm start's starting weights are epoch 0 (a measure, never kept as
-        # the best epoch: the refit needs at least one)
-        self.validation_curve_ = []
-        if validate is not None and self.warm_started_:
-            self.validation_curve_.append((0, validate()))
-            log(f"{self.name} epoch 0 (warm start): val ndcg@{self.k} {self.validation_curve_[0][1]:.4f}")
-        for epoch in range(1, self.epochs + 1):
-            start = time.perf_counter()
-            self.module_.train()
-            summary = run_epoch(epoch)  # its summary reads the epoch's loss: the one sync per epoch
-            self.module_.eval()
-            self.epoch_seconds_.append(time.perf_counter() - start)
-            # the line ends "<epoch>s (training <its training part>s)": `recpipeline bench` reads both
-            timing = f"(training {self.epoch_seconds_[-1]:.2f}s)"
-            if validate is None:
-                best_epoch = epoch  # without validation the last epoch's weights are kept
-                log(f"{self.name} epoch {epoch}: {summary} {time.perf_counter() - start:.1f}s {timing}")
-                continue
-            validation_start = time.perf_counter()
-            ndcg = validate()
-            self.validation_seconds_ += time.perf_counter() - validation_start
-            self.validation_curve_.append((epoch, ndcg))
-            log(
-                f"{self.name} epoch {epoch}: {summary} val ndcg@{self.k} {ndcg:.4f} "
-                f"{time.perf_counter() - start:.1f}s {timing}"
-            )
-            if ndcg > best_ndcg:
-                best_ndcg, best_epoch, stale = ndcg, epoch, 0
-                best_state = copy.deepcopy(self.module_.state_dict())
-            else:
-                stale += 1
-                if stale >= self.patience:
-                    log(f"{self.name}: early stop after epoch {epoch} (no gain for {self.patience} epochs)")
-                    break
-        if best_state is not None:
-            self.module_.load_state_dict(best_state)
-            log(f"{self.name}: kept epoch {best_epoch} (val ndcg@{self.k} {best_ndcg:.4f})")
-        self.best_epoch_ = best_epoch
-        self.module_.eval()
+        validate = context.validate
+        return lambda: validate(self, self.k, score_context)
 
     def refit_params(self) -> dict[str, Any]:
         """Exactly the epochs early stopping kept (the refit has no validation to stop on)."""

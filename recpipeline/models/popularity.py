@@ -7,14 +7,24 @@ With ``segment_by`` it also serves users without any history, by what their peer
 from __future__ import annotations
 
 import functools
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from pydantic import Field
 
-from recpipeline.models.base import Logger, Recommender, no_log, prepare_matrix, score_chunk_rows
+from recpipeline.models.base import Logger, Recommender, prepare_matrix, score_chunk_rows
 from recpipeline.models.context import FitContext, ScoreContext
+from recpipeline.models.settings import ModelSettings
+
+#: what an item's popularity counts
+PopularityBy = Annotated[
+    Literal["users", "weight"],
+    Field(
+        description="``users``: distinct users with a positive weight on the item; ``weight``: summed weights"
+    ),
+]
 
 #: separator of attribute values inside a segment key (a control character no attribute value contains)
 _KEY_SEP = "\x1f"
@@ -42,29 +52,17 @@ class Popularity(Recommender):
     }
     serves_cold_users = True
 
-    def __init__(
-        self,
-        by: Literal["users", "weight"] = "users",
-        segment_by: list[str] | Literal["auto"] | None = None,
-        shrinkage: float = 20.0,
-    ) -> None:
-        if by not in ("users", "weight"):
-            raise ValueError(f"popularity: 'by' must be 'users' or 'weight', got {by!r}")
-        if isinstance(segment_by, str) and segment_by != "auto":
-            raise ValueError(
-                f"popularity: 'segment_by' must be a list of columns or 'auto', got {segment_by!r}"
-            )
-        super().__init__(by=by, segment_by=segment_by, shrinkage=shrinkage)
+    class Settings(ModelSettings):
+        by: PopularityBy = "users"
+        segment_by: list[str] | Literal["auto"] | None = None
+        """user attribute columns that define segments (``auto``: every text / categorical one; null: one
+        global ranking)"""
+        shrinkage: float = Field(20.0, ge=0)
+        """pseudo-users shrinking a segment's item shares towards the global ones"""
 
-    def fit(
-        self,
-        train: sp.csr_matrix,
-        validation: sp.csr_matrix | None = None,
-        *,
-        context: FitContext | None = None,
-        log: Logger = no_log,
-    ) -> Popularity:
-        self._start_fit(train, context)
+    def _fit(
+        self, train: sp.csr_matrix, validation: sp.csr_matrix | None, context: FitContext, log: Logger
+    ) -> None:
         counts = prepare_matrix(train)
         counts.data = np.maximum(counts.data, 0.0)  # negative weights are not popularity
         counts.eliminate_zeros()
@@ -74,14 +72,12 @@ class Popularity(Recommender):
         self.segment_columns_ = np.array([], dtype=str)
         self.segment_keys_ = np.array([], dtype=str)
         self.segment_scores_ = np.zeros((0, self.n_items_), dtype=np.float32)
-        user_features = context.user_features if context is not None else None
-        if self.segment_by is not None and user_features is not None:
-            self._fit_segments(counts, user_features, log)
+        if self.segment_by is not None and context.user_features is not None:
+            self._fit_segments(counts, context.user_features, log)
         log(
             f"popularity[{self.by}]: {np.count_nonzero(self.item_scores_)} of {self.n_items_} items scored, "
             f"{len(self.segment_keys_)} segments"
         )
-        return self
 
     def _fit_segments(self, counts: sp.csr_matrix, user_features: pd.DataFrame, log: Logger) -> None:
         columns = _segment_columns(self.segment_by, user_features)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
-from recpipeline.models.base import Logger, Recommender, no_log
+from recpipeline.models.base import Logger, Recommender
 from recpipeline.models.context import FitContext, ScoreContext
+from recpipeline.models.settings import ModelSettings, Seed
 
 _MASK64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
@@ -31,20 +32,13 @@ class Random(Recommender):
     run_settings = ("seed",)
     serves_cold_users = True
 
-    def __init__(self, seed: int = 42) -> None:
-        super().__init__(seed=seed)
+    class Settings(ModelSettings):
+        seed: Seed = 42
 
-    def fit(
-        self,
-        train: sp.csr_matrix,
-        validation: sp.csr_matrix | None = None,
-        *,
-        context: FitContext | None = None,
-        log: Logger = no_log,
-    ) -> Random:
-        self._start_fit(train, context)
+    def _fit(
+        self, train: sp.csr_matrix, validation: sp.csr_matrix | None, context: FitContext, log: Logger
+    ) -> None:
         log(f"random: seed {self.seed}, {self.n_items_} items")
-        return self
 
     def score(
         self, users: np.ndarray, history: sp.csr_matrix, context: ScoreContext | None = None

@@ -11,18 +11,22 @@ time are used.
 from __future__ import annotations
 
 import copy
-from typing import Literal
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
+from pydantic import Field
 
-from recpipeline.models.base import Logger, Recommender, no_log
+from recpipeline.models.base import Logger
 from recpipeline.models.context import FitContext, ScoreContext
-from recpipeline.models.popularity import Popularity
+from recpipeline.models.popularity import Popularity, PopularityBy
+from recpipeline.models.settings import ModelSettings
 
 #: seconds per day: ages and the window are in days
 _DAY_SECONDS = 86_400.0
+#: a positive number of days
+Days = Annotated[float, Field(gt=0)]
 
 
 class RecentPopularity(Popularity):
@@ -43,30 +47,17 @@ class RecentPopularity(Popularity):
     event_columns = ("user_idx", "item_idx", "weight", "timestamp")
     search_space = {"window_days": [3, 7, 14, 28, 56], "half_life_days": [None, 3, 7, 14, 28]}
 
-    def __init__(
-        self,
-        by: Literal["users", "weight"] = "users",
-        window_days: int | float | None = 14,
-        half_life_days: int | float | None = None,
-    ) -> None:
-        if by not in ("users", "weight"):
-            raise ValueError(f"recent_popularity: 'by' must be 'users' or 'weight', got {by!r}")
-        for key, value in (("window_days", window_days), ("half_life_days", half_life_days)):
-            if value is not None and not value > 0:
-                raise ValueError(f"recent_popularity: {key!r} must be a positive number of days or null")
-        # Popularity's own parameters (segments, shrinkage) do not apply: only these are the model's
-        Recommender.__init__(self, by=by, window_days=window_days, half_life_days=half_life_days)
+    class Settings(ModelSettings):
+        by: PopularityBy = "users"
+        window_days: Days | None = 14
+        """days back from the newest event that count (null: the whole history)"""
+        half_life_days: Days | None = None
+        """days over which an interaction's weight halves (null: no decay)"""
 
-    def fit(
-        self,
-        train: sp.csr_matrix,
-        validation: sp.csr_matrix | None = None,
-        *,
-        context: FitContext | None = None,
-        log: Logger = no_log,
-    ) -> RecentPopularity:
-        self._start_fit(train, context)
-        if context is None or context.train_events is None:
+    def _fit(
+        self, train: sp.csr_matrix, validation: sp.csr_matrix | None, context: FitContext, log: Logger
+    ) -> None:
+        if context.train_events is None:
             raise ValueError(
                 "recent_popularity: counts by time; pass the train events (FitContext.train_events)"
             )
@@ -78,7 +69,6 @@ class RecentPopularity(Popularity):
             f"recent_popularity[{self.by}, {self.window_days} days, half-life {self.half_life_days}]: "
             f"{np.count_nonzero(self.item_scores_)} of {self.n_items_} items scored in training"
         )
-        return self
 
     def recent_counts(self, events: pd.DataFrame) -> np.ndarray:
         """Each item's (decayed) count over ``events`` in the window ending at their newest timestamp."""

@@ -17,17 +17,28 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
-from recpipeline.models.base import Logger, no_log, prepare_matrix
+from recpipeline.models.base import Logger, prepare_matrix
 from recpipeline.models.context import FitContext, ScoreContext
+from recpipeline.models.loop import Phase, Training
 from recpipeline.models.neural import (
     TorchRecommender,
     TrainingRows,
-    frozen,
     nonempty_rows,
-    resolve_device,
     score_rows,
+)
+from recpipeline.models.settings import (
+    BatchSize,
+    Binarize,
+    Dropout,
+    Epochs,
+    Hidden,
+    Latent,
+    LearningRate,
+    Patience,
+    TorchSettings,
 )
 from recpipeline.models.similarity import cosine_neighbours
 
@@ -98,6 +109,9 @@ class RecVAE(TorchRecommender):
     users followed by one decoder pass."""
 
     name = "recvae"
+    # the encoder L2-normalises the row inside, so the score is scale-invariant in it and gradient × input
+    # sums to zero: the score drop on removal instead
+    explains = "leave-one-out"
     id_axes = {
         "encoder.layers.0.weight": (1, ("items",)),
         "old_encoder.layers.0.weight": (1, ("items",)),
@@ -111,82 +125,44 @@ class RecVAE(TorchRecommender):
         "dropout": [0.5, 0.7],
     }
 
-    def __init__(
-        self,
-        hidden: int = 600,
-        latent: int = 200,
-        gamma: float = 0.01,
-        dropout: float = 0.5,
-        lr: float = 5e-4,
-        encoder_steps: int = 3,
-        epochs: int = 100,
-        batch_size: int = 100,
-        patience: int = 20,
-        k: int = 10,
-        binarize: bool = True,
-        seed: int = 42,
-        device: str = "auto",
-        num_threads: int = 0,
-    ) -> None:
-        super().__init__(
-            hidden=hidden,
-            latent=latent,
-            gamma=gamma,
-            dropout=dropout,
-            lr=lr,
-            encoder_steps=encoder_steps,
-            epochs=epochs,
-            batch_size=batch_size,
-            patience=patience,
-            k=k,
-            binarize=binarize,
-            seed=seed,
-            device=device,
-            num_threads=num_threads,
-        )
+    class Settings(TorchSettings):
+        hidden: Hidden = 600
+        latent: Latent = 200
+        gamma: float = Field(0.01, ge=0)
+        """the composite prior's KL weight per unit of the user's interaction count"""
+        dropout: Dropout = 0.5
+        lr: LearningRate = 5e-4
+        encoder_steps: int = Field(3, ge=1)
+        """encoder passes over the users per decoder pass"""
+        epochs: Epochs = 100
+        batch_size: BatchSize = 100
+        patience: Patience = 20
+        binarize: Binarize = True
 
     def _build_module(self) -> nn.Module:
         return _RecVAE(self.n_items_, self.hidden, self.latent)
 
-    def fit(
-        self,
-        train: sp.csr_matrix,
-        validation: sp.csr_matrix | None = None,
-        *,
-        context: FitContext | None = None,
-        log: Logger = no_log,
-    ) -> RecVAE:
-        self._start_fit(train, context)
-        self.device_ = resolve_device(self.device)
-        order_rng = np.random.default_rng(self.seed)
+    def training(self, train: sp.csr_matrix, context: FitContext, log: Logger) -> Training:
+        """Each epoch: the prior refreshed, ``encoder_steps`` encoder passes (input dropout, the decoder
+        frozen), then one decoder pass (no dropout, the encoder frozen)."""
         rows = TrainingRows(nonempty_rows(train, self.binarize), self.device_)
-        steps = max(-(-len(rows) // self.batch_size), 1)
-
-        def run_pass(optimiser: torch.optim.Optimizer, dropout: float) -> torch.Tensor:
-            total = torch.zeros((), device=self.device_)
-            for x in rows.batches(order_rng.permutation(len(rows)), self.batch_size):
-                loss = self._loss(module, x, dropout)
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                total += loss.detach()  # summed on the device: no sync per batch
-            return total / steps
-
-        def run_epoch(epoch: int) -> str:
-            module.refresh_prior()
-            with frozen(module.decoder):
-                for _ in range(self.encoder_steps):
-                    encoder_loss = run_pass(encoder_optimiser, self.dropout)
-            with frozen(module.encoder):
-                decoder_loss = run_pass(decoder_optimiser, 0.0)
-            return f"loss encoder {float(encoder_loss):.4f} decoder {float(decoder_loss):.4f}"
-
-        with self._seeded():
-            module = self.module_ = self._initial_module(context)
-            encoder_optimiser = torch.optim.Adam(module.encoder.parameters(), lr=self.lr)
-            decoder_optimiser = torch.optim.Adam(module.decoder.parameters(), lr=self.lr)
-            self._train_epochs(run_epoch, self._validator(train, validation), log)
-        return self
+        batches = rows.shuffled(np.random.default_rng(self.seed), self.batch_size)
+        encoder = Phase(
+            batches,
+            lambda module, x: self._loss(module, x, self.dropout),
+            part="encoder",
+            frozen="decoder",
+            passes=self.encoder_steps,
+            name="encoder",
+        )
+        decoder = Phase(
+            batches,
+            lambda module, x: self._loss(module, x, 0.0),
+            part="decoder",
+            frozen="encoder",
+            name="decoder",
+        )
+        return Training((encoder, decoder), lr=self.lr, epoch_start=_RecVAE.refresh_prior)
 
     def _loss(self, module: _RecVAE, x: torch.Tensor, dropout: float) -> torch.Tensor:
         """Negative ELBO with the composite prior; the KL term of each user weighted by gamma x |x_u|."""

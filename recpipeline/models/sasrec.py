@@ -8,20 +8,38 @@ and scoring details are in ``recpipeline.models.sequential``. The transformer he
 
 from __future__ import annotations
 
+from typing import Annotated, Self
+
 import torch
 import torch.nn.functional as F
+from pydantic import Field, model_validator
 from torch import nn
 
-from recpipeline.models.sequential import (
-    FULL_SOFTMAX_MAX_ITEMS,
-    NEGATIVE_SAMPLING,
-    SAMPLED_NEGATIVES,
-    SequenceRecommender,
-    init_embeddings,
-)
+from recpipeline.models.sequential import SequenceRecommender, init_embeddings
+from recpipeline.models.settings import Count
 
 #: additive attention mask value: finite, so a row with every key masked (padding) stays finite
 _MASKED = -1e9
+
+
+#: attention heads per block
+Heads = Annotated[
+    int, Field(ge=1, description="attention heads per block (each of factors / heads dimensions)")
+]
+
+
+class TransformerSettings(SequenceRecommender.Settings):
+    """The transformer's shape (SASRec, BERT4Rec): its heads split ``factors``."""
+
+    blocks: Count = 2
+    """transformer blocks"""
+    heads: Heads = 1
+
+    @model_validator(mode="after")
+    def _heads_split_factors(self) -> Self:
+        if self.factors % self.heads:
+            raise ValueError(f"factors ({self.factors}) must be divisible by heads ({self.heads})")
+        return self
 
 
 class AttentionBlock(nn.Module):
@@ -88,49 +106,7 @@ class SASRec(SequenceRecommender):
         "max_len": [50, 100, 200],
     }
 
-    def __init__(
-        self,
-        factors: int = 64,
-        blocks: int = 2,
-        heads: int = 1,
-        max_len: int = 50,
-        dropout: float = 0.2,
-        lr: float = 3e-3,
-        weight_decay: float = 0.0,
-        epochs: int = 30,
-        batch_size: int = 128,
-        patience: int = 5,
-        k: int = 10,
-        seed: int = 42,
-        device: str = "auto",
-        num_threads: int = 0,
-        full_softmax_max_items: int = FULL_SOFTMAX_MAX_ITEMS,
-        sampled_negatives: int = SAMPLED_NEGATIVES,
-        negative_sampling: str = NEGATIVE_SAMPLING,
-        item_init: str = "random",
-    ) -> None:
-        if factors % heads:
-            raise ValueError(f"sasrec: factors ({factors}) must be divisible by heads ({heads})")
-        super().__init__(
-            factors=factors,
-            blocks=blocks,
-            heads=heads,
-            max_len=max_len,
-            dropout=dropout,
-            lr=lr,
-            weight_decay=weight_decay,
-            epochs=epochs,
-            batch_size=batch_size,
-            patience=patience,
-            k=k,
-            seed=seed,
-            device=device,
-            num_threads=num_threads,
-            full_softmax_max_items=full_softmax_max_items,
-            sampled_negatives=sampled_negatives,
-            negative_sampling=negative_sampling,
-            item_init=item_init,
-        )
+    Settings = TransformerSettings
 
     def _build_module(self) -> nn.Module:
         return TransformerEncoder(

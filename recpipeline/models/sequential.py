@@ -11,28 +11,37 @@ history events and reads the next-item logits at the last position.
 from __future__ import annotations
 
 from abc import abstractmethod
+from collections.abc import Iterator
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
-from recpipeline.models.base import Logger, no_log
+from recpipeline.models.base import Logger
 from recpipeline.models.context import EVENT_COLUMNS, FitContext, ScoreContext, time_ordered
-from recpipeline.models.item_init import check_item_init, pca_projection, ridge_cold_items, title_vectors
-from recpipeline.models.neural import TorchRecommender, resolve_device
+from recpipeline.models.item_init import pca_projection, ridge_cold_items, title_vectors
+from recpipeline.models.loop import Batch, Phase, Training
+from recpipeline.models.neural import TorchRecommender
+from recpipeline.models.settings import (
+    BatchSize,
+    Dropout,
+    Epochs,
+    Factors,
+    LearningRate,
+    Patience,
+    TorchSettings,
+    WeightDecay,
+)
 from recpipeline.models.similarity import cosine_neighbours
 from recpipeline.models.text import DEFAULT_TEXT_ENCODER, check_text_encoder
 
 #: sequences per forward pass when scoring
 SCORE_BATCH_USERS = 512
-#: defaults of the sampled softmax hyperparameters (``_item_loss``) for subclasses that do not take them:
-#: the exact softmax up to this many items, above it this many negatives per batch from this proposal
-FULL_SOFTMAX_MAX_ITEMS, SAMPLED_NEGATIVES, NEGATIVE_SAMPLING = 10_000, 1024, "popularity"
-#: how the sampled softmax draws its negatives
-NEGATIVE_SAMPLINGS = ("uniform", "popularity")
 
 
 def _collapsed(events: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -102,15 +111,26 @@ class SequenceRecommender(TorchRecommender):
 
     event_columns = EVENT_COLUMNS
 
-    def __init__(self, **params: object) -> None:
-        # the settings every sequence model shares are checked here once
-        check_item_init(self.name, params["item_init"])
-        if params["negative_sampling"] not in NEGATIVE_SAMPLINGS:
-            raise ValueError(
-                f"{self.name}: negative_sampling must be one of {', '.join(NEGATIVE_SAMPLINGS)}, "
-                f"not {params['negative_sampling']!r}"
-            )
-        super().__init__(**params)
+    class Settings(TorchSettings):
+        """What every sequence model takes; ``factors`` to ``patience`` with the defaults most of them use."""
+
+        factors: Factors = 64
+        max_len: int = Field(50, ge=1)
+        """the latest items of a user's sequence the model reads"""
+        dropout: Dropout = 0.2
+        lr: LearningRate = 3e-3
+        weight_decay: WeightDecay = 0.0
+        epochs: Epochs = 30
+        batch_size: BatchSize = 128
+        patience: Patience = 5
+        full_softmax_max_items: int = Field(10_000, ge=0)
+        """the exact softmax up to this many items; above it a sampled one (``_item_loss``)"""
+        sampled_negatives: int = Field(1024, ge=1)
+        """negatives per batch of the sampled softmax"""
+        negative_sampling: Literal["uniform", "popularity"] = "popularity"
+        """the sampled softmax's proposal"""
+        item_init: Literal["random", "text"] = "random"
+        """the item table's start: random, or the titles' text-encoder vectors (``models.item_init``)"""
 
     def check_params(self) -> None:
         """With ``item_init: text`` the default text encoder must be installed (else only ``fit`` says so)."""
@@ -120,51 +140,45 @@ class SequenceRecommender(TorchRecommender):
     @abstractmethod
     def _build_module(self) -> nn.Module: ...
 
-    def fit(
-        self,
-        train: sp.csr_matrix,
-        validation: sp.csr_matrix | None = None,
-        *,
-        context: FitContext | None = None,
-        log: Logger = no_log,
-    ) -> SequenceRecommender:
-        self._start_fit(train, context)
-        if context is None or context.train_events is None:
+    def training(self, train: sp.csr_matrix, context: FitContext, log: Logger) -> Training:
+        """The windows shuffled once a pass, ``batch_size`` at a time, each cut into its (input, target)
+        pair; the loss is ``_item_loss`` over the positions with a target."""
+        if context.train_events is None:
             raise ValueError(f"{self.name}: needs the time-ordered train events (FitContext.train_events)")
-        self.device_ = resolve_device(self.device)
         windows = torch.from_numpy(self._training_windows(context.train_events)).to(self.device_)
         rng = np.random.default_rng(self.seed)
         log(f"{self.name}: {len(windows)} training windows of {self.max_len} steps")
+        proposal = self._negative_proposal(windows[:, 1:])
+        titles = None
 
-        self._set_negative_sampling(windows[:, 1:])
-
-        def run_epoch(epoch: int) -> str:
-            # shuffled once per epoch: each batch is then a slice (a view), not a gather
-            shuffled = windows[torch.from_numpy(rng.permutation(len(windows))).to(self.device_)]
-            total, n_targets = torch.zeros((), device=self.device_), torch.zeros((), device=self.device_)
-            for begin in range(0, len(shuffled), self.batch_size):
-                batch = shuffled[begin : begin + self.batch_size]
-                inputs, targets = self._training_pair(batch)
-                mask = targets > 0
-                loss = self._item_loss(self.module_(inputs)[mask], targets[mask])
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                # summed on the device: no sync per batch
-                total, n_targets = total + loss.detach() * mask.sum(), n_targets + mask.sum()
-            return f"loss {float(total) / max(float(n_targets), 1.0):.4f}"
-
-        score_context = ScoreContext(history_events=context.train_events)
-        with self._seeded():
-            self.module_ = self._initial_module(context)
+        def prepare(module: nn.Module) -> None:
+            nonlocal titles
             titles = self._init_item_embeddings(context)
-            optimiser = torch.optim.Adam(
-                self.module_.parameters(), lr=self.lr, weight_decay=self.weight_decay
-            )
-            self._train_epochs(run_epoch, self._validator(train, validation, score_context), log)
-        if titles is not None:
-            self._place_untrained_items(titles, train)
-        return self
+
+        def finish() -> None:
+            if titles is not None:
+                self._place_untrained_items(titles, train)
+
+        def batches() -> Iterator[Batch]:
+            # shuffled once per pass: each batch is then a slice (a view), not a gather
+            shuffled = windows[torch.from_numpy(rng.permutation(len(windows))).to(self.device_)]
+            for begin in range(0, len(shuffled), self.batch_size):
+                inputs, targets = self._training_pair(shuffled[begin : begin + self.batch_size])
+                yield inputs, targets, targets > 0
+
+        def loss(
+            module: nn.Module, inputs: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor
+        ) -> torch.Tensor:
+            return self._item_loss(module, module(inputs)[mask], targets[mask], proposal)
+
+        return Training(
+            (Phase(batches, loss, weight=lambda inputs, targets, mask: mask.sum()),),
+            lr=self.lr,
+            weight_decay=self.weight_decay,
+            prepare=prepare,
+            finish=finish,
+            score_context=ScoreContext(history_events=context.train_events),
+        )
 
     def _training_windows(self, events: pd.DataFrame) -> np.ndarray:
         """The token windows training draws its batches from (next-item windows of ``max_len + 1``)."""
@@ -185,23 +199,23 @@ class SequenceRecommender(TorchRecommender):
         if context.warm_start is not None:
             use[: context.warm_start.n_items_] = False
         with torch.no_grad():
-            table = self._item_vectors()
+            table = self._item_vectors(self.module_)
             table.copy_(torch.where(torch.from_numpy(use), torch.from_numpy(projected), table.cpu()))
         return titles
 
     def _place_untrained_items(self, titles: np.ndarray, train: sp.csr_matrix) -> None:
         """Items without training interactions get the embedding their title predicts (``item_init``)."""
         with torch.no_grad():
-            table = self._item_vectors()
+            table = self._item_vectors(self.module_)
             placed = ridge_cold_items(titles, table.float().cpu().numpy(), train.getnnz(axis=0) > 0)
             table.copy_(torch.from_numpy(placed))
 
-    def _item_vectors(self) -> torch.Tensor:
-        """The catalogue's rows of the item table: token 0 is padding, tokens past ``n_items_`` (a mask)
-        are not items."""
-        return self.module_.item_embedding.weight[1 : self.n_items_ + 1]
+    def _item_vectors(self, module: nn.Module) -> torch.Tensor:
+        """The catalogue's rows of ``module``'s item table: token 0 is padding, tokens past ``n_items_`` (a
+        mask) are not items."""
+        return module.item_embedding.weight[1 : self.n_items_ + 1]
 
-    def _set_negative_sampling(self, targets: torch.Tensor) -> None:
+    def _negative_proposal(self, targets: torch.Tensor) -> torch.Tensor:
         """The sampled softmax's proposal over items from the training ``targets`` (tokens, 0 = padding):
         uniform, or proportional to each item's target count (+1, so every item can be drawn)."""
         n_items = self.n_items_
@@ -209,24 +223,26 @@ class SequenceRecommender(TorchRecommender):
             counts = torch.bincount(targets.reshape(-1), minlength=n_items + 1)[1:].float() + 1.0
         else:
             counts = torch.ones(n_items, device=targets.device)
-        self._proposal = counts / counts.sum()
+        return counts / counts.sum()
 
-    def _item_loss(self, states: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        """Mean cross-entropy of predicting item tokens ``targets`` (>= 1) from ``states`` (one row each).
+    def _item_loss(
+        self, module: nn.Module, states: torch.Tensor, targets: torch.Tensor, proposal: torch.Tensor
+    ) -> torch.Tensor:
+        """Mean cross-entropy of predicting item tokens ``targets`` (>= 1) from ``states`` (one row each) of
+        ``module``.
 
         Up to ``full_softmax_max_items`` items: the exact softmax over the catalogue. Above: a sampled
         softmax, the target against ``sampled_negatives`` items drawn (shared by the batch) from the proposal
-        ``q`` of ``_set_negative_sampling``, every logit corrected by ``-log q`` (logQ correction: the
+        ``q`` (``_negative_proposal``), every logit corrected by ``-log q`` (logQ correction: the
         sampled softmax's gradient is then an unbiased-in-the-limit estimate of the full one) and draws that
         hit a row's own target masked out.
         """
         limit = self.full_softmax_max_items
         if self.n_items_ <= limit:
-            return F.cross_entropy(self._logits(states), targets - 1)
-        proposal = self._proposal
+            return F.cross_entropy(self._logits(module, states), targets - 1)
         samples = self.sampled_negatives
         negatives = torch.multinomial(proposal, samples, replacement=True)
-        table = self.module_.item_embedding.weight
+        table = module.item_embedding.weight
         log_q = proposal.log()
         positive = (states * table[targets]).sum(-1) - log_q[targets - 1]
         sampled = states @ table[negatives + 1].T - log_q[negatives]
@@ -234,9 +250,9 @@ class SequenceRecommender(TorchRecommender):
         logits = torch.cat([positive[:, None], sampled], dim=1)
         return F.cross_entropy(logits, torch.zeros_like(targets))
 
-    def _logits(self, states: torch.Tensor) -> torch.Tensor:
+    def _logits(self, module: nn.Module, states: torch.Tensor) -> torch.Tensor:
         """Next-item logits over the catalogue (the padding token is not an item)."""
-        return states @ self._item_vectors().T
+        return states @ self._item_vectors(module).T
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix, context: ScoreContext | None) -> np.ndarray:
         """Next-item logits after each user's latest ``max_len`` history events (time order from context)."""
@@ -249,7 +265,7 @@ class SequenceRecommender(TorchRecommender):
         out = np.empty((len(tokens), self.n_items_), dtype=np.float32)
         for begin in range(0, len(tokens), SCORE_BATCH_USERS):
             states = self.module_(tokens[begin : begin + SCORE_BATCH_USERS])[:, -1]
-            out[begin : begin + len(states)] = self._logits(states).float().cpu().numpy()
+            out[begin : begin + len(states)] = self._logits(self.module_, states).float().cpu().numpy()
         return out
 
     def _score_tokens(self, events: pd.DataFrame, users: np.ndarray) -> np.ndarray:
@@ -258,5 +274,5 @@ class SequenceRecommender(TorchRecommender):
 
     def similar_items(self, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Cosine over the item embeddings (input and output side are the same table)."""
-        vectors = self._item_vectors().detach().float().cpu().numpy()
+        vectors = self._item_vectors(self.module_).detach().float().cpu().numpy()
         return cosine_neighbours(vectors, np.asarray(items, dtype=np.int64), n)

@@ -19,21 +19,20 @@ from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field
 
-from recpipeline.models.base import Logger, no_log
+from recpipeline.models.base import Logger
 from recpipeline.models.context import FitContext
 from recpipeline.models.sessions import (
-    POSITION_WEIGHTINGS,
     CurrentSessionModel,
     CurrentSessions,
     PositionWeighting,
-    check_choice,
-    check_count,
     position_weights,
     session_matrix,
     step_decay,
     top_per_row,
 )
+from recpipeline.models.settings import ModelSettings
 from recpipeline.models.similarity import sparse_arrays, sparse_from_arrays
 
 #: steps are carried through the sparse product as 4**-step (see ``_neighbours``): capped where it underflows
@@ -51,6 +50,8 @@ class SessionKNN(CurrentSessionModel):
     """
 
     family = "neighbourhood"
+    # the neighbour choice is not a sum over the session's items: the score drop on removing each
+    explains = "leave-one-out"
     state_shapes = {"session_items_": ("sessions", "n_items"), "session_keys_": ("sessions",)}
     # fixed at class level where a subclass does not take them as hyperparameters
     similarity: str = "cosine"
@@ -58,31 +59,21 @@ class SessionKNN(CurrentSessionModel):
     weighting_score: str = "same"
     idf_weighting: float = 0.0
 
-    def _check_params(self) -> None:
-        check_count(self.name, "neighbours", self.neighbours, 1)
-        check_count(self.name, "sample_size", self.sample_size, 0)  # 0: every candidate
-        check_choice(self.name, "weighting", self.weighting, POSITION_WEIGHTINGS)
-        check_choice(self.name, "weighting_score", self.weighting_score, POSITION_WEIGHTINGS)
-        if not self.idf_weighting >= 0:
-            raise ValueError(f"{self.name}: 'idf_weighting' must be >= 0; got {self.idf_weighting!r}")
+    class Settings(ModelSettings):
+        neighbours: int = Field(100, ge=1)
+        """most similar training sessions that vote"""
+        sample_size: int = Field(1000, ge=0)
+        """most recent training sessions sharing an item that are candidates (0: all)"""
 
-    def fit(
-        self,
-        train: sp.csr_matrix,
-        validation: sp.csr_matrix | None = None,
-        *,
-        context: FitContext | None = None,
-        log: Logger = no_log,
-    ) -> SessionKNN:
-        self.session_keys_, self.session_items_ = session_matrix(
-            self._fit_events(train, context), self.n_items_
-        )
+    def _fit(
+        self, train: sp.csr_matrix, validation: sp.csr_matrix | None, context: FitContext, log: Logger
+    ) -> None:
+        self.session_keys_, self.session_items_ = session_matrix(self._fit_events(context), self.n_items_)
         self._derive()
         log(
             f"{self.name}: {len(self.session_keys_)} training sessions, "
             f"{self.session_items_.nnz / max(len(self.session_keys_), 1):.1f} distinct items each"
         )
-        return self
 
     def _derive(self) -> None:
         """What scoring reads besides the saved state: the transpose, session sizes, idf, key lookup."""
@@ -172,15 +163,9 @@ class SKNN(SessionKNN):
         "similarity": ["cosine", "jaccard"],
     }
 
-    def __init__(
-        self,
-        neighbours: int = 100,
-        sample_size: int = 1000,
-        similarity: Literal["cosine", "jaccard"] = "cosine",
-    ) -> None:
-        super().__init__(neighbours=neighbours, sample_size=sample_size, similarity=similarity)
-        check_choice(self.name, "similarity", similarity, ("cosine", "jaccard"))
-        self._check_params()
+    class Settings(SessionKNN.Settings):
+        similarity: Literal["cosine", "jaccard"] = "cosine"
+        """of the item sets: ``cosine`` or ``jaccard``"""
 
 
 class VSKNN(SessionKNN):
@@ -200,19 +185,10 @@ class VSKNN(SessionKNN):
         "idf_weighting": [0.0, 1.0, 2.0, 5.0, 10.0],
     }
 
-    def __init__(
-        self,
-        neighbours: int = 100,
-        sample_size: int = 1000,
-        weighting: PositionWeighting = "div",
-        weighting_score: PositionWeighting = "div",
-        idf_weighting: float = 0.0,
-    ) -> None:
-        super().__init__(
-            neighbours=neighbours,
-            sample_size=sample_size,
-            weighting=weighting,
-            weighting_score=weighting_score,
-            idf_weighting=idf_weighting,
-        )
-        self._check_params()
+    class Settings(SessionKNN.Settings):
+        weighting: PositionWeighting = "div"
+        """the current session's item weights by position (later items count more)"""
+        weighting_score: PositionWeighting = "div"
+        """a neighbour's weight by the step of its latest match"""
+        idf_weighting: float = Field(0.0, ge=0)
+        """item scores times ``1 + idf_weighting * idf`` (0: off)"""

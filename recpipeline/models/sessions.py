@@ -68,18 +68,6 @@ def step_decay(weighting: str, steps: np.ndarray) -> np.ndarray:
     raise ValueError(f"unknown step weighting {weighting!r}; known: {', '.join(POSITION_WEIGHTINGS)}")
 
 
-def check_choice(model: str, parameter: str, value: object, choices: tuple[str, ...]) -> None:
-    """``ValueError`` naming the model and parameter unless ``value`` is one of ``choices``."""
-    if value not in choices:
-        raise ValueError(f"{model}: {parameter!r} must be one of {', '.join(choices)}; got {value!r}")
-
-
-def check_count(model: str, parameter: str, value: object, least: int) -> None:
-    """``ValueError`` naming the model and parameter unless ``value`` is an integer >= ``least``."""
-    if not (isinstance(value, int) and not isinstance(value, bool) and value >= least):
-        raise ValueError(f"{model}: {parameter!r} must be an integer >= {least}; got {value!r}")
-
-
 def require_events(model: str, events: pd.DataFrame | None, where: str) -> pd.DataFrame:
     """``events``, or a ``ValueError`` saying the model needs them in ``where``."""
     if events is None:
@@ -298,11 +286,9 @@ class CurrentSessionModel(Recommender):
             )
         return items, scores
 
-    def _fit_events(self, train: sp.csr_matrix, context: FitContext | None) -> pd.DataFrame:
-        """``_start_fit``, then the train events (a ``ValueError`` without them)."""
-        self._start_fit(train, context)
-        events = context.train_events if context is not None else None
-        return require_events(self.name, events, "FitContext.train_events")
+    def _fit_events(self, context: FitContext) -> pd.DataFrame:
+        """The train events (a ``ValueError`` without them)."""
+        return require_events(self.name, context.train_events, "FitContext.train_events")
 
     def _events(self, context: ScoreContext | None) -> pd.DataFrame:
         return require_events(

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field
 
 from recpipeline.models.base import top_k_excluding
 
-Weighting = Literal["none", "tfidf", "bm25"]
+Weighting = Annotated[
+    Literal["none", "tfidf", "bm25"],
+    Field(
+        description="re-weighting of the user x item matrix before the cosine (bm25 / tfidf damp heavy users)"
+    ),
+]
 WEIGHTINGS = ("none", "tfidf", "bm25")
+#: the similarity damping of the neighbourhood models
+Shrinkage = Annotated[
+    float,
+    Field(ge=0, description="damps similarities backed by few co-occurrences: dot / (norms + shrinkage)"),
+]
 #: BM25 constants as in implicit's bm25_weight (large K1: weights saturate slowly with interaction strength)
 BM25_K1, BM25_B = 100.0, 0.8
 #: rows per dense similarity block (bounds memory at rows x columns floats)

@@ -11,10 +11,13 @@ from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
+from pydantic import Field
 
-from recpipeline.models.base import Logger, Recommender, no_log, prepare_matrix, top_k_excluding
+from recpipeline.models.base import Logger, Recommender, prepare_matrix, top_k_excluding
 from recpipeline.models.context import FitContext, ScoreContext
+from recpipeline.models.settings import Binarize, ModelSettings
 from recpipeline.models.similarity import (
+    Shrinkage,
     Weighting,
     apply_weighting,
     sparse_arrays,
@@ -28,6 +31,7 @@ class UserKNN(Recommender):
 
     name = "user_knn"
     family = "neighbourhood"
+    explains = "leave-one-out"  # the neighbours depend on the whole history: no per-item terms
     state_shapes = {"train_": ("n_users", "n_items"), "idf_": ("n_items",)}
     search_space = {
         "neighbours": [20, 50, 100, 200],
@@ -36,24 +40,16 @@ class UserKNN(Recommender):
         "binarize": [True, False],
     }
 
-    def __init__(
-        self,
-        neighbours: int = 50,
-        weighting: Weighting = "tfidf",
-        shrinkage: float = 0.0,
-        binarize: bool = True,
-    ) -> None:
-        super().__init__(neighbours=neighbours, weighting=weighting, shrinkage=shrinkage, binarize=binarize)
+    class Settings(ModelSettings):
+        neighbours: int = Field(50, ge=1)
+        """most similar training users that vote"""
+        weighting: Weighting = "tfidf"
+        shrinkage: Shrinkage = 0.0
+        binarize: Binarize = True
 
-    def fit(
-        self,
-        train: sp.csr_matrix,
-        validation: sp.csr_matrix | None = None,
-        *,
-        context: FitContext | None = None,
-        log: Logger = no_log,
-    ) -> UserKNN:
-        self._start_fit(train, context)
+    def _fit(
+        self, train: sp.csr_matrix, validation: sp.csr_matrix | None, context: FitContext, log: Logger
+    ) -> None:
         self.train_ = prepare_matrix(train, self.binarize)
         # the weighting statistics are the training users' (documents) and items' (terms)
         self.idf_, self.mean_length_ = weighting_stats(self.train_)
@@ -61,7 +57,6 @@ class UserKNN(Recommender):
         log(
             f"user_knn: {self.train_.shape[0]} training users, {self.neighbours} neighbours, {self.weighting}"
         )
-        return self
 
     def _weigh_train(self) -> None:
         """The weighted training rows and their norms (derived from the stored state, never saved)."""

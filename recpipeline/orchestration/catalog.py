@@ -47,10 +47,11 @@ from recpipeline.contracts import (
 )
 from recpipeline.evaluation.backtest import BACKTEST_COLUMNS
 from recpipeline.evaluation.costs import COST_COLUMNS
+from recpipeline.evaluation.explanations import EXPLANATION_COLUMNS, FIDELITY_COLUMNS
 from recpipeline.evaluation.history import HISTORY_COLUMNS
 from recpipeline.evaluation.protocol import METRICS_COLUMNS, list_families
 from recpipeline.evaluation.significance import SIGNIFICANCE_COLUMNS
-from recpipeline.models.recommending import RECOMMENDATION_COLUMNS, SIMILAR_ITEMS_COLUMNS
+from recpipeline.fitting.recommending import RECOMMENDATION_COLUMNS, SIMILAR_ITEMS_COLUMNS
 from recpipeline.orchestration.assets.backtest import (
     BACKTEST_ASSET,
     BACKTEST_COSTS_ASSET,
@@ -59,6 +60,7 @@ from recpipeline.orchestration.assets.backtest import (
     cut_recommendations_asset,
     cut_validation_fit_asset,
 )
+from recpipeline.orchestration.assets.explanations import EXPLANATIONS_ASSET, FIDELITY_ASSET
 from recpipeline.orchestration.assets.modeling import model_asset_name, recommendations_asset_name
 from recpipeline.orchestration.io_managers import SCHEMA_ENTRY
 from recpipeline.preparation.encoding import ID_MAP_COLUMNS, INTERACTION_COLUMNS
@@ -106,6 +108,8 @@ def asset_columns(config: RunConfig) -> dict[str, tuple[str, ...]]:
         "significance": SIGNIFICANCE_COLUMNS,
         "metrics_history": HISTORY_COLUMNS,
         "model_costs": COST_COLUMNS,
+        EXPLANATIONS_ASSET: EXPLANATION_COLUMNS,
+        FIDELITY_ASSET: FIDELITY_COLUMNS,
         **_backtest_columns(config, interactions, recommendations),
     }
 

@@ -31,6 +31,7 @@ from recpipeline.preparation.quality import (
     rows_outside_their_day,
 )
 from recpipeline.preparation.splitting import (
+    SPLIT_KINDS,
     Splits,
     events_in_test_and_earlier,
     events_in_two_splits,
@@ -322,14 +323,14 @@ def build_checks(config: RunConfig) -> list:
             },
         )
 
-    # only a temporal split is ordered in time as a whole; a predefined one (MovieLens u1.base / u1.test)
-    # and the random kinds are not by design, leave-last-out is per user
-    split_check = {
-        "temporal": splits_are_ordered_in_time,
-        "predefined": predefined_splits_do_not_overlap,
-        "random": splits_do_not_share_events,
-        "stratified": splits_do_not_share_events,
-        "leave_last_out": splits_are_ordered_per_user,
-        "sessions": sessions_are_whole_and_ordered,
-    }[config.split.kind]
+    # the check of the split kind's invariant, which its table names
+    split_checks = (
+        splits_are_ordered_in_time,
+        predefined_splits_do_not_overlap,
+        splits_do_not_share_events,
+        splits_are_ordered_per_user,
+        sessions_are_whole_and_ordered,
+    )
+    name = SPLIT_KINDS[config.split.kind].check
+    split_check = next(check for check in split_checks if check.check_key.name == name)
     return [split_check, metrics_cover_every_model, ndcg_within_regression_tolerance]

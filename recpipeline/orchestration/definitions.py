@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dagster import Definitions, Executor, ExecutorDefinition, in_process_executor, multiprocess_executor
 
-from recpipeline.config import RunConfig, load_config_from_env, validate_models
+from recpipeline.config import RunConfig, load_config_from_env
+from recpipeline.fitting.checks import validate_models
 from recpipeline.orchestration.assets.backtest import build_backtest_assets, cut_partitions
 from recpipeline.orchestration.assets.evaluation import build_evaluation_assets
+from recpipeline.orchestration.assets.explanations import build_explanation_assets
 from recpipeline.orchestration.assets.ingestion import build_ingestion_assets, daily_partitions
 from recpipeline.orchestration.assets.model_inputs import build_model_inputs_assets
 from recpipeline.orchestration.assets.modeling import build_model_assets
@@ -31,6 +33,7 @@ def build_assets(config: RunConfig) -> list:
         *build_model_inputs_assets(config),
         *build_model_assets(config),
         *build_evaluation_assets(config),
+        *build_explanation_assets(config),
         *build_backtest_assets(config),
         *build_checks(config),
     ]

@@ -41,8 +41,8 @@ from dagster import (
 from upath import UPath
 
 from recpipeline.contracts import column_description
+from recpipeline.fitting.training import TrainingData
 from recpipeline.models import ArtefactError, Recommender, load_model
-from recpipeline.models.training import TrainingData
 
 #: a metadata entry holding an asset's column schema where the canonical key would show it too early (the
 #: metrics asset: orchestration.catalog)

@@ -199,6 +199,58 @@ class RunSplits(NamedTuple):
     kcore: KCoreCounts = NOTHING_REMOVED
 
 
+class SplitKind(NamedTuple):
+    """What a ``split.kind`` means, wherever the pipeline asks."""
+
+    #: (interactions after k-core filtering, the settings, the end of the data, the seed) -> the splits;
+    #: None: the splits are read from files
+    split: Callable[[pd.DataFrame, SplitConfig, pd.Timestamp, int], Splits] | None
+    #: the asset check (``recpipeline.orchestration.checks``) of the invariant its splits keep
+    check: str
+    #: its splits are files (split.train, validation, test), read and cleaned with the source's settings
+    needs_files: bool = False
+    #: evaluated with the session protocol (test sessions replayed prefix by prefix), not per user
+    sessions: bool = False
+    #: its test window is the last days before a cut, so a backtest can roll it over cut dates
+    rolls: bool = False
+    #: test takes a share (split.test_ratio) of the interactions, which may round to none
+    by_ratio: bool = False
+
+
+#: every split kind (the configuration's ``SplitKindName`` names them); only a temporal split is ordered in
+#: time as a whole: a predefined one (MovieLens u1.base / u1.test) and the random kinds are not by design,
+#: leave-last-out is per user, a session split by session start
+SPLIT_KINDS: dict[str, SplitKind] = {
+    "temporal": SplitKind(
+        lambda rows, split, end, seed: temporal_split(rows, end, split.validation_days, split.test_days),
+        "splits_are_ordered_in_time",
+        rolls=True,
+    ),
+    "predefined": SplitKind(None, "predefined_splits_do_not_overlap", needs_files=True),
+    "random": SplitKind(
+        lambda rows, split, end, seed: random_split(rows, split.test_ratio, split.validation_ratio, seed),
+        "splits_do_not_share_events",
+        by_ratio=True,
+    ),
+    "stratified": SplitKind(
+        lambda rows, split, end, seed: stratified_split(
+            rows, split.stratify_by, split.test_ratio, split.validation_ratio, seed
+        ),
+        "splits_do_not_share_events",
+        by_ratio=True,
+    ),
+    "leave_last_out": SplitKind(
+        lambda rows, split, end, seed: leave_last_out_split(rows, split.leave_last),
+        "splits_are_ordered_per_user",
+    ),
+    "sessions": SplitKind(
+        lambda rows, split, end, seed: session_split(rows, end, split.validation_days, split.test_days),
+        "sessions_are_whole_and_ordered",
+        sessions=True,
+    ),
+}
+
+
 def split_for_run(
     interactions: pd.DataFrame,
     user_id_map: pd.DataFrame,
@@ -224,19 +276,11 @@ def split_for_run(
         return _predefined_for_run(split_files, user_id_map, item_id_map, event_weights, minimums, end)
     rows, kcore = k_core(interactions, *minimums)
     kept = interactions[rows]
-    splitters: dict[str, Callable[[], Splits]] = {
-        "temporal": lambda: temporal_split(kept, end, split.validation_days, split.test_days),
-        "random": lambda: random_split(kept, split.test_ratio, split.validation_ratio, seed),
-        "stratified": lambda: stratified_split(
-            kept, split.stratify_by, split.test_ratio, split.validation_ratio, seed
-        ),
-        "leave_last_out": lambda: leave_last_out_split(kept, split.leave_last),
-        "sessions": lambda: session_split(kept, end, split.validation_days, split.test_days),
-    }
-    if split.kind not in splitters:
+    kind = SPLIT_KINDS[split.kind]
+    if kind.split is None:
         raise ValueError(f"split kind {split.kind!r} needs split files")
-    splits = splitters[split.kind]()
-    if split.kind in ("random", "stratified") and len(kept) and splits.test.empty:
+    splits = kind.split(kept, split, end, seed)
+    if kind.by_ratio and len(kept) and splits.test.empty:
         from recpipeline.config import ConfigError
 
         raise ConfigError(

@@ -1,9 +1,9 @@
 """Sources: where raw events, the item catalogue and user profiles come from.
 
-``source.kind`` picks the implementation of the ``Source`` protocol through ``SOURCE_KINDS`` (one line per
-kind): ``synthetic`` (the embedded generator), ``files`` (CSV, Parquet or JSON Lines with a column mapping),
-``movielens`` (a GroupLens folder) or ``online_retail`` (UCI Online Retail). Adding a kind is one module
-with a ``<kind>_source(config)`` constructor plus its line there (and its settings in ``config.py``).
+``source.kind`` picks the implementation of the ``Source`` protocol through ``config.SOURCE_KINDS`` (one
+line per kind: its constructor and its settings): ``synthetic`` (the embedded generator), ``files`` (CSV,
+Parquet or JSON Lines with a column mapping), ``movielens`` (a GroupLens folder) or ``online_retail`` (UCI
+Online Retail). Adding a kind is one module with a ``<kind>_source(config)`` constructor plus its line there.
 
 A source yields each day's rows *as ingested* (source columns untouched) plus the lineage columns
 ``_source_file`` and ``_row``; its ``to_contract`` maps them onto the contract before cleaning judges them.
@@ -12,20 +12,15 @@ A source yields each day's rows *as ingested* (source columns untouched) plus th
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from importlib import import_module
 
 import pandas as pd
 
-from recpipeline.config import RunConfig
+from recpipeline.config import SOURCE_KINDS, RunConfig
 from recpipeline.sources.base import Source
-from recpipeline.sources.files import files_source
-from recpipeline.sources.movielens import movielens_source
-from recpipeline.sources.online_retail import online_retail_source
 from recpipeline.sources.reading import SourceError, with_lineage
-from recpipeline.sources.synthetic import synthetic_source
 
 __all__ = [
-    "SOURCE_KINDS",
     "Source",
     "SourceError",
     "open_source",
@@ -36,18 +31,12 @@ __all__ = [
     "with_lineage",
 ]
 
-#: source.kind -> the constructor of its ``Source``
-SOURCE_KINDS: dict[str, Callable[[RunConfig], Source]] = {
-    "synthetic": synthetic_source,
-    "files": files_source,
-    "movielens": movielens_source,
-    "online_retail": online_retail_source,
-}
-
 
 def open_source(config: RunConfig) -> Source:
-    """The ``Source`` of ``config.source`` (its kind's settings are validated by the configuration)."""
-    return SOURCE_KINDS[config.source.kind](config)
+    """The ``Source`` of ``config.source`` (its kind's settings are validated by the configuration), built by
+    the kind's constructor in ``SOURCE_KINDS``."""
+    module, constructor = SOURCE_KINDS[config.source.kind].constructor.split(":")
+    return getattr(import_module(module), constructor)(config)
 
 
 # shorthands for callers that hold only the configuration (benchmarks, tests)

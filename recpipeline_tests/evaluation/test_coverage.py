@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recpipeline.evaluation.metrics import evaluate, exposure_share
 from recpipeline.evaluation.protocol import evaluate_models, prepare_evaluation
+from recpipeline.scoring.metrics import evaluate, exposure_share
 
 
 def _pairs(rows: list[tuple[int, int]]) -> pd.DataFrame:

@@ -11,7 +11,6 @@ import scipy.sparse as sp
 
 from recpipeline.config import ConfigError, parse_config
 from recpipeline.evaluation.history import append_history, regression_report
-from recpipeline.evaluation.metrics import exposure_share
 from recpipeline.evaluation.protocol import (
     evaluate_models,
     list_families,
@@ -29,6 +28,7 @@ from recpipeline.evaluation.significance import (
     significance_table,
 )
 from recpipeline.models.base import Recommender
+from recpipeline.scoring.metrics import exposure_share
 
 DAY = pd.Timestamp("2026-10-01", tz="UTC")
 

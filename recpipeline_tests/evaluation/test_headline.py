@@ -52,7 +52,6 @@ LISTS = {
 def _evaluate(test: pd.DataFrame = TEST, min_segment_users: int = 3, history: pd.DataFrame | None = None):
     settings = EvaluationSettings(
         ks=(1,),
-        k=1,
         seed=0,
         cold_max_interactions=5,
         rating_weight=0.0,

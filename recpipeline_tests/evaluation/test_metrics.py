@@ -1,4 +1,4 @@
-"""Tests for recpipeline.evaluation.metrics: hand-computed cases plus a property test against a naive
+"""Tests for recpipeline.scoring.metrics: hand-computed cases plus a property test against a naive
 reference."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from recpipeline.evaluation.metrics import (
+from recpipeline.scoring.metrics import (
     METRIC_NAMES,
     PER_USER_METRICS,
     count_items,

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from recpipeline.evaluation.metrics import describes_items, evaluate, per_user_metrics
 from recpipeline.evaluation.protocol import evaluate_models, prepare_evaluation
 from recpipeline.evaluation.reports import markdown_table, metrics_summary
+from recpipeline.scoring.metrics import describes_items, evaluate, per_user_metrics
 from recpipeline_tests.evaluation.test_evaluation import CATALOG, ITEM_MAP, LISTS, TEST, TRAIN, VALIDATION
 
 # items 0,1 -> category A; 2,3 -> B; 4,5 -> C (one-hot); every list has 3 items

@@ -8,15 +8,15 @@ import pandas as pd
 import pytest
 
 from recpipeline.evaluation.external import ExternalDataError, evaluate_files
-from recpipeline.evaluation.metrics import per_user_metrics
 from recpipeline.evaluation.protocol import prepare_evaluation
-from recpipeline.evaluation.relevance import (
+from recpipeline.preparation.encoding import interaction_matrix
+from recpipeline.scoring.metrics import per_user_metrics
+from recpipeline.scoring.relevance import (
     RelevanceRule,
     holdout_relevance,
     unseen_relevant,
     users_with_unseen,
 )
-from recpipeline.preparation.encoding import interaction_matrix
 
 DAY = pd.Timestamp("2026-10-01", tz="UTC")
 ITEM_MAP = pd.DataFrame({"id": [f"i{i}" for i in range(5)], "idx": np.arange(5, dtype=np.int32)})

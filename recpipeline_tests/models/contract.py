@@ -8,7 +8,6 @@ recommendations, determinism under a seed, seen items never recommended, k large
 
 from __future__ import annotations
 
-import inspect
 import json
 from pathlib import Path
 from typing import Any, ClassVar
@@ -17,8 +16,8 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from recpipeline.contracts import has_item_similarity
 from recpipeline.models import MODEL_FAMILIES, Recommender, RunSettings, create_model, load_model, model_class
-from recpipeline.models.registry import has_item_similarity
 from recpipeline_tests.models.conftest import N_ITEMS, N_USERS
 
 
@@ -49,8 +48,10 @@ class ModelContract:
         cls = model_class(self.name)
         assert cls.name == self.name and cls.family in MODEL_FAMILIES
         assert has_item_similarity(self.name) == (cls.similar_items is not Recommender.similar_items)
-        # run settings are declared, and every declared one is a hyperparameter of that name
-        accepted = set(inspect.signature(cls.__init__).parameters)
+        # every setting is declared with its help; run settings are declared, and every declared one is a
+        # setting of that name
+        assert all(field.description for field in cls.Settings.model_fields.values())
+        accepted = set(cls.Settings.model_fields)
         assert set(cls.run_settings) <= {"seed", "k"} & accepted
         assert {"seed", "k"} & accepted <= set(cls.run_settings)
         applied = create_model(self.name, self.params, RunSettings(seed=3, k=4)).get_params()

@@ -72,5 +72,5 @@ def test_learns_the_next_item_of_a_chain(user_embedding) -> None:
 
 
 def test_bad_item_init_is_refused() -> None:
-    with pytest.raises(ValueError, match="item_init must be one of random, text"):
+    with pytest.raises(ValueError, match="caser: 'item_init' must be 'random' or 'text', got 'words'"):
         create_model("caser", {"item_init": "words"})

@@ -20,7 +20,9 @@ import pytest
 import scipy.sparse as sp
 
 from recpipeline.config import ConfigError, parse_config
-from recpipeline.evaluation.metrics import evaluate
+from recpipeline.fitting.holdout import holdout_ndcg, validation_scorer
+from recpipeline.fitting.recommending import recommend_table, similar_items_table
+from recpipeline.fitting.tuning import candidate_params, tune
 from recpipeline.models import (
     ALS,
     EASE,
@@ -41,10 +43,8 @@ from recpipeline.models import (
 )
 from recpipeline.models.base import prepare_matrix, top_k_excluding
 from recpipeline.models.context import align_rows, id_map_version
-from recpipeline.models.holdout import holdout_ndcg
-from recpipeline.models.recommending import recommend_table, similar_items_table
 from recpipeline.models.sequential import last_items, training_windows
-from recpipeline.models.tuning import candidate_params, tune
+from recpipeline.scoring.metrics import evaluate
 from recpipeline_tests.models.conftest import (
     CATEGORIES,
     GROUPS,
@@ -77,6 +77,9 @@ PARAMS = {
     "als": {"factors": 4, "iterations": 10},
     "bpr": {"factors": 8, "learning_rate": 0.05, "iterations": 100},
     "svd": {"factors": 3},
+    # the planted tests check the model's machinery (clipping, closed form), so without noise: any budget
+    # drowns 60 users' co-occurrences (test_privacy.py checks the noise)
+    "private_ease": {"epsilon": None, "max_items_per_user": 4},
     "hybrid": {"cf_params": {"factors": 4, "iterations": 10}},
     "mult_vae": {"hidden": 32, "latent": 8, "epochs": 15, "batch_size": 16, "lr": 1e-2, "device": "cpu"},
     "neumf": {"factors": 8, "layers": [16, 8], "epochs": 8, "batch_size": 64, "lr": 1e-2, "device": "cpu"},
@@ -149,7 +152,10 @@ def test_mult_vae_weight_averaging_can_be_turned_off(data, vae) -> None:
 
 def test_mult_vae_logs_validation_ndcg(data) -> None:
     lines: list[str] = []
-    MultVAE(**{**VAE_PARAMS, "epochs": 2}).fit(data[0], data[1], log=lines.append)
+    validate = validation_scorer(data[0], data[1])
+    MultVAE(**{**VAE_PARAMS, "epochs": 2}).fit(
+        data[0], data[1], context=FitContext(validate=validate), log=lines.append
+    )
     epoch_lines = [line for line in lines if line.startswith("mult_vae epoch")]
     assert len(epoch_lines) == 2 and all("val ndcg@10" in line for line in epoch_lines)
 
@@ -343,7 +349,8 @@ def chains(n_users: int = 60, n_chain: int = 20, length: int = 8, seed: int = 0)
 @pytest.mark.parametrize("name", [name for name in SEQUENCE_MODELS if name != "bert4rec"])
 def test_sequence_model_learns_next_item_chain(name) -> None:
     train, held, events, expected = chains()
-    model = create_model(name, PARAMS[name]).fit(train, held, context=FitContext(train_events=events))
+    context = FitContext(train_events=events, validate=validation_scorer(train, held))
+    model = create_model(name, PARAMS[name]).fit(train, held, context=context)
     users = np.arange(train.shape[0])
     items, _ = model.recommend(users, train, 1, ScoreContext(history_events=events))
     assert (items[:, 0] == expected).mean() >= 0.9
@@ -651,6 +658,8 @@ def test_registry_order_and_lazy_mapping() -> None:
         "svd",
         "content",
         "hybrid",
+        "private_popularity",
+        "private_ease",
         "mult_vae",
         "recvae",
         "cfgan",
@@ -678,7 +687,7 @@ def test_registry_order_and_lazy_mapping() -> None:
 @pytest.mark.integration  # a fresh interpreter
 def test_names_and_capabilities_without_importing_torch() -> None:
     code = (
-        "import sys; from recpipeline.models.registry import MODEL_NAMES, has_item_similarity; "
+        "import sys; from recpipeline.contracts import MODEL_NAMES, has_item_similarity; "
         "[has_item_similarity(n) for n in MODEL_NAMES]; import recpipeline.models; "
         "assert 'torch' not in sys.modules, 'torch imported'"
     )

@@ -1,5 +1,6 @@
 """Settings only a model's surroundings can judge (a text encoder's files, a hybrid's parts) fail in
-``config.validate_models``, which ``build_definitions`` calls before any step, not deep in a run's fit."""
+``fitting.checks.validate_models``, which ``build_definitions`` calls before any step, not deep in a run's
+fit."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from recpipeline.config import ConfigError, parse_config, validate_models
+from recpipeline.config import ConfigError, parse_config
+from recpipeline.fitting.checks import validate_models
 from recpipeline.models import text
 from recpipeline.models.content import Content
 from recpipeline.models.text import DEFAULT_TEXT_ENCODER, TEXT_ENCODERS
@@ -54,9 +56,7 @@ def test_a_missing_encoder_package_fails_early_saying_what_to_install(monkeypatc
 
 def test_a_bad_cold_items_fails_early_at_the_top_or_in_the_wrong_part() -> None:
     message = _failure({"hybrid": {"cold_items": "popular"}})
-    assert message == (
-        "run.yaml: models.hybrid: hybrid: 'cold_items' must be 'average' or 'content', got 'popular'"
-    )
+    assert message == "run.yaml: models.hybrid.cold_items: expected 'average' or 'content', got 'popular'"
     # cold_items is the hybrid's own setting: inside content_params it is an unknown parameter of content
     misplaced = _failure({"hybrid": {"content_params": {"cold_items": "content"}}})
     assert misplaced.startswith(
@@ -67,7 +67,7 @@ def test_a_bad_cold_items_fails_early_at_the_top_or_in_the_wrong_part() -> None:
         {"hybrid": {"cf_params": {"factorz": 8}}}
     )
     assert _failure({"hybrid": {"cf": "content"}}) == (
-        "run.yaml: models.hybrid: hybrid: 'cf' must be a collaborative model, got 'content'"
+        "run.yaml: models.hybrid.cf: expected a collaborative model, got 'content'"
     )
 
 

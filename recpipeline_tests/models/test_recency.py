@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+from recpipeline.fitting.recommending import recommend_for_test_users
+from recpipeline.fitting.tuning import candidate_params
 from recpipeline.models import FitContext, Popularity, ScoreContext, create_model
 from recpipeline.models.recency import RecentPopularity
-from recpipeline.models.recommending import recommend_for_test_users
-from recpipeline.models.tuning import candidate_params
 from recpipeline.preparation.encoding import interaction_matrix
 
 T0 = pd.Timestamp("2026-01-01", tz="UTC")

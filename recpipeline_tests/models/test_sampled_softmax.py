@@ -76,7 +76,8 @@ def test_below_the_limit_the_loss_is_the_exact_cross_entropy():
     states, targets = torch.randn(5, 8), torch.tensor([1, 2, 3, 299, 300])
     logits = states @ model.module_.item_embedding.weight[1:].T
     expected = torch.nn.functional.cross_entropy(logits, targets - 1)
-    assert torch.allclose(model._item_loss(states, targets), expected)
+    proposal = torch.full((N_ITEMS,), 1.0 / N_ITEMS)  # not drawn from: the exact softmax needs none
+    assert torch.allclose(model._item_loss(model.module_, states, targets, proposal), expected)
 
 
 def test_sampled_loss_masks_draws_of_the_own_target():
@@ -89,9 +90,9 @@ def test_sampled_loss_masks_draws_of_the_own_target():
          "sampled_negatives": 1},
     )  # fmt: skip
     model.fit(train, None, context=FitContext(train_events=events))
-    model._proposal = torch.zeros(N_ITEMS)
-    model._proposal[0] = 1.0
-    loss = model._item_loss(torch.randn(3, 4), torch.tensor([1, 1, 1]))
+    proposal = torch.zeros(N_ITEMS)
+    proposal[0] = 1.0
+    loss = model._item_loss(model.module_, torch.randn(3, 4), torch.tensor([1, 1, 1]), proposal)
     assert float(loss.detach()) == 0.0
 
 

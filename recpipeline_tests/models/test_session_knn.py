@@ -8,9 +8,9 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
+from recpipeline.fitting.tuning import candidate_params
 from recpipeline.models import FitContext, Recommender, ScoreContext, create_model
 from recpipeline.models.session_knn import SKNN, VSKNN
-from recpipeline.models.tuning import candidate_params
 from recpipeline.preparation.encoding import interaction_matrix
 from recpipeline_tests.models.contract import ModelContract
 from recpipeline_tests.models.session_logs import (

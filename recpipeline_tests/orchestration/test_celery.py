@@ -1,7 +1,6 @@
 """dagster-celery's executor for real: a redis broker and two celery workers on this machine run
 `train_and_evaluate`'s steps, the model fits spread over both workers."""
 
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -46,7 +45,7 @@ def test_two_celery_workers_share_the_training_steps(tmp_path):
         config_file = tmp_path / "run.yaml"
         config_file.write_text(yaml.safe_dump({**raw, "execution": {"executor": "celery", "broker": broker}}))
         config = load_config(config_file)
-        local = replace(config, execution=ExecutionConfig())
+        local = config.model_copy(update={"execution": ExecutionConfig()})
         run_pipeline(local, instance=instance, train=False)  # ingestion in this process
         with celery_workers(WORKERS, broker, home, tmp_path) as logs:
             run_id = execute(config, "train_and_evaluate", instance, {})

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 from dagster import materialize
 
-from recpipeline.evaluation.metrics import METRIC_NAMES
 from recpipeline.models import load_model
 from recpipeline.orchestration.definitions import build_assets
 from recpipeline.orchestration.resources import build_resources
 from recpipeline.orchestration.runner import run_pipeline
+from recpipeline.scoring.metrics import METRIC_NAMES
 from recpipeline_tests.conftest import REPO_ROOT, TINY_RANGE, tiny_config
 
 

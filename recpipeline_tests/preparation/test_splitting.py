@@ -1,10 +1,13 @@
+from typing import get_args
+
 import numpy as np
 import pandas as pd
 import pytest
 
-from recpipeline.config import PreparationConfig, SplitConfig
+from recpipeline.config import PreparationConfig, SplitConfig, SplitKindName
 from recpipeline.preparation.filtering import KCoreCounts
 from recpipeline.preparation.splitting import (
+    SPLIT_KINDS,
     RunSplits,
     Splits,
     events_in_test_and_earlier,
@@ -255,3 +258,10 @@ def test_k_core_filters_before_the_split_and_reports_what_it_removed():
     kept = pd.concat(run.splits)
     assert 49 not in set(kept["user_idx"]) and 79 not in set(kept["item_idx"])
     assert run.as_of == run_split(log, kind="leave_last_out").as_of
+
+
+def test_every_configurable_split_kind_has_its_line():
+    assert list(SPLIT_KINDS) == list(get_args(SplitKindName))
+    # the one kind whose settings are files (the configuration checks split.train / test for it)
+    assert [name for name, kind in SPLIT_KINDS.items() if kind.needs_files] == ["predefined"]
+    assert all((kind.split is None) == kind.needs_files for kind in SPLIT_KINDS.values())

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from recpipeline.config import BROKER_ENV_VAR, ConfigError, RunConfig, load_config, validate_models
+from recpipeline.config import BROKER_ENV_VAR, ConfigError, RunConfig, load_config
+from recpipeline.fitting.checks import validate_models
 
 SOURCE = (
     "source:\n  kind: files\n  path: {data}\n  event_type_default: view\n"

@@ -3,7 +3,7 @@ over a range of cuts is a rolling-origin backtest; and the verdict over time acr
 
 Per cut (``cut_*`` assets, partitioned by cut date): the splits and id maps as they were when the cut's test
 window ended (``preparation.cuts``), each model's fits — continuing the previous materialized cut's fits of
-the same lineage when ``backtest.warm_start`` allows (``models.warm_start``) — its top-K lists, and the cut's
+the same lineage when ``backtest.warm_start`` allows (``fitting.warm_start``) — its top-K lists, and the cut's
 metrics, significance and costs. Unpartitioned: ``backtest`` and ``backtest_costs``, every cut's rows.
 """
 
@@ -36,9 +36,9 @@ from recpipeline.evaluation.backtest import (
 from recpipeline.evaluation.reports import backtest_html, markdown_table, over_time_chart
 from recpipeline.evaluation.serving import REPORT_FOLDER, report_url
 from recpipeline.evaluation.verdict import evaluated_families, verdict_markdown
+from recpipeline.fitting.recommending import recommend_for_test_users
+from recpipeline.fitting.training import CutOrigin, TrainingData, WarmStarts, train_model
 from recpipeline.models import RunSettings
-from recpipeline.models.recommending import recommend_for_test_users
-from recpipeline.models.training import CutOrigin, TrainingData, WarmStarts, train_model
 from recpipeline.orchestration.assets.evaluation import evaluate_models_of_run
 from recpipeline.orchestration.assets.modeling import (
     cost_table,
@@ -51,7 +51,7 @@ from recpipeline.orchestration.instance import TRAINING_POOL
 from recpipeline.orchestration.io_managers import read_model
 from recpipeline.orchestration.resources import Warehouse
 from recpipeline.preparation.cuts import cut_data, cut_range, cut_windows
-from recpipeline.preparation.splitting import split_for_run
+from recpipeline.preparation.splitting import SPLIT_KINDS, split_for_run
 from recpipeline.sources import open_source
 
 GROUP = "backtest"
@@ -84,8 +84,8 @@ def cut_recommendations_asset(model: str) -> str:
 
 def cut_partitions(config: RunConfig) -> TimeWindowPartitionsDefinition | None:
     """One partition per cut date (YYYY-MM-DD) every ``backtest.every_days`` from the first possible cut to
-    the last one; None where the split is not by time (``split.kind`` other than temporal)."""
-    if config.split.kind != "temporal":
+    the last one; None where the split kind does not roll over cut dates (any but temporal)."""
+    if not SPLIT_KINDS[config.split.kind].rolls:
         return None
     first_day, last_day = open_source(config).days()
     last_day = last_day or dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
@@ -225,6 +225,7 @@ def _cut_fits(config: RunConfig, spec: ModelSpec, partitions: TimeWindowPartitio
             max_epochs=config.backtest.max_epochs,
             cut=origin,
             warm=warm,
+            validation_users=config.evaluation.validation_users,
         )
         yield Output(
             {key: trained.model}, output_name=model_key, metadata=fit_metadata(trained, config, tuned)

@@ -19,6 +19,7 @@ from dagster import (
 
 from recpipeline.config import RunConfig
 from recpipeline.evaluation.backtest import BACKTEST_TABLE
+from recpipeline.evaluation.explanations import explanation_examples
 from recpipeline.evaluation.external import read_external_lists
 from recpipeline.evaluation.reports import (
     MetricsOverview,
@@ -31,9 +32,15 @@ from recpipeline.evaluation.reports import (
 from recpipeline.evaluation.run import EvaluationSettings, EvaluationSplits, RunEvaluation, evaluate_run
 from recpipeline.evaluation.serving import REPORT_FOLDER, REPORT_PAGE, report_url
 from recpipeline.evaluation.verdict import evaluated_families, verdict_lines, verdict_markdown
+from recpipeline.orchestration.assets.explanations import (
+    EXPLANATIONS_ASSET,
+    FIDELITY_ASSET,
+    explanation_inputs,
+)
 from recpipeline.orchestration.assets.modeling import cost_table, model_asset_name, recommendations_asset_name
 from recpipeline.orchestration.instance import TRAINING_POOL
 from recpipeline.orchestration.resources import Warehouse
+from recpipeline.preparation.splitting import SPLIT_KINDS
 
 GROUP = "evaluation"
 EXTERNAL_ASSET = "external_recommendations"
@@ -99,7 +106,7 @@ def evaluate_models_of_run(
     """``evaluate_run`` with the configuration's settings, on ``splits`` (train, validation, test and the id
     maps): the metrics asset's evaluation and a backtest cut's."""
     settings = config.evaluation
-    sessions = config.split.kind == "sessions"
+    sessions = SPLIT_KINDS[config.split.kind].sessions
     return evaluate_run(
         EvaluationSplits(
             splits["train"],
@@ -114,7 +121,6 @@ def evaluate_models_of_run(
         models=models,
         settings=EvaluationSettings(
             ks=config.ks,
-            k=config.k,
             seed=config.seed,
             cold_max_interactions=settings.cold_max_interactions,
             rating_weight=config.event_weights.get("rating", 0.0),
@@ -134,7 +140,7 @@ def evaluate_models_of_run(
 
 def build_evaluation_assets(config: RunConfig) -> list:
     settings = config.evaluation
-    sessions = config.split.kind == "sessions"
+    sessions = SPLIT_KINDS[config.split.kind].sessions
     # the session protocol scores the fitted models on each session prefix, not the per-user lists
     rec_inputs = {
         f"recs_{m}": AssetIn(recommendations_asset_name(m)) for m in config.model_names if not sessions
@@ -253,7 +259,8 @@ def build_evaluation_assets(config: RunConfig) -> list:
             history, output_name="metrics_history", metadata={"n_runs": int(history["run_id"].nunique())}
         )
 
-    @asset(name=REPORT_ASSET, group_name=GROUP, kinds={"html"})
+    # the explanations and item titles, where a configured model explains itself
+    @asset(name=REPORT_ASSET, group_name=GROUP, kinds={"html"}, ins=explanation_inputs(config))
     def report(
         context: AssetExecutionContext,
         metrics: pd.DataFrame,
@@ -262,9 +269,13 @@ def build_evaluation_assets(config: RunConfig) -> list:
         metrics_history: pd.DataFrame,
         model_costs: pd.DataFrame,
         warehouse: Warehouse,
+        **explained: pd.DataFrame,
     ) -> MaterializeResult:
         """A self-contained HTML page (plots embedded) under `<storage>/report/report.html`, opened by the
         `html_report` link; the same report, plots included, as Markdown in the entry `report`."""
+        examples = None
+        if explained:
+            examples = explanation_examples(explained[EXPLANATIONS_ASSET], explained["item_catalog"])
         inputs = ReportInputs(
             metrics=metrics,
             significance=significance,
@@ -277,6 +288,8 @@ def build_evaluation_assets(config: RunConfig) -> list:
             costs=model_costs,
             # the verdict over time, when backtest cuts were evaluated (recpipeline backtest, the sensor)
             backtest=warehouse.read_previous(BACKTEST_TABLE),
+            explanations=examples,
+            explanation_fidelity=explained.get(FIDELITY_ASSET),
         )
         figures = report_figures(inputs)
         location = warehouse.write_text(REPORT_PATH, report_html(inputs, figures))

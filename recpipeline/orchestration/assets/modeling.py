@@ -20,11 +20,11 @@ from dagster import (
 
 from recpipeline.config import ModelSpec, RunConfig
 from recpipeline.evaluation.costs import COST_COLUMNS
+from recpipeline.fitting.recommending import recommend_for_test_users, similar_items_by_id
+from recpipeline.fitting.training import TrainedModel, TrainingData, train_model
 from recpipeline.models import Recommender, RunSettings, model_class
 from recpipeline.models.neural import TorchRecommender
-from recpipeline.models.recommending import recommend_for_test_users, similar_items_by_id
 from recpipeline.models.threads import configure as configure_threads
-from recpipeline.models.training import TrainedModel, TrainingData, train_model
 from recpipeline.orchestration.assets.model_inputs import model_inputs_in
 from recpipeline.orchestration.instance import TRAINING_POOL
 from recpipeline.preparation.encoding import MATRIX_COLUMNS
@@ -87,7 +87,16 @@ def _model_asset(config: RunConfig, spec: ModelSpec):
         settings = RunSettings(seed=config.seed, k=config.k)
         trials = config.tuning.trials if tuned else 0
         refit = config.evaluation.refit
-        trained = train_model(spec.name, spec.params, settings, data, trials, context.log.info, refit)
+        trained = train_model(
+            spec.name,
+            spec.params,
+            settings,
+            data,
+            trials,
+            context.log.info,
+            refit,
+            validation_users=config.evaluation.validation_users,
+        )
         context.log.info(f"{spec.name}: fitted in {trained.cost.wall_s:.1f} s")
         return Output(trained.model, metadata=fit_metadata(trained, config, tuned))
 

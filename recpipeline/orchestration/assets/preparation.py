@@ -7,12 +7,14 @@ from recpipeline.config import RunConfig
 from recpipeline.orchestration.resources import Warehouse
 from recpipeline.preparation.cleaning import clean_predefined_split
 from recpipeline.preparation.encoding import ENCODED_EVENT_COLUMNS, encode_days
-from recpipeline.preparation.splitting import FileRows, split_for_run
+from recpipeline.preparation.splitting import SPLIT_KINDS, FileRows, split_for_run
 
 GROUP = "preparation"
 
 
 def build_preparation_assets(config: RunConfig) -> list:
+    needs_files = SPLIT_KINDS[config.split.kind].needs_files
+
     @multi_asset(
         group_name=GROUP,
         # lineage columns stay in cleaned_events; encoding reads only what it uses (less memory at scale)
@@ -31,7 +33,7 @@ def build_preparation_assets(config: RunConfig) -> list:
     def encode(context: AssetExecutionContext, cleaned_events: dict[str, pd.DataFrame], warehouse: Warehouse):
         days = sorted(cleaned_events)
         # the split's files may hold ids the daily events lack
-        split_files = clean_predefined_split(config) if config.split.kind == "predefined" else {}
+        split_files = clean_predefined_split(config) if needs_files else {}
         interactions, user_map, item_map = encode_days(
             cleaned_events,
             warehouse.read_previous("user_id_map"),
@@ -88,7 +90,7 @@ def build_preparation_assets(config: RunConfig) -> list:
             config.split,
             seed=config.seed,
             preparation=config.preparation,
-            split_files=clean_predefined_split(config) if config.split.kind == "predefined" else None,
+            split_files=clean_predefined_split(config) if needs_files else None,
         )
         if run.kcore.removed_rows:
             context.log.info(

@@ -3,9 +3,9 @@
 import pandas as pd
 import pytest
 
-from recpipeline import bench
-from recpipeline.bench import bench_config
-from recpipeline.models.registry import MODEL_NAMES
+from recpipeline.bench import pipeline as bench
+from recpipeline.bench.pipeline import bench_config
+from recpipeline.contracts import MODEL_NAMES
 
 
 def test_bench_sizes_the_shop_from_the_event_count(tmp_path):

@@ -17,7 +17,7 @@ With ``--models`` (any names, or ``all``) the summary's ``models`` gives each mo
 epochs early stopping kept and the epochs run, seconds per epoch run (validation included), and for torch
 models ``bound_ratio``: the median training part of its epochs in the run (from the epoch log lines) over a
 bare torch loop of the fitted model's architecture and hyperparameters on the same train split
-(``recpipeline.models.bound``, measured after the run); every model also has its ``family`` and ``ndcg``, the
+(``recpipeline.bench.bound``, measured after the run); every model also has its ``family`` and ``ndcg``, the
 run's NDCG@k on the headline segment (``segment``). ``step_peak_rss_mb`` is every step's peak RSS. A long
 run reports each finished step (seconds, peak RSS) and each epoch line through ``progress`` as it goes.
 """
@@ -99,8 +99,8 @@ def _capped(models: list[str] | str, epochs: int | None) -> list | str:
         return models
     if epochs < 1:
         raise ValueError(f"epochs: expected a positive number, got {epochs}")
+    from recpipeline.contracts import MODEL_NAMES
     from recpipeline.models.neural import TorchRecommender
-    from recpipeline.models.registry import MODEL_NAMES
 
     names = MODEL_NAMES if models == "all" else models
     return [
@@ -116,7 +116,7 @@ class StepStats:
     rows: int = 0
 
 
-#: a torch model's per-epoch log line (``TorchRecommender._train_epochs``): name, epoch, seconds
+#: a torch model's per-epoch log line (``models.loop.train_epochs``): name, epoch, seconds
 _EPOCH_LINE = re.compile(r"^(\w+) epoch (\d+): .* ([0-9.]+)s \(training ([0-9.]+)s\)$")
 
 
@@ -243,7 +243,7 @@ def run_benchmark(
 def _model_summaries(config: RunConfig, recorder: _Recorder, root: Path, bound_epochs: int) -> dict:
     """Per model: family, NDCG@k on the headline segment, fit seconds, epochs kept and run, seconds per
     epoch run, bound ratio (torch models)."""
-    from recpipeline.models.bound import ENTRIES
+    from recpipeline.bench.bound import TORCH_MODELS
 
     metrics = pd.read_parquet(root / "metrics.parquet")
     segment = headline_segment(metrics)
@@ -270,7 +270,7 @@ def _model_summaries(config: RunConfig, recorder: _Recorder, root: Path, bound_e
                 "epochs_run": len(run),
                 "s_per_epoch": round(float(seconds.mean()), 2),
             }
-        if run and bound_epochs > 0 and spec.name in ENTRIES:
+        if run and bound_epochs > 0 and spec.name in TORCH_MODELS:
             bound = _bare_epoch_seconds(spec.name, root, bound_epochs)
             entry |= {"bound_s": round(bound, 2), "bound_ratio": round(float(np.median(training)) / bound, 3)}
         out[spec.name] = entry
@@ -278,10 +278,10 @@ def _model_summaries(config: RunConfig, recorder: _Recorder, root: Path, bound_e
 
 
 def _bare_epoch_seconds(name: str, root: Path, epochs: int) -> float:
-    """The bare loop's epoch (``recpipeline.models.bound``) for the run's fitted ``name`` on its train split,
+    """The bare loop's epoch (``recpipeline.bench.bound``) for the run's fitted ``name`` on its train split,
     with the model's hyperparameters and threads."""
+    from recpipeline.bench.bound import bare_epoch_seconds
     from recpipeline.models import FitContext, load_model
-    from recpipeline.models.bound import bare_epoch_seconds
 
     model = load_model(root / "models" / f"{name}_model")
     events = pd.read_parquet(root / "train.parquet")

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recpipeline.evaluation.metrics import isin_ids
 from recpipeline.preparation.encoding import stored_entries
+from recpipeline.scoring.metrics import isin_ids
 
 #: relative slack of the rating comparison: a rating comes back from a float32 weight (e.g. 0.3 * 4 / 0.3)
 RATING_TOLERANCE = 1e-5

@@ -12,10 +12,10 @@ import scipy.sparse as sp
 import torch
 from dagster import AssetSelection, materialize
 
+from recpipeline.fitting.holdout import holdout_ndcg, validation_scorer
+from recpipeline.fitting.training import TrainingData, train_model
 from recpipeline.models import FitContext, create_model
 from recpipeline.models.base import RunSettings
-from recpipeline.models.holdout import holdout_ndcg
-from recpipeline.models.training import TrainingData, train_model
 from recpipeline.orchestration.definitions import build_assets
 from recpipeline.orchestration.resources import build_resources
 from recpipeline.preparation.encoding import interaction_matrix
@@ -105,7 +105,8 @@ def test_refit_false_is_the_fit_on_train(data) -> None:
     """Without refit the asset is exactly the model fitted on train with validation (the old protocol)."""
     trained = train_model("mult_vae", VAE_PARAMS, SETTINGS, data, refit=False)
     train, validation = matrix(data.train), matrix(data.validation)
-    old = create_model("mult_vae", VAE_PARAMS, SETTINGS).fit(train, validation)
+    context = FitContext(validate=validation_scorer(train, validation))
+    old = create_model("mult_vae", VAE_PARAMS, SETTINGS).fit(train, validation, context=context)
     for key, value in old.module_.state_dict().items():
         assert torch.equal(trained.model.module_.state_dict()[key], value), key
     assert trained.refit_seconds is None and trained.epochs == old.best_epoch_

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -10,13 +9,13 @@ from typing import Any
 import pandas as pd
 import scipy.sparse as sp
 
+from recpipeline.fitting.holdout import VALIDATION_USERS, validation_scorer
+from recpipeline.fitting.metering import Usage, metered
+from recpipeline.fitting.tuning import tune
+from recpipeline.fitting.warm_start import Provenance, choose_warm_start, started_from
 from recpipeline.models.base import Logger, Recommender, RunSettings, no_log
 from recpipeline.models.context import FitContext, ScoreContext, align_rows, id_map_version
-from recpipeline.models.holdout import holdout_ndcg
-from recpipeline.models.metering import Usage, metered
 from recpipeline.models.registry import create_model, model_class
-from recpipeline.models.tuning import tune
-from recpipeline.models.warm_start import Provenance, choose_warm_start, started_from
 from recpipeline.preparation.encoding import interaction_matrix
 
 
@@ -44,7 +43,7 @@ class CutOrigin:
 
 @dataclass(frozen=True)
 class WarmStarts:
-    """The previous cut's fits, by lineage (``models.warm_start``); None starts that lineage cold."""
+    """The previous cut's fits, by lineage (``fitting.warm_start``); None starts that lineage cold."""
 
     validation: Recommender | None = None
     final: Recommender | None = None
@@ -96,9 +95,10 @@ def train_model(
     max_epochs: int | None = None,
     cut: CutOrigin | None = None,
     warm: WarmStarts | None = None,
+    validation_users: int | None = VALIDATION_USERS,
 ) -> TrainedModel:
     """Fit model ``name`` with ``params`` plus the run ``settings`` it declares; with ``tuning_trials`` > 0
-    the parameters not set in ``params`` are searched on validation NDCG@k (``recpipeline.models.tuning``).
+    the parameters not set in ``params`` are searched on validation NDCG@k (``recpipeline.fitting.tuning``).
 
     With ``refit`` the model so chosen (parameters, and epochs where it stops early) is fitted afresh on
     train + validation without early stopping, and that model is returned: it has seen the newest data. An
@@ -107,19 +107,21 @@ def train_model(
 
     ``max_epochs`` caps a torch model's epochs (a nightly budget). In a backtest, ``cut`` names the cut the
     fits record, and each fit continues ``warm``'s fit of its lineage where the rule of
-    ``models.warm_start`` allows (tuned fits start cold: every trial would need its own lineage).
+    ``fitting.warm_start`` allows (tuned fits start cold: every trial would need its own lineage).
+    Early stopping and tuning score at most ``validation_users`` validation users (``fitting.holdout``).
     """
     params = capped_epochs(name, settings.apply(model_class(name), params), max_epochs)
     shape = (len(data.user_id_map), len(data.item_id_map))
+    train, validation = interaction_matrix(data.train, *shape), interaction_matrix(data.validation, *shape)
     context = FitContext(
         item_features=align_rows(data.item_catalog, data.item_id_map, "item_id"),
         user_features=align_rows(data.user_profiles, data.user_id_map, "user_id"),
         train_events=data.train,
         validation_events=data.validation,
         id_map_version=id_map_version(data.user_id_map, data.item_id_map),
+        validate=validation_scorer(train, validation, validation_users, settings.seed, log),
     )
     starts = _Starts(name, data, cut, warm or WarmStarts(), tuning_trials, log)
-    train, validation = interaction_matrix(data.train, *shape), interaction_matrix(data.validation, *shape)
     with metered() as usage:
         if refit and tuning_trials == 0 and not model_class(name).chooses_on_validation:
             log(f"{name}: nothing to choose on validation: one fit, on train + validation")
@@ -171,8 +173,8 @@ def _fit_and_refit(
         model.fit(train, validation, context=starts.context(context, "validation", params), log=log)
     starts.record(model, "validation")
     seconds = time.perf_counter() - started
-    if trials is None:
-        ndcg = holdout_ndcg(model, train, validation, settings.k, score_context)
+    if trials is None:  # the figure early stopping saw: the same users
+        ndcg = context.validate(model, settings.k, score_context) if context.validate else float("nan")
     epochs = getattr(model, "best_epoch_", None)
     if not refit:
         return TrainedModel(model, seconds, trials, ndcg, epochs)
@@ -193,9 +195,10 @@ def capped_epochs(name: str, params: dict[str, Any], max_epochs: int | None) -> 
     return params if own is None else {**params, "epochs": min(int(own), max_epochs)}
 
 
-def _default(cls: type[Recommender], parameter: str) -> Any:
-    found = inspect.signature(cls.__init__).parameters.get(parameter)
-    return None if found is None or found.default is inspect.Parameter.empty else found.default
+def _default(cls: type[Recommender], setting: str) -> Any:
+    """The declared default of ``setting`` (None where the model has no such setting)."""
+    field = cls.Settings.model_fields.get(setting)
+    return None if field is None else field.get_default(call_default_factory=True)
 
 
 class _Starts:

@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import itertools
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+from recpipeline.fitting.holdout import validation_scorer
 from recpipeline.models.base import Logger, Recommender, no_log
 from recpipeline.models.context import FitContext, ScoreContext
-from recpipeline.models.holdout import holdout_ndcg
 from recpipeline.models.registry import create_model
 
 
@@ -57,8 +57,13 @@ def tune(
 ) -> TuningResult:
     """Fit model ``name`` for each candidate and keep the one with the best validation NDCG@``k``.
 
-    ``score_context`` is what validation scoring sees (train events as history for sequence models).
+    ``score_context`` is what validation scoring sees (train events as history for sequence models);
+    ``context.validate`` scores each trial and stops torch trials early.
     """
+    context = context or FitContext()
+    if context.validate is None:  # called alone: the default scorer (``train_model`` hands in the run's)
+        context = replace(context, validate=validation_scorer(train, validation, seed=seed))
+    validate = context.validate
     model_class = type(create_model(name, fixed))
     best: TuningResult | None = None
     best_ndcg = -np.inf
@@ -66,7 +71,7 @@ def tune(
     for number, params in enumerate(candidate_params(model_class, fixed, trials, seed), start=1):
         started = time.perf_counter()
         model = create_model(name, params).fit(train, validation, context=context)
-        ndcg = holdout_ndcg(model, train, validation, k, score_context)
+        ndcg = validate(model, k, score_context) if validate else float("nan")
         seconds = time.perf_counter() - started
         searched = {key: value for key, value in params.items() if key not in fixed}
         results.append({"params": searched, "ndcg": ndcg, "seconds": round(seconds, 3)})

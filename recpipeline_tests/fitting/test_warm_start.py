@@ -9,12 +9,12 @@ import pytest
 import scipy.sparse as sp
 import torch
 
+from recpipeline.fitting.training import CutOrigin, TrainingData, WarmStarts, train_model
+from recpipeline.fitting.warm_start import Provenance, WarmStartRefused, choose_warm_start
 from recpipeline.models.base import RunSettings
 from recpipeline.models.context import FitContext
 from recpipeline.models.neural import TorchRecommender, carry_over, resolve_device
 from recpipeline.models.registry import MODEL_NAMES, create_model, model_class
-from recpipeline.models.training import CutOrigin, TrainingData, WarmStarts, train_model
-from recpipeline.models.warm_start import Provenance, WarmStartRefused, choose_warm_start
 
 TORCH_MODELS = [name for name in MODEL_NAMES if issubclass(model_class(name), TorchRecommender)]
 
@@ -162,7 +162,7 @@ def test_train_model_records_both_lineages_and_continues_each():
 
 
 def test_the_nightly_cap_bounds_the_epochs():
-    from recpipeline.models.training import capped_epochs
+    from recpipeline.fitting.training import capped_epochs
 
     assert capped_epochs("mult_vae", {}, 2)["epochs"] == 2
     assert capped_epochs("mult_vae", {"epochs": 1}, 2)["epochs"] == 1

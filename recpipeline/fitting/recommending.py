@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from recpipeline.evaluation.relevance import users_with_unseen
 from recpipeline.models.base import Recommender, score_chunk_rows
 from recpipeline.models.context import ScoreContext, align_rows, id_map_version
 from recpipeline.preparation.encoding import interaction_matrix
+from recpipeline.scoring.relevance import users_with_unseen
 
 RECOMMENDATION_COLUMNS = ("model", "user_id", "item_id", "user_idx", "item_idx", "rank", "score")
 SIMILAR_ITEMS_COLUMNS = ("item_id", "similar_item_id", "rank", "score", "model")

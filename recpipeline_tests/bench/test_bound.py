@@ -1,13 +1,12 @@
-"""``recpipeline.models.bound``: every torch model with an entry runs its bare loop on pre-built batches."""
+"""``recpipeline.bench.bound``: every torch model's bare loop is the fit's step loop on pre-built batches."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from recpipeline.models import bound
-from recpipeline.models.neural import TorchRecommender
-from recpipeline.models.registry import MODEL_NAMES, model_class
+from recpipeline.bench import bound
+from recpipeline.models.registry import model_class
 
 #: small sizes for whichever of these each model takes
 SMALL = {"num_threads": 1, "factors": 8, "max_len": 10, "hidden": 16, "latent": 4, "batch_size": 64}
@@ -17,12 +16,7 @@ SMALL_TWO_PHASE = {
 }
 
 
-def test_the_bound_entries_are_exactly_the_registered_torch_models():
-    torch_models = {name for name in MODEL_NAMES if issubclass(model_class(name), TorchRecommender)}
-    assert set(bound.ENTRIES) == torch_models
-
-
-@pytest.mark.parametrize("name", sorted(bound.ENTRIES))
+@pytest.mark.parametrize("name", bound.TORCH_MODELS)
 def test_the_bound_is_measured_on_the_models_own_batches(name, blocks):
     train, held, context, _ = blocks
     params = {key: value for key, value in SMALL.items() if key in model_class(name)().get_params()}
@@ -53,22 +47,26 @@ def _changed(before: dict[str, torch.Tensor], module: torch.nn.Module, prefix: s
 
 
 @pytest.mark.parametrize(
-    ("name", "phases"),
-    [("recvae", ("encoder.", "decoder.")), ("cfgan", ("discriminator.", "generator."))],
+    ("name", "phases", "passes"),
+    [("recvae", ("encoder.", "decoder."), 3 + 1), ("cfgan", ("discriminator.", "generator."), 1 + 1)],
 )
-def test_a_two_phase_bare_epoch_steps_both_of_the_models_optimisers(name, phases, blocks):
+def test_a_two_phase_bare_epoch_steps_both_of_the_models_optimisers(name, phases, passes, blocks):
     train, held, context, _ = blocks
     model = model_class(name)(**{**SMALL_TWO_PHASE[name], "epochs": 1})
     model.fit(train, held, context=context)
-    entry = bound.ENTRIES[name]
-    batches = entry.batches(model, train, context)
-    assert [len(batch[0]) for batch in batches] == [32, 28]  # 60 users with history, 32 a batch
-    with model._seeded():
-        module = model._build_module()
+    fitted = _weights(model.module_)
+    loop = bound.bare_loop(model, train, context)
+    for phase in loop.steps.training.phases:  # pre-built: 60 users with history, 32 a batch
+        assert [len(batch[0]) for batch in phase.batches()] == [32, 28] and phase.after_step is None
+    assert loop.batches == loop.timed == 2 * passes
+    module = loop.steps.module
+    assert module is not model.module_
     before = _weights(module)
-    entry.epoch(model, module)(batches)
+    assert loop.epoch() > 0
     for phase in phases:  # every weight of both phases moved
         assert _changed(before, module, phase) == {key for key in before if key.startswith(phase)}
     if name == "recvae":  # the prior's posterior is the encoder as the epoch began
         for key, value in module.old_encoder.state_dict().items():
             assert torch.equal(value, before[f"encoder.{key}"])
+    # the fitted model is left as it was
+    assert all(torch.equal(value, fitted[key]) for key, value in model.module_.state_dict().items())
