@@ -2,11 +2,13 @@
 
 python benchmarks/backtest_through_the_ui.py --config retail-bt.yaml --start 2011-09-05 --end 2011-11-28
 
-1. ``recpipeline backtest`` (in-process runs, one per cut, then the summary) into ``<storage>/cli``;
-2. ``recpipeline run`` then ``recpipeline ui`` (dagster dev: webserver + daemon) on a fresh DAGSTER_HOME with
-   ``<storage>/ui``, the backfill the UI's "Materialize all… → Launch backfill" sends for the
-   ``backtest_cuts`` job's cut partitions (one run per cut, launched by the daemon in subprocesses), then the
-   ``backtest_summary`` job launched as the UI's "Materialize" does.
+1. ``recpipeline backtest`` (in-process runs, one per cut, then the summary) into ``<storage>/cli`` (kept and
+   reused when ``<storage>/cli`` already holds its table);
+2. the UI path on a fresh DAGSTER_HOME with ``<storage>/ui``: the source's days ingested with ``recpipeline
+   backfill --no-train``, then ``recpipeline ui`` (dagster dev: webserver + daemon) and, as its buttons send
+   them, a ``backtest_inputs`` run, the backfill "Materialize all… → Launch backfill" sends for the
+   ``backtest_cuts`` job's cut partitions (one run per cut, launched by the daemon in subprocesses), and a
+   ``backtest_summary`` run.
 
 Prints each path's wall time and the verdict over time, and compares the two ``backtest.parquet`` tables:
 exactly equal, or the largest difference per column. Uses the running-system helpers of the integration
@@ -16,11 +18,14 @@ tests (``recpipeline_tests.orchestration.conftest``), so run it from a checkout.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -35,8 +40,8 @@ from recpipeline.orchestration.assets.backtest import (
     cut_recommendations_asset,
     cut_validation_fit_asset,
 )
-from recpipeline.orchestration.jobs import BACKTEST_CUTS_JOB, BACKTEST_SUMMARY_JOB
-from recpipeline_tests.orchestration.conftest import graphql, run_backfill, running_ui, wait_for
+from recpipeline.orchestration.jobs import BACKTEST_CUTS_JOB, BACKTEST_INPUTS_JOB, BACKTEST_SUMMARY_JOB
+from recpipeline_tests.orchestration.conftest import free_port, graphql, run_backfill, server_up, wait_for
 
 #: what a job page's "Materialize" sends for an unpartitioned job
 LAUNCH_RUN = """mutation($params: ExecutionParams!) { launchRun(executionParams: $params) {
@@ -46,6 +51,7 @@ LOCATION = {
     "repositoryLocationName": "recpipeline.orchestration.definitions",
     "repositoryName": "__repository__",
 }
+CLI = Path(sys.executable).with_name("recpipeline")
 
 
 def main() -> None:
@@ -60,45 +66,80 @@ def main() -> None:
     raw = yaml.safe_load(Path(args.config).read_text())
     raw.pop("storage", None)
 
-    cli_root = root / "cli"
-    cli_root.mkdir(parents=True, exist_ok=True)
-    cli_config = cli_root / "run.yaml"
-    cli_config.write_text(yaml.safe_dump({**raw, "storage": str(cli_root / "warehouse")}))
-    cli = Path(sys.executable).with_name("recpipeline")
+    cli_config = _config_in(root / "cli", raw)
+    cli_table = root / "cli" / "warehouse" / "backtest.parquet"
     started = time.monotonic()
-    subprocess.run(
-        [str(cli), "backtest", "--config", str(cli_config), "--start", args.start, "--end", args.end],
-        env={**os.environ, "DAGSTER_HOME": str(cli_root / "home")},
-        check=True,
-    )
+    if not cli_table.exists():
+        command = ["backtest", "--config", str(cli_config), "--start", args.start, "--end", args.end]
+        subprocess.run([str(CLI), *command], env=_env(root / "cli", cli_config), check=True)
     cli_wall = time.monotonic() - started
+    cuts = sorted(_cli_cuts(cli_table.parent))  # the CLI's cut dates (--every included)
 
-    cuts = sorted(_cli_cuts(cli_root / "warehouse"))  # the CLI's cut dates (--every included)
-    ui_root = root / "ui"
-    ui_root.mkdir(parents=True, exist_ok=True)
+    ui_config = _config_in(root / "ui", raw)
+    env = _env(root / "ui", ui_config)
+    days = sorted(path.stem for path in (cli_table.parent / "cleaned_events").glob("*.parquet"))
     started = time.monotonic()
-    with running_ui(ui_root, raw) as ui:
-        filled = time.monotonic() - started
-        assets = _cut_assets(load_config(cli_config).model_names)
-        run_backfill(ui, BACKTEST_CUTS_JOB, cuts, assets, timeout=args.timeout)
-        cuts_wall = time.monotonic() - started - filled
-        launched = graphql(
-            ui["url"],
-            LAUNCH_RUN,
-            {"params": {"selector": {**LOCATION, "jobName": BACKTEST_SUMMARY_JOB}, "runConfigData": {}}},
-        )["launchRun"]
-        assert launched["__typename"] == "LaunchRunSuccess", launched
-        run_id = launched["run"]["runId"]
-        wait_for(
-            lambda: graphql(ui["url"], RUN, {"id": run_id})["runOrError"]["status"] == "SUCCESS",
-            600,
-            "the backtest_summary run",
+    ingest = ["backfill", "--config", str(ui_config), "--no-train", "--no-progress"]
+    ingest += ["--start", days[0], "--end", days[-1]]  # the days the CLI's backtest ingested
+    subprocess.run([str(CLI), *ingest], env=env, check=True)
+    ingested = time.monotonic() - started
+    with _ui(root / "ui", env) as url:
+        _run_job(url, BACKTEST_INPUTS_JOB)
+        ui = {"url": url, "log": root / "ui" / "dagster_dev.log"}
+        run_backfill(
+            ui, BACKTEST_CUTS_JOB, cuts, _cut_assets(load_config(ui_config).model_names), args.timeout
         )
+        _run_job(url, BACKTEST_SUMMARY_JOB)
     ui_wall = time.monotonic() - started
     print(f"cuts: {len(cuts)} ({cuts[0]} .. {cuts[-1]})")
-    print(f"wall_s cli={cli_wall:.1f} ui={ui_wall:.1f}", end=" ")
-    print(f"(of which recpipeline run {filled:.1f}, the cut backfill {cuts_wall:.1f})")
-    _compare(cli_root / "warehouse" / "backtest.parquet", ui_root / "warehouse" / "backtest.parquet")
+    print(f"wall_s cli={cli_wall:.1f} ui={ui_wall:.1f} (of which ingestion {ingested:.1f})")
+    _compare(cli_table, root / "ui" / "warehouse" / "backtest.parquet")
+
+
+def _config_in(folder: Path, raw: dict) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "run.yaml"
+    path.write_text(yaml.safe_dump({**raw, "storage": str(folder / "warehouse")}))
+    return path
+
+
+def _env(folder: Path, config: Path) -> dict[str, str]:
+    return {**os.environ, "DAGSTER_HOME": str(folder / "home"), "RECPIPELINE_CONFIG": str(config)}
+
+
+@contextlib.contextmanager
+def _ui(folder: Path, env: dict[str, str]) -> Iterator[str]:
+    """``recpipeline ui`` on a free loopback port, stopped (its process group) when the block ends."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {**env, "RECPIPELINE_REPORT_PORT": str(free_port())}
+    with open(folder / "dagster_dev.log", "w") as log:
+        process = subprocess.Popen(
+            [str(CLI), "ui", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        try:
+            wait_for(lambda: server_up(url), 300, "the webserver to answer")
+            yield url
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=30)
+
+
+def _run_job(url: str, job: str) -> None:
+    """Launch ``job`` as its page's "Materialize" button does and wait for its success."""
+    params = {"selector": {**LOCATION, "jobName": job}, "runConfigData": {}}
+    launched = graphql(url, LAUNCH_RUN, {"params": params})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+
+    def status() -> str | None:
+        value = graphql(url, RUN, {"id": run_id})["runOrError"]["status"]
+        assert value not in ("FAILURE", "CANCELED"), f"{job} run {run_id}: {value}"
+        return value == "SUCCESS" or None
+
+    wait_for(status, 3600, f"the {job} run")
 
 
 def _cli_cuts(warehouse: Path) -> set[str]:
@@ -120,7 +161,13 @@ def _compare(cli_path: Path, ui_path: Path) -> None:
     ui = pd.read_parquet(ui_path).sort_values(keys).reset_index(drop=True)
     print(f"backtest.parquet rows: cli {len(cli)}, ui {len(ui)}")
     if cli[keys].equals(ui[keys]):
-        numeric = [c for c in cli.columns if c not in keys and pd.api.types.is_numeric_dtype(cli[c])]
+        numeric = [
+            c
+            for c in cli.columns
+            if c not in keys
+            and pd.api.types.is_numeric_dtype(cli[c])
+            and not pd.api.types.is_bool_dtype(cli[c])
+        ]
         largest = {c: float((cli[c] - ui[c]).abs().max()) for c in numeric}
         same = all(cli[c].equals(ui[c]) for c in cli.columns)
         print("identical" if same else f"largest difference per column: {largest}")

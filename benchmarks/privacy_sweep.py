@@ -15,8 +15,8 @@ table, a CSV per dataset and a PNG chart in ``--out`` (docs/images/privacy_sweep
 verdict line at epsilon = 4 (the private model's mean ± sd over the seeds against popularity: no
 significance test).
 
-    RECPIPELINE_DATA=/work/shared/datasets python benchmarks/privacy_sweep.py
-    python benchmarks/privacy_sweep.py --datasets movielens-100k-recommenders --seeds 0 1 --out /tmp/dp
+    RECPIPELINE_DATA=<datasets folder> python benchmarks/privacy_sweep.py
+    python benchmarks/privacy_sweep.py --datasets movielens-100k-recommenders --seeds 0 1 --out <folder>
 """
 
 from __future__ import annotations
