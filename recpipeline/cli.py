@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from recpipeline.config import CONFIG_ENV_VAR, ConfigError, RunConfig, load_config
 from recpipeline.contracts import EVENT_TYPES
+from recpipeline.models.threads import passive_waits
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -20,6 +21,7 @@ LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    passive_waits()  # before any step loads torch
     parser = argparse.ArgumentParser(prog="recpipeline", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 

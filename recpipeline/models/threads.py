@@ -24,6 +24,18 @@ _concurrent_steps = 1
 _override = 0
 
 
+def passive_waits() -> None:
+    """Let idle OpenMP threads sleep (``OMP_WAIT_POLICY=PASSIVE``) unless the environment says otherwise.
+
+    Torch's default active waits spin, and beside one other busy process a 2-thread Mult-VAE fit took 2.9x
+    its quiet time; with passive waits 1.3x, for 18 % more time on a quiet machine
+    (``benchmarks/threads_under_contention.py``, docs/scaling.md). OpenMP reads the policy when torch loads,
+    so the CLI calls this before anything imports torch; the processes it starts (``recpipeline ui``: the
+    webserver, the daemon, the code server, every run) inherit it.
+    """
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def cgroup_cpu_limit(root: Path = CGROUP_ROOT) -> float | None:
     """The CPU quota of this process's cgroup in cores (e.g. 1.5); None when unlimited or unknown."""
     try:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -65,3 +67,16 @@ def test_a_model_runs_with_the_resolved_threads_and_restores_torchs(blocks):
     model._score = lambda *args: seen.append(torch.get_num_threads())
     model.score([0], train[:1])
     assert seen == [1] and torch.get_num_threads() == before
+
+
+@pytest.mark.parametrize("given", [None, "ACTIVE"])
+def test_the_cli_makes_openmp_waits_passive_before_torch_loads_unless_the_user_chose(given):
+    env = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
+    if given is not None:
+        env["OMP_WAIT_POLICY"] = given
+    code = (
+        "import os, sys\nfrom recpipeline.cli import main\nassert 'torch' not in sys.modules\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\nprint(os.environ['OMP_WAIT_POLICY'])"
+    )
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == (given or "PASSIVE")
