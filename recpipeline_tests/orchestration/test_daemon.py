@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import yaml
 from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
-from dagster._core.scheduler.instigation import TickStatus
 
 from recpipeline.config import load_config
 from recpipeline.orchestration.instance import ensure_dagster_home
@@ -27,11 +26,13 @@ FINISHED = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus
 
 
 def _sensor_ticks(instance: DagsterInstance) -> list:
-    """The sensor's ticks, oldest first (none before the daemon's first evaluation)."""
+    """The sensor's finished ticks, oldest first (none before the daemon's first evaluation). A tick the
+    daemon is still evaluating reads STARTED; it is left out until it has its outcome."""
     [state] = [s for s in instance.all_instigator_state() if s.instigator_name == SENSOR] or [None]
     if state is None:
         return []
-    return list(reversed(instance.get_ticks(state.instigator_origin_id, state.selector_id)))
+    ticks = reversed(instance.get_ticks(state.instigator_origin_id, state.selector_id))
+    return [tick for tick in ticks if tick.status.value != "STARTED"]
 
 
 def _sensor_runs(instance: DagsterInstance) -> list:
@@ -86,12 +87,12 @@ def test_daemon_retrains_only_after_new_days(daemon_home):
 
         def ticks_after(count: int):
             ticks = _sensor_ticks(instance)
-            failed = [t.error.message for t in ticks if t.status == TickStatus.FAILURE]
+            failed = [t.error.message for t in ticks if t.status.value == "FAILURE"]
             assert not failed, (failed, log.read_text()[-4000:])
             return ticks if len(ticks) >= count else None
 
         first, second = wait_for(lambda: ticks_after(2), 240, "two sensor ticks")[:2]
-        assert first.status == second.status == TickStatus.SKIPPED
+        assert first.status.value == second.status.value == "SKIPPED"
         assert first.skip_reason.startswith("starting after the latest cleaned_events materialization, ")
         assert _sensor_runs(instance) == []
         assert len(instance.get_runs(RunsFilter(job_name="train_and_evaluate"))) == 1  # the CLI's own
