@@ -16,6 +16,7 @@ from recpipeline.models.threads import passive_waits
 
 if TYPE_CHECKING:
     import pandas as pd
+    from dagster import DagsterInstance
 
 LOG_LEVELS = ["DEBUG", "INFO", "WARNING", "ERROR"]
 
@@ -143,7 +144,7 @@ def _run(args: argparse.Namespace) -> int:
             log_level=args.log_level,
         )
     if outcome.metrics is not None:
-        print(_run_results(config, outcome.metrics))
+        print(_run_results(config, outcome.metrics, instance))
     timings = ", ".join(f"{name} {seconds:.1f}" for name, seconds in outcome.timings.items())
     print(f"\n{timings}; outputs under {config.storage}; runs recorded in {home}", flush=True)
     return 0
@@ -190,14 +191,16 @@ def _iso_date(text: str, flag: str) -> str:
         raise ConfigError(f"{flag}: expected a date YYYY-MM-DD, got {text!r}") from None
 
 
-def _run_results(config: RunConfig, metrics: pd.DataFrame) -> str:
-    """The headline segment's metrics table, then the verdict (significance read from the warehouse)."""
+def _run_results(config: RunConfig, metrics: pd.DataFrame, instance: DagsterInstance) -> str:
+    """The headline segment's metrics table, then the verdict (significance read from the warehouse, how
+    validation was drawn from the split's materialization on ``instance``)."""
     import pandas as pd
 
     from recpipeline.evaluation.protocol import headline_segment
     from recpipeline.evaluation.reports import markdown_table, metrics_summary
     from recpipeline.evaluation.significance import SIGNIFICANCE_COLUMNS
     from recpipeline.evaluation.verdict import evaluated_families, verdict_lines, verdict_markdown
+    from recpipeline.orchestration.assets.evaluation import validation_drawn
     from recpipeline.orchestration.resources import Warehouse
 
     segment = headline_segment(metrics)
@@ -206,7 +209,7 @@ def _run_results(config: RunConfig, metrics: pd.DataFrame) -> str:
         significance = pd.DataFrame(columns=list(SIGNIFICANCE_COLUMNS))
     families = evaluated_families(metrics["model"], config.model_names)
     costs = Warehouse(root=config.storage).read_previous("model_costs")
-    verdict = verdict_lines(metrics, significance, families, config.k, costs)
+    verdict = verdict_lines(metrics, significance, families, config.k, costs, validation_drawn(instance))
     table = markdown_table(metrics_summary(metrics, segment))
     return f"\nSegment {segment}:\n\n{table}\n\nVerdict:\n{verdict_markdown(verdict)}"
 

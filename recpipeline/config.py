@@ -516,17 +516,29 @@ class SplitConfig(Settings):
     train: InputPath | None = None
     """predefined: the train file, read with the source's settings"""
     validation: InputPath | None = None
-    """predefined: the validation file; null: each user's latest 10 % of train"""
+    """predefined: the validation file; null: 10 % of each user's train, drawn by validation_rule"""
     test: InputPath | None = None
     """predefined: the test file"""
+    validation_rule: Literal["auto", "latest", "random"] = "auto"
+    """predefined without a validation file: each user's latest 10 % of train (latest), a seeded random 10 %
+    (random), or the rule the test file follows (auto: random when most test events are older than the
+    same user's latest train event)"""
 
     @model_validator(mode="before")
     @classmethod
     def _files_only_for_predefined(cls, values: Any) -> Any:
         if isinstance(values, dict) and values.get("kind", "temporal") != "predefined":
             given = [key for key in SPLIT_FILES if values.get(key) is not None]
+            if values.get("validation_rule", "auto") != "auto":
+                given.append("validation_rule")
             if given:
                 raise Invalid("only for split.kind predefined", given[0])
+        if (
+            isinstance(values, dict)
+            and values.get("validation") is not None
+            and values.get("validation_rule", "auto") != "auto"
+        ):
+            raise Invalid("only without split.validation (the file is the validation)", "validation_rule")
         return values
 
 

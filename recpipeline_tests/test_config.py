@@ -53,8 +53,8 @@ def test_embedded_default_spells_out_every_setting():
     top_level = {field.alias or name for name, field in RunConfig.model_fields.items()} - {"config_file"}
     assert set(raw) == top_level
     defaults = RunConfig()
-    # the files of a predefined split (like a file source's settings) belong to another kind
-    kind_specific = {"split": {"train", "validation", "test"}}
+    # a predefined split's files and validation rule (like a file source's settings) belong to another kind
+    kind_specific = {"split": {"train", "validation", "test", "validation_rule"}}
     for section in ("cleaning", "split", "similar_items", "tuning", "evaluation", "execution"):
         settings = set(type(getattr(defaults, section)).model_fields) - kind_specific.get(section, set())
         assert set(raw[section]) == settings, section

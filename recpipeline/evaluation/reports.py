@@ -163,6 +163,8 @@ class ReportInputs:
     #: (``explanations.FIDELITY_COLUMNS``), when a model explains itself
     explanations: pd.DataFrame | None = None
     explanation_fidelity: pd.DataFrame | None = None
+    #: how the validation early stopping and tuning chose on was drawn (``splitting.validation_drawn``)
+    validation_drawn: str | None = None
 
 
 def _png(fig: Figure, dpi: int = 110) -> str:
@@ -470,7 +472,12 @@ def report_markdown(inputs: ReportInputs, figures: Sequence[tuple[str, str]]) ->
 
 def _verdict(inputs: ReportInputs) -> list[str]:
     return verdict_lines(
-        inputs.metrics, inputs.significance, inputs.families, headline_k(inputs.ks), costs=inputs.costs
+        inputs.metrics,
+        inputs.significance,
+        inputs.families,
+        headline_k(inputs.ks),
+        costs=inputs.costs,
+        validation=inputs.validation_drawn,
     )
 
 

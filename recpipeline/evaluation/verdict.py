@@ -90,9 +90,11 @@ def verdict_lines(
     families: Mapping[str, str],
     k: int,
     costs: pd.DataFrame | None = None,
+    validation: str | None = None,
 ) -> list[str]:
     """The verdict as sentences (one per Markdown bullet or printed line); ``families``: model -> family;
-    ``costs``: the optional costs table (``costs.COST_COLUMNS``, one row per model)."""
+    ``costs``: the optional costs table (``costs.COST_COLUMNS``, one row per model); ``validation``: how the
+    validation that early stopping and tuning chose on was drawn (``splitting.validation_drawn``)."""
     segment = headline_segment(metrics)
     rows = _ndcg_rows(metrics, segment, k)
     scores = rows.set_index("model")["value"]
@@ -136,6 +138,8 @@ def verdict_lines(
         )
     else:
         lines.append(_fallback_line(metrics, k))
+    if validation is not None:
+        lines.append(f"Early stopping and tuning chose on {validation}.")
     return lines
 
 

@@ -70,7 +70,7 @@ class TrainedModel:
     #: wall time of the fit on train (all trials when tuned); None when validation had nothing to choose and
     #: the model was fitted once, on train + validation (``refit_seconds``)
     seconds: float | None
-    #: one entry per tuning trial ({"params", "ndcg", "seconds"}); None when not tuned
+    #: one entry per tuning trial ({"params", "ndcg", "seconds", "epochs", "state"}); None when not tuned
     trials: list[dict[str, Any]] | None = None
     #: NDCG@k on validation of the fit on train (the chosen trial's when tuned)
     validation_ndcg: float = float("nan")

@@ -29,10 +29,15 @@ from recpipeline.models.base import Logger, prepare_matrix
 from recpipeline.models.context import FitContext, ScoreContext
 from recpipeline.models.loop import Phase, Training
 from recpipeline.models.neural import (
+    Rows,
     TorchRecommender,
     TrainingRows,
+    item_major,
+    linear,
     nonempty_rows,
+    on_rows,
     score_rows,
+    times,
 )
 from recpipeline.models.settings import BatchSize, Epochs, LearningRate, Patience, TorchSettings, WeightDecay
 from recpipeline.models.similarity import cosine_neighbours
@@ -48,18 +53,34 @@ def _tower(width_in: int, hidden: list[int], width_out: int) -> nn.Sequential:
 
 
 class _CFGAN(nn.Module):
+    """The generator and the discriminator; the first layers read sparse rows from their non-zeros (weights
+    stored item-major: ``item_major``): the generator's input, and the discriminator's condition and real
+    purchase vectors. A generated vector is dense (it is masked with PM's draws, most unobserved items), so
+    the discriminator's purchase half multiplies it whole."""
+
     def __init__(self, n_items: int, generator: list[int], discriminator: list[int]) -> None:
         super().__init__()
+        self.n_items = n_items
         self.generator = _tower(n_items, generator, n_items)
         self.discriminator = _tower(2 * n_items, discriminator, 1)
+        item_major(self.generator[0])
+        item_major(self.discriminator[0])
 
-    def forward(self, condition: torch.Tensor) -> torch.Tensor:
+    def generate(self, condition: Rows) -> torch.Tensor:
+        """The generator's logits for history rows ``condition``."""
+        return self.generator[1:](linear(self.generator[0], condition))
+
+    def forward(self, condition: Rows) -> torch.Tensor:
         """The generated purchase vector (probabilities) for history rows ``condition``."""
-        return torch.sigmoid(self.generator(condition))
+        return torch.sigmoid(self.generate(condition))
 
-    def judge(self, purchases: torch.Tensor, condition: torch.Tensor) -> torch.Tensor:
+    def judge(self, purchases: Rows, condition: Rows) -> torch.Tensor:
         """The discriminator's logit that ``purchases`` is a real purchase vector of user ``condition``."""
-        return self.discriminator(torch.cat([purchases, condition], dim=1)).squeeze(1)
+        first, n = self.discriminator[0], self.n_items
+        # the input is [purchases, condition]: the table's first n rows read the purchases
+        table = first.weight.t()
+        h = times(purchases, table[:n]) + times(condition, table[n:]) + first.bias
+        return self.discriminator[1:](h).squeeze(1)
 
 
 class CFGAN(TorchRecommender):
@@ -114,14 +135,14 @@ class CFGAN(TorchRecommender):
         batches = rows.shuffled(np.random.default_rng(self.seed), self.batch_size)
         discriminator = Phase(
             batches,
-            self._discriminator_loss,
+            on_rows(self._discriminator_loss),
             part="discriminator",
             passes=self.discriminator_steps,
             name="discriminator",
         )
         generator = Phase(
             batches,
-            self._generator_loss,
+            on_rows(self._generator_loss),
             part="generator",
             frozen="discriminator",
             passes=self.generator_steps,
@@ -130,35 +151,46 @@ class CFGAN(TorchRecommender):
         return Training((discriminator, generator), lr=self.lr, weight_decay=self.weight_decay)
 
     @staticmethod
-    def _sample(x: torch.Tensor, ratio: float) -> torch.Tensor:
-        """A 0/1 mask of about ``ratio`` of each row's unobserved items, drawn uniformly."""
-        return ((torch.rand_like(x) < ratio) & (x == 0)).float()
+    def _sample(x: Rows, ratio: float, n_items: int, observed: float = 0.0) -> torch.Tensor:
+        """A 0/1 mask (rows x ``n_items``) of about ``ratio`` of each row's unobserved items, drawn uniformly,
+        with ``observed`` at the observed items (1: the purchases shown beside the drawn items). The draws
+        are the same for the dense and the sparse form of ``x``; the mask is dense either way (most items)."""
+        if isinstance(x, torch.Tensor):
+            return ((torch.rand_like(x) < ratio) & (x == 0)).float() + observed * (x != 0)
+        mask = (torch.rand((x.n_rows, n_items), device=x.values.device) < ratio).float()
+        mask[x.owners, x.items] = observed
+        return mask
 
-    def _discriminator_loss(self, module: _CFGAN, x: torch.Tensor) -> torch.Tensor:
+    def _shown(self, module: _CFGAN, x: Rows) -> torch.Tensor:
+        """PM's mask: the purchased items (x is 0/1) and a ``pm_ratio`` share of the unobserved ones."""
+        return self._sample(x, self.pm_ratio, module.n_items, observed=1.0)
+
+    def _discriminator_loss(self, module: _CFGAN, x: Rows) -> torch.Tensor:
         """Real purchase vectors labelled 1, generated ones (shown on purchases + PM items) labelled 0."""
         with torch.no_grad():
-            fake = module(x) * (x + self._sample(x, self.pm_ratio))
+            fake = module(x) * self._shown(module, x)
         real_logit, fake_logit = module.judge(x, x), module.judge(fake, x)
         return F.binary_cross_entropy_with_logits(
             real_logit, torch.ones_like(real_logit)
         ) + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit))
 
-    def _generator_loss(self, module: _CFGAN, x: torch.Tensor) -> torch.Tensor:
+    def _generator_loss(self, module: _CFGAN, x: Rows) -> torch.Tensor:
         """Fool the discriminator (non-saturating form) + ``zr_weight`` x squared outputs on the ZR items."""
         generated = module(x)
-        fake_logit = module.judge(generated * (x + self._sample(x, self.pm_ratio)), x)
+        fake_logit = module.judge(generated * self._shown(module, x), x)
         adversarial = F.binary_cross_entropy_with_logits(fake_logit, torch.ones_like(fake_logit))
-        zero_reconstruction = (generated.pow(2) * self._sample(x, self.zr_ratio)).sum(dim=1).mean()
+        zr = self._sample(x, self.zr_ratio, module.n_items)
+        zero_reconstruction = (generated.pow(2) * zr).sum(dim=1).mean()
         return adversarial + self.zr_weight * zero_reconstruction
 
     # -- inference --------------------------------------------------------------------------------------
 
     def _score(self, users: np.ndarray, history: sp.csr_matrix, context: ScoreContext | None) -> np.ndarray:
         """The generator's logits for the history rows (same order as its purchase probabilities)."""
-        return score_rows(prepare_matrix(history, self.binarize), self.device_, self._dense_scores)
+        return score_rows(prepare_matrix(history, self.binarize), self.device_, self.module_.generate)
 
     def _dense_scores(self, x: torch.Tensor) -> torch.Tensor:
-        return self.module_.generator(x)
+        return self.module_.generate(x)
 
     def similar_items(self, items: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
         """Cosine over the generator's output-layer item vectors (rows of its last weight matrix)."""

@@ -2,7 +2,7 @@
 Network for Recommendation").
 
 One embedding per user and item (layer 0), propagated ``layers`` times over the symmetrically normalised
-user-item bipartite graph ``D^-1/2 A D^-1/2`` (a torch sparse tensor; no weights, no non-linearity); the
+user-item bipartite graph ``D^-1/2 A D^-1/2`` (a torch sparse CSR tensor; no weights, no non-linearity); the
 final vector of a node is the mean of its layer vectors and a score the dot product of user and item final
 vectors. Trained with BPR on (user, positive, sampled negative) triples, with L2 on the batch's layer-0
 embeddings.
@@ -16,6 +16,7 @@ rescales the mean.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -42,6 +43,20 @@ from recpipeline.models.settings import (
 from recpipeline.models.similarity import cosine_neighbours
 
 
+class _Propagation(torch.autograd.Function):
+    """``graph @ x`` for the symmetric normalised adjacency: the gradient of ``x`` is ``graph @ grad``, the
+    same CSR product (torch's own backward transposes and re-sorts the sparse matrix every step)."""
+
+    @staticmethod
+    def forward(ctx, graph: torch.Tensor, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.graph = graph
+        return graph @ x
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[None, torch.Tensor]:  # type: ignore[override]
+        return None, ctx.graph @ grad
+
+
 class _LightGCN(nn.Module):
     def __init__(self, n_users: int, n_items: int, factors: int, layers: int) -> None:
         super().__init__()
@@ -58,7 +73,7 @@ class _LightGCN(nn.Module):
         """The layer-0 to layer-K embeddings of every node (users first)."""
         layers = [self.embedding.weight]
         for _ in range(self.item_layers.shape[0] - 1):
-            layers.append(torch.sparse.mm(graph, layers[-1]))
+            layers.append(_Propagation.apply(graph, layers[-1]))
         return layers
 
     @torch.no_grad()
@@ -79,18 +94,26 @@ def normalised_block(binary: sp.csr_matrix, item_degree: np.ndarray) -> sp.csr_m
     return (sp.diags(user_scale) @ binary @ sp.diags(item_scale)).tocsr()
 
 
-def normalised_adjacency(binary: sp.csr_matrix) -> sp.coo_matrix:
-    """``D^-1/2 [[0, R], [R^T, 0]] D^-1/2`` over users then items."""
+def normalised_adjacency(binary: sp.csr_matrix) -> sp.csr_matrix:
+    """``D^-1/2 [[0, R], [R^T, 0]] D^-1/2`` over users then items (symmetric)."""
     normed = normalised_block(binary, np.asarray(binary.sum(axis=0)).ravel())
-    return sp.bmat([[None, normed], [normed.T, None]]).tocoo()
+    adjacency = sp.bmat([[None, normed], [normed.T, None]], format="csr")
+    adjacency.sort_indices()
+    return adjacency
 
 
-def graph_tensor(adjacency: sp.coo_matrix, device: torch.device) -> torch.Tensor:
-    """The adjacency as a coalesced torch sparse tensor on ``device`` (what propagation multiplies by)."""
-    indices = torch.from_numpy(np.vstack([adjacency.row, adjacency.col]).astype(np.int64))
-    values = torch.from_numpy(adjacency.data.astype(np.float32))
-    graph = torch.sparse_coo_tensor(indices, values, adjacency.shape, check_invariants=False)
-    return graph.coalesce().to(device)
+def graph_tensor(adjacency: sp.csr_matrix, device: torch.device) -> torch.Tensor:
+    """The adjacency as a torch sparse CSR tensor on ``device`` (what propagation multiplies by: on CPU the
+    CSR product is 2-3x faster than the COO one)."""
+    with warnings.catch_warnings():  # "sparse CSR support is in beta": the product used here is not
+        warnings.simplefilter("ignore", UserWarning)
+        graph = torch.sparse_csr_tensor(
+            torch.from_numpy(adjacency.indptr.astype(np.int64)),
+            torch.from_numpy(adjacency.indices.astype(np.int64)),
+            torch.from_numpy(adjacency.data.astype(np.float32)),
+            adjacency.shape,
+        )
+    return graph.to(device)
 
 
 class LightGCN(TorchRecommender):
@@ -115,7 +138,7 @@ class LightGCN(TorchRecommender):
         weight_decay: WeightDecay = 1e-4
         negatives: Negatives = 4
         epochs: Epochs = 200
-        batch_size: BatchSize = 8192
+        batch_size: BatchSize = 16384
         patience: Patience = 20
 
     def _build_module(self) -> nn.Module:

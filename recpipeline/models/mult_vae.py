@@ -21,9 +21,16 @@ from recpipeline.models.base import Logger, prepare_matrix
 from recpipeline.models.context import FitContext, ScoreContext
 from recpipeline.models.loop import Phase, Training
 from recpipeline.models.neural import (
+    Rows,
     TorchRecommender,
     TrainingRows,
+    dropped_out,
+    item_major,
+    linear,
+    multinomial_log_likelihood,
     nonempty_rows,
+    normalized,
+    on_rows,
     score_rows,
 )
 from recpipeline.models.settings import (
@@ -42,7 +49,8 @@ from recpipeline.models.similarity import cosine_neighbours
 
 
 class _VAE(nn.Module):
-    """[n_items -> hidden -> 2*latent] tanh encoder, [latent -> hidden -> n_items] decoder."""
+    """[n_items -> hidden -> 2*latent] tanh encoder, [latent -> hidden -> n_items] decoder; the encoder's
+    first layer reads sparse rows from their non-zeros (its weight stored item-major: ``item_major``)."""
 
     def __init__(self, n_items: int, hidden: int, latent: int) -> None:
         super().__init__()
@@ -54,12 +62,13 @@ class _VAE(nn.Module):
             if isinstance(layer, nn.Linear):
                 nn.init.xavier_uniform_(layer.weight)
                 nn.init.normal_(layer.bias, std=0.001)
+        item_major(self.encoder[0])
 
-    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        h = self.encoder(x)
+    def encode(self, x: Rows) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.encoder[1:](linear(self.encoder[0], x))
         return h[:, : self.latent], h[:, self.latent :]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: Rows) -> torch.Tensor:
         """Deterministic logits (latent mean, no sampling): the scoring path."""
         mu, _ = self.encode(x)
         return self.decoder(mu)
@@ -134,7 +143,7 @@ class MultVAE(TorchRecommender):
                 self.module_ = copy.deepcopy(network)
                 averaged[:], trained[:] = self.module_.parameters(), network.parameters()
 
-        def loss(network: _VAE, x: torch.Tensor) -> torch.Tensor:
+        def loss(network: _VAE, x: Rows) -> torch.Tensor:
             nonlocal beta
             beta = self.beta_max if anneal_steps <= 0 else min(self.beta_max, step / anneal_steps)
             return self._loss(network, x, beta)
@@ -148,7 +157,7 @@ class MultVAE(TorchRecommender):
                     torch._foreach_lerp_(averaged, trained, 1.0 - decay)
             step += 1
 
-        phase = Phase(rows.shuffled(order_rng, self.batch_size), loss, after_step=after_step)
+        phase = Phase(rows.shuffled(order_rng, self.batch_size), on_rows(loss), after_step=after_step)
         return Training(
             (phase,),
             lr=self.lr,
@@ -162,13 +171,11 @@ class MultVAE(TorchRecommender):
         it would otherwise anneal faster in the shorter refit)."""
         return {**super().refit_params(), "total_anneal_steps": self.anneal_steps_}
 
-    def _loss(self, network: _VAE, x: torch.Tensor, beta: float) -> torch.Tensor:
+    def _loss(self, network: _VAE, x: Rows, beta: float) -> torch.Tensor:
         """Negative ELBO, KL annealed: -multinomial log-likelihood of ``x`` + beta * KL(q(z|x) || N(0, I))."""
-        h = F.dropout(F.normalize(x, dim=1), p=self.dropout, training=True)
-        mu, logvar = network.encode(h)
+        mu, logvar = network.encode(dropped_out(normalized(x), self.dropout))
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        logits = network.decoder(z)
-        neg_ll = -(F.log_softmax(logits, dim=1) * x).sum(dim=1).mean()
+        neg_ll = -multinomial_log_likelihood(network.decoder(z), x).mean()
         kl = 0.5 * (-logvar + logvar.exp() + mu.pow(2) - 1.0).sum(dim=1).mean()
         return neg_ll + beta * kl
 
@@ -177,7 +184,7 @@ class MultVAE(TorchRecommender):
     def _score(self, users: np.ndarray, history: sp.csr_matrix, context: ScoreContext | None) -> np.ndarray:
         """Decoder logits for the encoded history rows (latent mean, no sampling)."""
         rows = prepare_matrix(history, self.binarize)
-        return score_rows(rows, self.device_, lambda x: self._dense_scores(self._attributed_input(x)))
+        return score_rows(rows, self.device_, lambda x: self.module_(normalized(x)))
 
     def _attributed_input(self, x: torch.Tensor) -> torch.Tensor:
         # the L2-normalised row: the score is scale-invariant in the raw row, whose gradient × input

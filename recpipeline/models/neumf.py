@@ -52,10 +52,12 @@ class _NeuMF(nn.Module):
     def __init__(self, n_users: int, n_items: int, factors: int, layers: list[int], feature_dim: int) -> None:
         super().__init__()
         mlp_dim = layers[0] // 2
-        self.gmf_user = nn.Embedding(n_users, factors)
-        self.gmf_item = nn.Embedding(n_items, factors)
-        self.mlp_user = nn.Embedding(n_users, mlp_dim)
-        self.mlp_item = nn.Embedding(n_items, mlp_dim)
+        # sparse: a step's gradient and optimiser update touch only the batch's rows (models.loop), not
+        # the whole tables, whose dense updates were most of a step at shop scale
+        self.gmf_user = nn.Embedding(n_users, factors, sparse=True)
+        self.gmf_item = nn.Embedding(n_items, factors, sparse=True)
+        self.mlp_user = nn.Embedding(n_users, mlp_dim, sparse=True)
+        self.mlp_item = nn.Embedding(n_items, mlp_dim, sparse=True)
         for table in (self.gmf_user, self.gmf_item, self.mlp_user, self.mlp_item):
             nn.init.normal_(table.weight, std=0.01)
         # users with training interactions have learned embeddings; the rest are folded in at score time
@@ -85,6 +87,24 @@ class _NeuMF(nn.Module):
     ) -> torch.Tensor:
         hidden = self.mlp(torch.cat([mlp_user, mlp_item], dim=-1))
         return self.output(torch.cat([gmf_user * gmf_item, hidden], dim=-1)).squeeze(-1)
+
+    def every_pair(
+        self, gmf_user: torch.Tensor, mlp_user: torch.Tensor, gmf_item: torch.Tensor, mlp_item: torch.Tensor
+    ) -> torch.Tensor:
+        """``logits`` of every (user row, item row) pair, users x items. The first tower layer and the output
+        layer are linear in their inputs, so each side's share is computed once per row, not once per pair:
+        a pair costs the add, the ReLU and the tower's later layers."""
+        output = self.output.weight[0]
+        gmf = (gmf_user * output[: gmf_user.shape[1]]) @ gmf_item.T + self.output.bias
+        if not len(self.mlp):  # no hidden layer: the concatenated embeddings feed the output directly
+            mlp_output = output[gmf_user.shape[1] :]
+            width = mlp_user.shape[1]
+            return gmf + (mlp_user @ mlp_output[:width])[:, None] + (mlp_item @ mlp_output[width:])[None]
+        first, width = self.mlp[0], mlp_user.shape[1]
+        user_side = F.linear(mlp_user, first.weight[:, :width], first.bias)
+        item_side = F.linear(mlp_item, first.weight[:, width:])
+        hidden = self.mlp[1:](user_side[:, None] + item_side[None])
+        return gmf + hidden @ output[gmf_user.shape[1] :]
 
     def forward(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         gmf_item, mlp_item = self.item_vectors(items)
@@ -146,14 +166,27 @@ class NeuMF(TorchRecommender):
                 end = begin + self.batch_size
                 yield users[begin:end], items[begin:end], labels[begin:end]
 
-        phase = Phase(
-            batches,
-            lambda module, users, items, labels: F.binary_cross_entropy_with_logits(
-                module(users, items), labels
-            ),
-            weight=lambda users, items, labels: len(users),
-        )
+        def loss(
+            module: _NeuMF, users: torch.Tensor, items: torch.Tensor, labels: torch.Tensor
+        ) -> torch.Tensor:
+            fitted = F.binary_cross_entropy_with_logits(module(users, items), labels)
+            return fitted + self._row_decay(module, users, items) if self.weight_decay else fitted
+
+        phase = Phase(batches, loss, weight=lambda users, items, labels: len(users))
         return Training((phase,), lr=self.lr, weight_decay=self.weight_decay, prepare=prepare)
+
+    def _row_decay(self, module: _NeuMF, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
+        """``weight_decay``'s L2 penalty on the embedding rows the batch looked up, each row once: Adam's
+        coupled decay, applied lazily as the sparse tables are updated (their optimiser takes none)."""
+        users, items = users.unique(), items.unique()
+        looked_up = (
+            module.gmf_user(users),
+            module.mlp_user(users),
+            module.gmf_item(items),
+            module.mlp_item(items),
+        )
+        squares = sum(rows.pow(2).sum() for rows in looked_up)
+        return 0.5 * self.weight_decay * squares
 
     def _item_features(self, context: FitContext | None, log: Logger) -> torch.Tensor:
         """The content model's item vectors reduced to ``feature_dim`` columns (zero-padded if fewer)."""
@@ -192,21 +225,10 @@ class NeuMF(TorchRecommender):
             gmf_users[cold], mlp_users[cold] = self._fold_in(history[~trained], gmf_items, mlp_items)
         out = np.empty((len(users), self.n_items_), dtype=np.float32)
         step = max(1, SCORE_BATCH_PAIRS // self.n_items_)
-        n_items = self.n_items_
         for begin in range(0, len(users), step):
             end = min(begin + step, len(users))
-            shape = (end - begin, n_items, -1)
-            out[begin:end] = (
-                module.logits(
-                    gmf_users[begin:end, None].expand(shape),
-                    mlp_users[begin:end, None].expand(shape),
-                    gmf_items[None].expand(shape),
-                    mlp_items[None].expand(shape),
-                )
-                .float()
-                .cpu()
-                .numpy()
-            )
+            logits = module.every_pair(gmf_users[begin:end], mlp_users[begin:end], gmf_items, mlp_items)
+            out[begin:end] = logits.float().cpu().numpy()
         return out
 
     def _fold_in(

@@ -12,11 +12,12 @@ from abc import abstractmethod
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 import scipy.sparse as sp
 import torch
+import torch.nn.functional as F
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 from torch import nn
@@ -44,33 +45,132 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-#: history rows densified at once when an autoencoder-style model scores
+#: history rows scored at once by an autoencoder-style model (and densified at once to explain them)
 EVAL_BATCH_USERS = 1024
 
 
+class SparseRows(NamedTuple):
+    """A block of history rows by their non-zeros, on the device: entry ``e`` is ``values[e]`` at column
+    ``items[e]`` of row ``owners[e]``; row ``r``'s entries start at ``offsets[r]``. What the history-row
+    models (Mult-VAE, RecVAE, CFGAN) train and score on: their first layer reads the non-zeros (``linear``)
+    instead of multiplying a catalogue-wide row that is almost all zeros. A tuple of tensors, so it is a
+    batch of the step loop (``models.loop.Batch``) as it is."""
+
+    offsets: torch.Tensor
+    items: torch.Tensor
+    values: torch.Tensor
+    owners: torch.Tensor
+
+    @classmethod
+    def of(cls, rows: sp.csr_matrix, device: torch.device) -> SparseRows:
+        """The CSR ``rows`` on ``device``."""
+        indptr = rows.indptr.astype(np.int64)
+        owners = np.repeat(np.arange(rows.shape[0], dtype=np.int64), np.diff(indptr))
+        arrays = (indptr[:-1], rows.indices.astype(np.int64), rows.data.astype(np.float32), owners)
+        return cls(*(torch.from_numpy(np.ascontiguousarray(a)).to(device) for a in arrays))
+
+    @property
+    def n_rows(self) -> int:
+        return self.offsets.shape[0]
+
+    def times(self, matrix: torch.Tensor) -> torch.Tensor:
+        """The rows times ``matrix`` (items x d), from the non-zeros: a weighted sum of ``matrix``'s rows."""
+        return F.embedding_bag(
+            self.items, matrix, self.offsets, mode="sum", per_sample_weights=self.values.to(matrix.dtype)
+        )
+
+    def row_sums(self, values: torch.Tensor | None = None) -> torch.Tensor:
+        """Each row's sum of ``values`` (one per entry; default: the rows' own)."""
+        values = self.values if values is None else values
+        return values.new_zeros(self.n_rows).index_add_(0, self.owners, values)
+
+    def at(self, dense: torch.Tensor) -> torch.Tensor:
+        """``dense``'s entries (rows x items) at the rows' non-zeros, in entry order."""
+        return dense[self.owners, self.items]
+
+    def to_dense(self, n_items: int) -> torch.Tensor:
+        """The rows as a dense (rows x ``n_items``) tensor (repeated entries summed, as scipy does)."""
+        out = self.values.new_zeros((self.n_rows, n_items))
+        return out.index_put_((self.owners, self.items), self.values, accumulate=True)
+
+
+#: history rows as a dense (rows x items) tensor or by their non-zeros; the helpers below take either (the
+#: dense form is what gradient x input differentiates)
+Rows = torch.Tensor | SparseRows
+
+
+def times(x: Rows, matrix: torch.Tensor) -> torch.Tensor:
+    """``x @ matrix`` (matrix: items x d); from the non-zeros for sparse rows."""
+    return x @ matrix if isinstance(x, torch.Tensor) else x.times(matrix)
+
+
+def linear(layer: nn.Linear, x: Rows) -> torch.Tensor:
+    """``layer(x)``; from the non-zeros for sparse rows (fast with the weight ``item_major``)."""
+    return layer(x) if isinstance(x, torch.Tensor) else x.times(layer.weight.t()) + layer.bias
+
+
+def item_major(layer: nn.Linear) -> nn.Linear:
+    """``layer`` with its weight (out x items, name and shape unchanged) stored item by item, so the items'
+    columns a sparse row gathers are contiguous: ``weight.t()`` is then a plain (items x out) table and
+    its gradient one too (gathering columns of the usual layout costs a transposed copy of the whole
+    matrix per step). Loading, saving, warm starts and the optimiser keep the layout."""
+    layer.weight = nn.Parameter(layer.weight.detach().t().contiguous().t())
+    return layer
+
+
+def normalized(x: Rows) -> Rows:
+    """Each row scaled to unit L2 norm (``F.normalize``)."""
+    if isinstance(x, torch.Tensor):
+        return F.normalize(x, dim=1)
+    norms = x.row_sums(x.values.pow(2)).sqrt().clamp_min(1e-12)  # F.normalize's eps
+    return x._replace(values=x.values / norms[x.owners])
+
+
+def dropped_out(x: Rows, p: float) -> Rows:
+    """Dropout with rate ``p`` (0: none); sparse rows drop among their non-zeros only (a dropped zero
+    changes nothing), so the draws differ from the dense form's."""
+    if p <= 0:
+        return x
+    if isinstance(x, torch.Tensor):
+        return F.dropout(x, p=p, training=True)
+    return x._replace(values=F.dropout(x.values, p=p, training=True))
+
+
+def row_sums(x: Rows) -> torch.Tensor:
+    """Each row's sum (RecVAE's item count |x_u| on binary rows)."""
+    return x.sum(dim=1) if isinstance(x, torch.Tensor) else x.row_sums()
+
+
+def multinomial_log_likelihood(logits: torch.Tensor, x: Rows) -> torch.Tensor:
+    """Each row's ``sum_i x_i log softmax(logits)_i``; for sparse rows from the non-zeros, as
+    ``sum_i x_i logits_i - |x| logsumexp(logits)`` (no rows x items log-softmax and its backward)."""
+    if isinstance(x, torch.Tensor):
+        return (F.log_softmax(logits, dim=1) * x).sum(dim=1)
+    picked = x.row_sums(x.values * x.at(logits))
+    return picked - x.row_sums() * torch.logsumexp(logits, dim=1)
+
+
+def on_rows(loss: Callable[[nn.Module, SparseRows], torch.Tensor]) -> Callable[..., torch.Tensor]:
+    """A phase's loss (``models.loop.Phase``) over ``TrainingRows`` batches: ``loss(module, rows)`` given the
+    batch's tensors unpacked."""
+    return lambda module, *batch: loss(module, SparseRows(*batch))
+
+
 def score_rows(
-    rows: sp.csr_matrix, device: torch.device, forward: Callable[[torch.Tensor], torch.Tensor]
+    rows: sp.csr_matrix, device: torch.device, forward: Callable[[SparseRows], torch.Tensor]
 ) -> np.ndarray:
-    """``forward`` of the history ``rows``, densified on ``device`` ``EVAL_BATCH_USERS`` at a time, as one
-    float32 array (the models that score a whole history row: Mult-VAE, RecVAE, CFGAN)."""
+    """``forward`` of the history ``rows`` (as ``SparseRows`` on ``device``, ``EVAL_BATCH_USERS`` at a time),
+    as one float32 array (the models that score a whole history row: Mult-VAE, RecVAE, CFGAN)."""
     out = np.empty(rows.shape, dtype=np.float32)
     for begin in range(0, rows.shape[0], EVAL_BATCH_USERS):
-        block = forward(sparse_to_dense(rows[begin : begin + EVAL_BATCH_USERS], device))
+        block = forward(SparseRows.of(rows[begin : begin + EVAL_BATCH_USERS], device))
         out[begin : begin + block.shape[0]] = block.float().cpu().numpy()
     return out
 
 
 def sparse_to_dense(rows: sp.csr_matrix, device: torch.device) -> torch.Tensor:
     """A CSR block densified on ``device`` (the sparse form is what crosses to a GPU)."""
-    rows = rows.tocoo()
-    indices = torch.from_numpy(np.vstack([rows.row, rows.col]).astype(np.int64))
-    values = torch.from_numpy(rows.data.astype(np.float32, copy=False))
-    sparse = torch.sparse_coo_tensor(indices, values, rows.shape, check_invariants=False)
-    return sparse.to(device).to_dense()
-
-
-#: training rows up to this size (float32, users x items) are densified once per fit instead of per batch
-DENSE_TRAIN_BYTES = 1 << 30
+    return SparseRows.of(rows, device).to_dense(rows.shape[1])
 
 
 def nonempty_rows(train: sp.spmatrix, binarize: bool) -> sp.csr_matrix:
@@ -81,32 +181,24 @@ def nonempty_rows(train: sp.spmatrix, binarize: bool) -> sp.csr_matrix:
 
 
 class TrainingRows:
-    """A fit's training rows served as dense batches (the autoencoder-style models: Mult-VAE, RecVAE,
-    CFGAN): densified once on the device when they fit ``DENSE_TRAIN_BYTES`` (a batch is then a row gather),
-    else each batch is densified from its sparse rows."""
+    """A fit's training rows served as ``SparseRows`` batches (the history-row models: Mult-VAE, RecVAE,
+    CFGAN); only the non-zeros cross to the device."""
 
     def __init__(self, rows: sp.csr_matrix, device: torch.device) -> None:
         self.rows, self.device = rows, device
-        fits = rows.shape[0] * rows.shape[1] * 4 <= DENSE_TRAIN_BYTES
-        self.dense = sparse_to_dense(rows, device) if fits else None
 
     def __len__(self) -> int:
         return self.rows.shape[0]
 
-    def batches(self, order: np.ndarray, size: int) -> Iterator[torch.Tensor]:
+    def batches(self, order: np.ndarray, size: int) -> Iterator[SparseRows]:
         """The rows at positions ``order``, ``size`` at a time."""
-        if self.dense is None:
-            for begin in range(0, len(order), size):
-                yield sparse_to_dense(self.rows[order[begin : begin + size]], self.device)
-            return
-        positions = torch.from_numpy(order).to(self.device)  # one copy per pass, not one per batch
         for begin in range(0, len(order), size):
-            yield self.dense[positions[begin : begin + size]]
+            yield SparseRows.of(self.rows[order[begin : begin + size]], self.device)
 
     def shuffled(self, rng: np.random.Generator, size: int) -> Callable[[], Iterator[Batch]]:
         """A phase's batches (``models.loop.Phase``): each pass the rows in a fresh order drawn from ``rng``,
-        ``size`` at a time."""
-        return lambda: ((x,) for x in self.batches(rng.permutation(len(self)), size))
+        ``size`` at a time (a batch is its ``SparseRows``, which the loss receives unpacked)."""
+        return lambda: self.batches(rng.permutation(len(self)), size)
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,17 @@ from recpipeline.models.base import Logger, prepare_matrix
 from recpipeline.models.context import FitContext, ScoreContext
 from recpipeline.models.loop import Phase, Training
 from recpipeline.models.neural import (
+    Rows,
     TorchRecommender,
     TrainingRows,
+    dropped_out,
+    item_major,
+    linear,
+    multinomial_log_likelihood,
     nonempty_rows,
+    normalized,
+    on_rows,
+    row_sums,
     score_rows,
 )
 from recpipeline.models.settings import (
@@ -54,23 +62,25 @@ def _log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torc
 
 
 class _Encoder(nn.Module):
-    """L2-normalised input, dropout, then five dense residual swish layers with layer norm."""
+    """L2-normalised input, dropout, then five dense residual swish layers with layer norm; the first reads
+    sparse rows from their non-zeros (its weight stored item-major: ``item_major``)."""
 
     def __init__(self, n_items: int, hidden: int, latent: int) -> None:
         super().__init__()
         self.layers = nn.ModuleList(
             nn.Linear(n_items if i == 0 else hidden, hidden) for i in range(ENCODER_LAYERS)
         )
+        item_major(self.layers[0])
         self.norms = nn.ModuleList(nn.LayerNorm(hidden, eps=0.1) for _ in range(ENCODER_LAYERS))
         self.mu = nn.Linear(hidden, latent)
         self.logvar = nn.Linear(hidden, latent)
 
-    def forward(self, x: torch.Tensor, dropout: float) -> tuple[torch.Tensor, torch.Tensor]:
-        h = F.dropout(F.normalize(x, dim=1), p=dropout, training=dropout > 0)
-        outputs: list[torch.Tensor] = []
-        for layer, norm in zip(self.layers, self.norms, strict=True):
+    def forward(self, x: Rows, dropout: float) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.norms[0](F.silu(linear(self.layers[0], dropped_out(normalized(x), dropout))))
+        outputs = [h]
+        for layer, norm in zip(self.layers[1:], self.norms[1:], strict=True):
             # each layer sees the sum of every earlier layer's output (the paper's dense connections)
-            h = norm(F.silu(layer(h) + sum(outputs)) if outputs else F.silu(layer(h)))
+            h = norm(F.silu(layer(h) + sum(outputs)))
             outputs.append(h)
         return self.mu(h), self.logvar(h)
 
@@ -83,7 +93,7 @@ class _RecVAE(nn.Module):
         self.old_encoder.requires_grad_(False)
         self.decoder = nn.Linear(latent, n_items)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: Rows) -> torch.Tensor:
         """Deterministic logits (latent mean, no dropout): the scoring path."""
         return self.decoder(self.encoder(x, 0.0)[0])
 
@@ -91,7 +101,7 @@ class _RecVAE(nn.Module):
         """The prior's posterior becomes the encoder as it is now (at the start of every epoch)."""
         self.old_encoder.load_state_dict(self.encoder.state_dict())  # copies in place
 
-    def log_prior(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+    def log_prior(self, x: Rows, z: torch.Tensor) -> torch.Tensor:
         """Elementwise log density of the composite prior at z for the users of x."""
         old_mu, old_logvar = self.old_encoder(x, 0.0)
         zeros = torch.zeros_like(z)
@@ -149,7 +159,7 @@ class RecVAE(TorchRecommender):
         batches = rows.shuffled(np.random.default_rng(self.seed), self.batch_size)
         encoder = Phase(
             batches,
-            lambda module, x: self._loss(module, x, self.dropout),
+            on_rows(lambda module, x: self._loss(module, x, self.dropout)),
             part="encoder",
             frozen="decoder",
             passes=self.encoder_steps,
@@ -157,20 +167,20 @@ class RecVAE(TorchRecommender):
         )
         decoder = Phase(
             batches,
-            lambda module, x: self._loss(module, x, 0.0),
+            on_rows(lambda module, x: self._loss(module, x, 0.0)),
             part="decoder",
             frozen="encoder",
             name="decoder",
         )
         return Training((encoder, decoder), lr=self.lr, epoch_start=_RecVAE.refresh_prior)
 
-    def _loss(self, module: _RecVAE, x: torch.Tensor, dropout: float) -> torch.Tensor:
+    def _loss(self, module: _RecVAE, x: Rows, dropout: float) -> torch.Tensor:
         """Negative ELBO with the composite prior; the KL term of each user weighted by gamma x |x_u|."""
         mu, logvar = module.encoder(x, dropout)
         z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
-        neg_ll = -(F.log_softmax(module.decoder(z), dim=1) * x).sum(dim=1).mean()
+        neg_ll = -multinomial_log_likelihood(module.decoder(z), x).mean()
         kl = (_log_normal(z, mu, logvar) - module.log_prior(x, z)).sum(dim=1)
-        return neg_ll + (kl * self.gamma * x.sum(dim=1)).mean()
+        return neg_ll + (kl * self.gamma * row_sums(x)).mean()
 
     # -- inference --------------------------------------------------------------------------------------
 

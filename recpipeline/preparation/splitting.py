@@ -14,8 +14,12 @@ from recpipeline.preparation.cleaning import reason_counts
 from recpipeline.preparation.encoding import encode_interactions
 from recpipeline.preparation.filtering import NOTHING_REMOVED, KCoreCounts, k_core
 
-#: without a validation file, this share of each user's training interactions (the latest) is validation
+#: without a validation file, this share of each user's training interactions is validation
 VALIDATION_SHARE = 0.1
+#: ``split.validation_rule: auto`` draws validation at random when more than this share of the test events
+#: (of users with train events) are older than the same user's latest train event: a test file cut by time
+#: has (almost) none, a random draw most (a user with n train events: about n / (n + 1))
+RANDOM_TEST_THRESHOLD = 0.5
 #: an event: rows sharing these (a view and a cart in the same second) always land in the same split
 EVENT_KEYS = ["user_idx", "item_idx", "timestamp"]
 #: a row's split, as the row-assigning splits label it
@@ -85,18 +89,63 @@ def session_split(
     )
 
 
+class ValidationRule(NamedTuple):
+    """How a predefined split's validation was drawn, as the split's metadata records it."""
+
+    #: file (the validation file), latest or random
+    rule: str
+    #: the ``split.validation_rule`` configured (auto, latest, random)
+    configured: str
+    #: the detection statistic (``earlier_test_share``); None when no test user has train events
+    earlier_test_share: float | None = None
+
+
+def earlier_test_share(train: pd.DataFrame, test: pd.DataFrame) -> float | None:
+    """The share of test events (of users with train events) strictly older than the same user's latest
+    train event: 0 for a test file cut by time (globally or per user), most of them for a random draw.
+    None when no test user has a train event."""
+    last = train.groupby("user_idx")["timestamp"].max()
+    known = test[test["user_idx"].isin(last.index)]
+    if known.empty:
+        return None
+    return float(np.mean(known["timestamp"].to_numpy() < last.loc[known["user_idx"]].to_numpy()))
+
+
+def validation_rule(train: pd.DataFrame, test: pd.DataFrame, configured: str) -> ValidationRule:
+    """The rule that draws a predefined split's validation from its train file: the configured one, or for
+    ``auto`` the rule the test file follows (random above ``RANDOM_TEST_THRESHOLD``, else latest)."""
+    statistic = earlier_test_share(train, test)
+    if configured != "auto":
+        return ValidationRule(configured, configured, statistic)
+    drawn_at_random = statistic is not None and statistic > RANDOM_TEST_THRESHOLD
+    return ValidationRule("random" if drawn_at_random else "latest", configured, statistic)
+
+
 def predefined_split(
-    train: pd.DataFrame, validation: pd.DataFrame | None, test: pd.DataFrame, share: float = VALIDATION_SHARE
+    train: pd.DataFrame,
+    validation: pd.DataFrame | None,
+    test: pd.DataFrame,
+    share: float = VALIDATION_SHARE,
+    rule: str = "latest",
+    seed: int = 0,
 ) -> Splits:
-    """A split given as files (e.g. MovieLens u1.base / u1.test). Without a validation file, each user's
-    latest ``share`` of training interactions by time (rounded down, so users with fewer than 1 / share
-    interactions keep all of theirs in train) becomes validation: deterministic, and like the temporal
-    split it holds out what the user did last."""
+    """A split given as files (e.g. MovieLens u1.base / u1.test). Without a validation file, ``share`` of
+    each user's training interactions (rounded down, so users with fewer than 1 / share interactions keep
+    all of theirs in train) becomes validation: with ``rule`` latest the user's latest by time (like the
+    temporal split, it holds out what the user did last), with random a draw seeded by ``seed`` (rows of
+    one event share a draw), so validation resembles a test file drawn at random."""
     if validation is None:
         ordered = train.sort_values(["user_idx", "timestamp"], kind="stable")
         users = ordered.groupby("user_idx", sort=False)["user_idx"]
-        from_end = users.cumcount(ascending=False)
-        held_out = from_end < np.floor(users.transform("size") * share)
+        if rule not in ("latest", "random"):
+            raise ValueError(f"unknown validation rule {rule!r}: latest or random")
+        if rule == "latest":
+            rank = users.cumcount(ascending=False)
+        else:
+            event = ordered.groupby(EVENT_KEYS, sort=False).ngroup().to_numpy()
+            draw = pd.Series(np.random.default_rng(seed).random(len(event))[event], index=ordered.index)
+            rank = draw.groupby(ordered["user_idx"].to_numpy()).rank(method="first") - 1
+        held_out = rank < np.floor(users.transform("size") * share)
         train, validation = ordered[~held_out], ordered[held_out]
     return Splits(*(frame.reset_index(drop=True) for frame in (train, validation, test)))
 
@@ -197,6 +246,8 @@ class RunSplits(NamedTuple):
     file_rows: dict[str, FileRows]
     #: what k-core filtering removed before the split
     kcore: KCoreCounts = NOTHING_REMOVED
+    #: how a predefined split's validation was drawn (None for the other kinds)
+    validation_rule: ValidationRule | None = None
 
 
 class SplitKind(NamedTuple):
@@ -251,6 +302,34 @@ SPLIT_KINDS: dict[str, SplitKind] = {
 }
 
 
+def validation_drawn(split: SplitConfig, rule: ValidationRule | None = None) -> str:
+    """How the validation that early stopping and tuning choose on was drawn (``rule``: a predefined split's,
+    ``RunSplits.validation_rule``), for the split's metadata and the verdict: a sceptic checks that it was
+    drawn the way the test was."""
+    share = f"{split.validation_ratio:.0%}"
+    described = {
+        "temporal": f"the {split.validation_days} days before the test window (the test: the latest days)",
+        "sessions": f"the sessions of the {split.validation_days} days before the test window",
+        "random": f"a seeded random {share} of the events left after test, as the test was drawn",
+        "stratified": f"a seeded random {share} of each {split.stratify_by}'s events left after test, "
+        "as the test was drawn",
+        "leave_last_out": f"each user's {split.leave_last} interactions before the test's (the test: the "
+        "latest)",
+    }
+    if split.kind != "predefined":
+        return described[split.kind]
+    if rule is None or rule.rule == "file":
+        return "the split's validation file"
+    measured = ""
+    if rule.earlier_test_share is not None:
+        measured = (
+            f"; {rule.earlier_test_share:.1%} of test events are older than the user's latest train event"
+        )
+    how = {"random": "a seeded random", "latest": "the latest (by time)"}[rule.rule]
+    rule_note = f"validation_rule {rule.configured}{measured}"
+    return f"{how} {VALIDATION_SHARE:.0%} of each user's train file ({rule_note})"
+
+
 def split_for_run(
     interactions: pd.DataFrame,
     user_id_map: pd.DataFrame,
@@ -273,7 +352,9 @@ def split_for_run(
     end = as_of(interactions["timestamp"]) if end is None else end
     minimums = (preparation.min_user_interactions, preparation.min_item_interactions)
     if split_files is not None:
-        return _predefined_for_run(split_files, user_id_map, item_id_map, event_weights, minimums, end)
+        return _predefined_for_run(
+            split_files, user_id_map, item_id_map, event_weights, minimums, end, split.validation_rule, seed
+        )
     rows, kcore = k_core(interactions, *minimums)
     kept = interactions[rows]
     kind = SPLIT_KINDS[split.kind]
@@ -297,6 +378,8 @@ def _predefined_for_run(
     event_weights: Mapping[str, float],
     minimums: tuple[int, int],
     end: pd.Timestamp,
+    configured_rule: str,
+    seed: int,
 ) -> RunSplits:
     encoded = {
         name: encode_interactions(cleaned, user_id_map, item_id_map, event_weights)
@@ -310,14 +393,18 @@ def _predefined_for_run(
     kept = {
         name: frame[part] for (name, frame), part in zip(encoded.items(), np.split(rows, bounds), strict=True)
     }
-    splits = predefined_split(kept["train"], kept.get("validation"), kept["test"])
+    if "validation" in kept:
+        rule = ValidationRule("file", configured_rule)
+    else:
+        rule = validation_rule(kept["train"], kept["test"], configured_rule)
+    splits = predefined_split(kept["train"], kept.get("validation"), kept["test"], rule=rule.rule, seed=seed)
     file_rows = {
         name: FileRows(
             len(cleaned) + len(quarantine), {r: n for r, n in reason_counts(quarantine).items() if n}
         )
         for name, (cleaned, quarantine) in split_files.items()
     }
-    return RunSplits(splits, end, file_rows, kcore)
+    return RunSplits(splits, end, file_rows, kcore, rule)
 
 
 def in_time_order(splits: Splits) -> bool:

@@ -259,3 +259,15 @@ def test_the_report_says_how_the_verdict_held_over_the_backtest_cuts() -> None:
     assert markdown.index("## Verdict") < markdown.index("## The verdict over time (backtest)")
     assert "4 cut(s) from 2026-10-05 to 2026-10-26" in markdown
     assert "The verdict over time (backtest)</h2>" in report_html(inputs, figures)
+
+
+def test_the_verdict_ends_with_how_validation_was_drawn() -> None:
+    """A sceptic's first question of a tuned model: was it chosen on a validation set drawn like the test?"""
+    from dataclasses import replace
+
+    metrics = _metrics("r1", 1.0)
+    drawn = "a seeded random 10% of each user's train file (validation_rule auto)"
+    inputs = replace(_inputs(metrics, append_history(None, metrics)), validation_drawn=drawn)
+    markdown = report_markdown(inputs, report_figures(inputs))
+    verdict = markdown[markdown.index("## Verdict") : markdown.index("## Plots")]
+    assert verdict.rstrip().endswith(f"- Early stopping and tuning chose on {drawn}.")

@@ -35,7 +35,7 @@ def test_negative_samples_are_unobserved_items_in_the_given_share() -> None:
     torch.manual_seed(0)
     x = (torch.rand(200, 500) < 0.2).float()
     for ratio in (0.0, 0.3, 0.7):
-        mask = CFGAN._sample(x, ratio)
+        mask = CFGAN._sample(x, ratio, 500)
         assert not (mask * x).any()  # never a purchased item
         assert abs(float(mask.sum() / (x == 0).sum()) - ratio) < 0.01
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.sparse as sp
+import torch
 
 from recpipeline.models import create_model
-from recpipeline.models.lightgcn import LightGCN, normalised_adjacency
+from recpipeline.models.lightgcn import LightGCN, _LightGCN, graph_tensor, normalised_adjacency
 from recpipeline_tests.models.conftest import N_ITEMS, N_USERS, block_of_item, planted_blocks, recall_at
 from recpipeline_tests.models.contract import ModelContract
 
@@ -57,3 +58,27 @@ def test_lightgcn_folds_in_users_unseen_in_training(fitted) -> None:
     assert (block_of_item(items) == block_of_item(train[UNSEEN].indices[::6])[:, None]).all()
     # a user without any history scores every item 0 rather than NaN
     assert np.all(model.score(np.array([N_USERS + 1]), sp.csr_matrix((1, N_ITEMS))) == 0)
+
+
+def test_csr_propagation_and_its_gradient_equal_the_dense_product() -> None:
+    rng = np.random.default_rng(0)
+    binary = sp.csr_matrix((rng.random((30, 20)) < 0.2).astype(np.float32))
+    adjacency = normalised_adjacency(binary)
+    graph = graph_tensor(adjacency, torch.device("cpu"))
+    assert graph.layout == torch.sparse_csr
+    dense = torch.from_numpy(adjacency.toarray().astype(np.float32))
+    module = _LightGCN(30, 20, factors=4, layers=3)
+    weights = torch.randn(50, 4)
+    layers = module.propagate(graph)
+    reference = [module.embedding.weight]
+    for _ in range(3):
+        reference.append(dense @ reference[-1])
+    for got, want in zip(layers, reference, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
+    (gradient,) = torch.autograd.grad(
+        (torch.stack(layers).mean(dim=0) * weights).sum(), module.embedding.weight
+    )
+    (expected,) = torch.autograd.grad(
+        (torch.stack(reference).mean(dim=0) * weights).sum(), module.embedding.weight
+    )
+    torch.testing.assert_close(gradient, expected, rtol=1e-5, atol=1e-6)

@@ -180,3 +180,33 @@ def test_the_epochs_losses_are_read_from_the_device_once_per_epoch(train, monkey
     Counting(epochs=3).fit(train)
     steps = train.shape[0] // 25 + 1
     assert events == (["step"] * steps + ["tolist"]) * 3
+
+
+def test_lazy_adam_takes_sparse_adams_steps():
+    """The sparse tables' optimiser is torch's SparseAdam, rewritten to gather rows: the same weights."""
+    from recpipeline.models.loop import LazyAdam
+
+    torch.manual_seed(0)
+    ours, theirs = nn.Embedding(50, 4, sparse=True), nn.Embedding(50, 4, sparse=True)
+    theirs.load_state_dict(ours.state_dict())
+    optimisers = LazyAdam(ours.parameters(), lr=0.01), torch.optim.SparseAdam(theirs.parameters(), lr=0.01)
+    for _ in range(30):
+        rows, targets = torch.randint(0, 50, (20,)), torch.randn(20, 4)  # repeated rows included
+        for table, optimiser in zip((ours, theirs), optimisers, strict=True):
+            optimiser.zero_grad()
+            ((table(rows) - targets) ** 2).sum().backward()
+            optimiser.step()
+    assert not torch.equal(ours.weight, nn.Embedding(50, 4).weight)
+    torch.testing.assert_close(ours.weight, theirs.weight, rtol=0, atol=1e-6)
+
+
+def test_sparse_tables_get_lazy_adam_and_the_rest_fused_adam():
+    from recpipeline.models.loop import LazyAdam, optimisers
+
+    module = nn.Sequential(nn.Embedding(10, 3, sparse=True), nn.Embedding(10, 3), nn.Linear(3, 1))
+    dense, lazy = optimisers(module, Training((), lr=0.1, weight_decay=0.01))
+    assert isinstance(lazy, LazyAdam) and [p for g in lazy.param_groups for p in g["params"]] == [
+        module[0].weight
+    ]
+    assert dense.defaults["fused"] and dense.defaults["weight_decay"] == 0.01
+    assert len(dense.param_groups[0]["params"]) == 3  # the dense table, the layer's weight and bias

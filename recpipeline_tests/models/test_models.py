@@ -1,6 +1,6 @@
 """Model quality on planted structures where the right answer is known, plus the registry, run settings,
-top-K selection, tuning and the validation metric. The behaviour every model shares is the contract suite
-(contract.py, test_contract.py).
+top-K selection and the validation metric (tuning: fitting/test_tuning.py). The behaviour every model
+shares is the contract suite (contract.py, test_contract.py).
 
 Blocks (conftest): user groups that only touch their own item block. Chains: each user walks a fixed item
 cycle in order, so the next item is determined by the last one — only a model that reads the order can get
@@ -22,7 +22,6 @@ import scipy.sparse as sp
 from recpipeline.config import ConfigError, parse_config
 from recpipeline.fitting.holdout import holdout_ndcg, validation_scorer
 from recpipeline.fitting.recommending import recommend_table, similar_items_table
-from recpipeline.fitting.tuning import candidate_params, tune
 from recpipeline.models import (
     ALS,
     EASE,
@@ -528,29 +527,6 @@ def test_holdout_ndcg_by_hand() -> None:
     # user 0: item 0 seen (not relevant), item 2 at rank 2; user 1: item 0 at rank 1; user 2: no history
     expected = np.mean([1 / np.log2(3), 1.0])
     assert holdout_ndcg(Fixed().fit(history), history, holdout, 2) == pytest.approx(expected)
-
-
-def test_candidate_params_are_seeded_and_keep_fixed_values() -> None:
-    fixed = {"binarize": True, "popularity_exponent": 0.0}  # only the regularization is left to search
-    first = candidate_params(EASE, fixed, 4, seed=3)
-    assert first == candidate_params(EASE, fixed, 4, seed=3)
-    assert first[0] == fixed and len(first) == 4
-    assert all(c["binarize"] is True and c["popularity_exponent"] == 0.0 for c in first)
-    searched = [c["regularization"] for c in first[1:]]
-    assert len(set(searched)) == 3 and 500.0 not in searched  # distinct, and never the default again
-    # a budget beyond the space: every other value once, after the configured one
-    assert len(candidate_params(EASE, fixed, 50, seed=3)) == len(EASE.search_space["regularization"])
-
-
-def test_tune_keeps_the_best_validation_trial(blocks) -> None:
-    train, held, context, _ = blocks
-    lines: list[str] = []
-    result = tune("item_knn", {}, train, held, trials=3, k=5, seed=0, context=context, log=lines.append)
-    assert len(result.trials) == 3 and result.trials[0]["params"] == {}
-    best = max(result.trials, key=lambda trial: trial["ndcg"])
-    assert result.params == best["params"]
-    assert holdout_ndcg(result.model, train, held, 5) == pytest.approx(best["ndcg"])
-    assert sum("trial" in line for line in lines) == 3
 
 
 def test_config_similar_items_and_tuning() -> None:

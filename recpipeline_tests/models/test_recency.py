@@ -3,13 +3,15 @@ all-time popularity, half-life weights, the history's validation events counted,
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
 
 from recpipeline.fitting.recommending import recommend_for_test_users
-from recpipeline.fitting.tuning import candidate_params
+from recpipeline.fitting.tuning import searched_space
 from recpipeline.models import FitContext, Popularity, ScoreContext, create_model
 from recpipeline.models.recency import RecentPopularity
 from recpipeline.preparation.encoding import interaction_matrix
@@ -148,8 +150,7 @@ def test_parameters_and_inputs_are_checked() -> None:
 
 
 def test_tuning_starts_from_the_configured_window() -> None:
-    candidates = candidate_params(RecentPopularity, {}, 6, seed=0)
-    assert candidates[0] == {} and len(candidates) == 6
-    for params in candidates[1:]:
-        assert set(params) <= {"window_days", "half_life_days"}
-        create_model("recent_popularity", params)  # every candidate is a valid model
+    space = searched_space(RecentPopularity, {})
+    assert set(space) == {"window_days", "half_life_days"} and 14 in space["window_days"]  # the default
+    for values in itertools.product(*space.values()):
+        create_model("recent_popularity", dict(zip(space, values, strict=True)))  # every one a valid model

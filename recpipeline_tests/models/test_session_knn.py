@@ -3,12 +3,14 @@ three-session log, the current-session and recency rules, and a planted next-ite
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from recpipeline.fitting.tuning import candidate_params
+from recpipeline.fitting.tuning import searched_space
 from recpipeline.models import FitContext, Recommender, ScoreContext, create_model
 from recpipeline.models.session_knn import SKNN, VSKNN
 from recpipeline.preparation.encoding import interaction_matrix
@@ -153,8 +155,9 @@ def test_parameters_and_inputs_are_checked() -> None:
 
 def test_tuning_candidates_are_valid_models() -> None:
     for model_class in (SKNN, VSKNN):
-        for params in candidate_params(model_class, {}, 8, seed=0)[1:]:
-            create_model(model_class.name, params)
+        space = searched_space(model_class, {})
+        for values in itertools.product(*space.values()):
+            create_model(model_class.name, dict(zip(space, values, strict=True)))
 
 
 @pytest.mark.parametrize(

@@ -4,12 +4,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from recpipeline.config import PreparationConfig, SplitConfig, SplitKindName
+from recpipeline.config import ConfigError, PreparationConfig, SplitConfig, SplitKindName, parse_config
 from recpipeline.preparation.filtering import KCoreCounts
 from recpipeline.preparation.splitting import (
+    RANDOM_TEST_THRESHOLD,
     SPLIT_KINDS,
     RunSplits,
     Splits,
+    ValidationRule,
+    earlier_test_share,
     events_in_test_and_earlier,
     events_in_two_splits,
     in_time_order,
@@ -19,6 +22,7 @@ from recpipeline.preparation.splitting import (
     stratified_split,
     temporal_split,
     users_out_of_time_order,
+    validation_rule,
 )
 
 WEIGHTS = {"view": 1.0, "cart": 3.0, "purchase": 5.0, "rating": 1.0}
@@ -265,3 +269,114 @@ def test_every_configurable_split_kind_has_its_line():
     # the one kind whose settings are files (the configuration checks split.train / test for it)
     assert [name for name, kind in SPLIT_KINDS.items() if kind.needs_files] == ["predefined"]
     assert all((kind.split is None) == kind.needs_files for kind in SPLIT_KINDS.values())
+
+
+def split_files(log: pd.DataFrame, is_test: np.ndarray) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    """``log`` (random_log) as predefined split files of user_id / item_id strings, for MAPS_50."""
+    rows = log.assign(
+        user_id="u" + log["user_idx"].astype(str), item_id="i" + log["item_idx"].astype(str), value=1.0
+    )[["user_id", "item_id", "timestamp", "event_type", "value"]]
+    no_quarantine = pd.DataFrame({"reason": pd.Series([], dtype=str)})
+    return {"train": (rows[~is_test], no_quarantine), "test": (rows[is_test], no_quarantine)}
+
+
+MAPS_50 = (
+    pd.DataFrame({"id": [f"u{i}" for i in range(50)], "idx": np.arange(50, dtype=np.int32)}),
+    pd.DataFrame({"id": [f"i{i}" for i in range(80)], "idx": np.arange(80, dtype=np.int32)}),
+)
+
+
+def predefined_run(log: pd.DataFrame, is_test: np.ndarray, seed: int = 42, **split) -> RunSplits:
+    return split_for_run(
+        log,
+        *MAPS_50,
+        WEIGHTS,
+        SplitConfig(kind="predefined", **split),
+        seed=seed,
+        preparation=PreparationConfig(),
+        split_files=split_files(log, is_test),
+    )
+
+
+def per_user_cut(log: pd.DataFrame) -> np.ndarray:
+    """Each user's latest fifth by time as test, as a leave-last-out or temporal protocol writes its files."""
+    rank = log.groupby("user_idx")["timestamp"].rank(method="first", ascending=False)
+    return (rank <= np.floor(log.groupby("user_idx")["timestamp"].transform("size") * 0.2)).to_numpy()
+
+
+def test_a_random_test_file_is_told_from_one_cut_by_time():
+    log = random_log()
+    drawn = np.random.default_rng(1).random(len(log)) < 0.2
+    cut = per_user_cut(log)
+    random_share = earlier_test_share(log[~drawn], log[drawn])
+    assert random_share > 0.9 > RANDOM_TEST_THRESHOLD  # users of ~40 events: ~n / (n + 1) are earlier
+    assert earlier_test_share(log[~cut], log[cut]) == 0.0
+    assert validation_rule(log[~drawn], log[drawn], "auto") == ValidationRule("random", "auto", random_share)
+    assert validation_rule(log[~cut], log[cut], "auto") == ValidationRule("latest", "auto", 0.0)
+    # nothing to measure (no test user has train events): the time rule
+    assert validation_rule(log[log.user_idx < 25], log[log.user_idx >= 25], "auto").rule == "latest"
+
+
+def test_a_run_draws_validation_by_the_test_files_rule_and_records_it():
+    log = random_log()
+    drawn = np.random.default_rng(1).random(len(log)) < 0.2
+    run = predefined_run(log, drawn)
+    assert run.validation_rule.rule == "random" and run.validation_rule.configured == "auto"
+    assert run.validation_rule.earlier_test_share > RANDOM_TEST_THRESHOLD
+    # random: not each user's latest, yet each user's share (rounded down), seeded by the run's seed
+    train, validation = run.splits.train, run.splits.validation
+    sizes = (train["user_idx"].value_counts() + validation["user_idx"].value_counts()).fillna(0)
+    counts = validation["user_idx"].value_counts().reindex(sizes.index, fill_value=0)
+    assert (counts == np.floor(sizes * 0.1)).all()
+    assert users_out_of_time_order(Splits(train, validation, validation.iloc[:0])) > 0
+    assert predefined_run(log, drawn).splits.validation.equals(validation)
+    assert not predefined_run(log, drawn, seed=7).splits.validation.equals(validation)
+
+    cut = per_user_cut(log)
+    temporal = predefined_run(log, cut)
+    assert temporal.validation_rule == ValidationRule("latest", "auto", 0.0)
+    assert users_out_of_time_order(temporal.splits) == 0
+
+
+def test_a_configured_validation_rule_overrides_detection():
+    log = random_log()
+    drawn = np.random.default_rng(1).random(len(log)) < 0.2
+    latest = predefined_run(log, drawn, validation_rule="latest")
+    assert latest.validation_rule.rule == "latest" and latest.validation_rule.configured == "latest"
+    # each user's latest: no validation event before one of the user's train events
+    assert users_out_of_time_order(latest.splits._replace(test=latest.splits.test.iloc[:0])) == 0
+    random = predefined_run(log, per_user_cut(log), validation_rule="random")
+    assert random.validation_rule == ValidationRule("random", "random", 0.0)
+
+
+def test_the_validation_rule_is_checked_by_key():
+    with pytest.raises(ConfigError, match=r"split\.validation_rule") as error:
+        parse_config(
+            {"split": {"kind": "predefined", "train": ".", "test": ".", "validation_rule": "newest"}}
+        )
+    assert "\n" not in str(error.value)
+    with pytest.raises(ConfigError, match=r"split\.validation_rule.*only for split.kind predefined"):
+        parse_config({"split": {"kind": "temporal", "validation_rule": "random"}})
+    assert (
+        parse_config({"split": {"kind": "temporal", "validation_rule": "auto"}}).split.validation_rule
+        == "auto"
+    )
+
+
+def test_the_verdict_says_how_validation_was_drawn_for_every_split_kind():
+    """One sentence per kind; a predefined split's names its rule and the statistic ``auto`` decided on."""
+    from recpipeline.config import SplitConfig
+    from recpipeline.preparation.splitting import SPLIT_KINDS, ValidationRule, validation_drawn
+
+    for kind in SPLIT_KINDS:
+        assert validation_drawn(SplitConfig(kind=kind))
+    assert validation_drawn(SplitConfig(kind="stratified", stratify_by="item", validation_ratio=0.1)) == (
+        "a seeded random 10% of each item's events left after test, as the test was drawn"
+    )
+    predefined = SplitConfig(kind="predefined")
+    assert validation_drawn(predefined, ValidationRule("file", "auto")) == "the split's validation file"
+    assert validation_drawn(predefined, ValidationRule("random", "auto", 0.975)) == (
+        "a seeded random 10% of each user's train file (validation_rule auto; 97.5% of test events are "
+        "older than the user's latest train event)"
+    )
+    assert validation_drawn(predefined, ValidationRule("latest", "latest")).startswith("the latest (by time)")

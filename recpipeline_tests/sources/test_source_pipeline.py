@@ -140,9 +140,13 @@ def test_predefined_split_files_are_read_with_the_source_settings(tmp_path: Path
     )
     assert len(test) == kept_rows(log[is_test])
     assert len(train) + len(validation) == kept_rows(log[~is_test])
-    # validation is carved from train: each user's latest 10 %, so it comes after the user's train rows
-    last_train = train.groupby("user_idx")["timestamp"].max()
-    first_validation = validation.groupby("user_idx")["timestamp"].min()
-    assert (last_train.reindex(first_validation.index) <= first_validation).all()
+    # validation is carved from train by the test file's rule: drawn at random, so a random 10 % per user
+    metadata = result.asset_materializations_for_node("split")[0].metadata
+    assert metadata["validation_rule"].value == "random"
+    assert metadata["validation_rule_configured"].value == "auto"
+    assert metadata["earlier_test_share"].value > 0.5
+    sizes = pd.concat([train, validation])["user_idx"].value_counts()
+    held_out = validation["user_idx"].value_counts().reindex(sizes.index, fill_value=0)
+    assert (held_out == np.floor(sizes * 0.1)).all()
     users = pd.read_parquet(root / "user_id_map.parquet")
     assert set(test["user_idx"]) <= set(users["idx"])

@@ -10,6 +10,7 @@ from dagster import (
     AssetExecutionContext,
     AssetIn,
     AssetOut,
+    DagsterInstance,
     MaterializeResult,
     MetadataValue,
     Output,
@@ -37,7 +38,13 @@ from recpipeline.orchestration.assets.explanations import (
     FIDELITY_ASSET,
     explanation_inputs,
 )
-from recpipeline.orchestration.assets.modeling import cost_table, model_asset_name, recommendations_asset_name
+from recpipeline.orchestration.assets.modeling import (
+    cost_table,
+    latest_metadata,
+    model_asset_name,
+    recommendations_asset_name,
+)
+from recpipeline.orchestration.assets.preparation import VALIDATION_DRAWN
 from recpipeline.orchestration.instance import TRAINING_POOL
 from recpipeline.orchestration.resources import Warehouse
 from recpipeline.preparation.splitting import SPLIT_KINDS
@@ -223,7 +230,9 @@ def build_evaluation_assets(config: RunConfig) -> list:
             context.instance,
             {m: (model_asset_name(m), recommendations_asset_name(m)) for m in config.model_names},
         )
-        verdict = verdict_lines(table, evaluation.significance, families, config.k, costs)
+        verdict = verdict_lines(
+            table, evaluation.significance, families, config.k, costs, validation_drawn(context.instance)
+        )
         context.log.info("verdict\n" + verdict_markdown(verdict))
         overview = metrics_overview(table, verdict, evaluation.history, config.k, costs)
         extra = {
@@ -290,6 +299,7 @@ def build_evaluation_assets(config: RunConfig) -> list:
             backtest=warehouse.read_previous(BACKTEST_TABLE),
             explanations=examples,
             explanation_fidelity=explained.get(FIDELITY_ASSET),
+            validation_drawn=validation_drawn(context.instance),
         )
         figures = report_figures(inputs)
         location = warehouse.write_text(REPORT_PATH, report_html(inputs, figures))
@@ -307,6 +317,11 @@ def build_evaluation_assets(config: RunConfig) -> list:
     if settings.external_recommendations:
         assets.append(_external_asset(config, Path(settings.external_recommendations)))
     return assets
+
+
+def validation_drawn(instance: DagsterInstance) -> str | None:
+    """How the latest validation split was drawn, as its materialization recorded (None before one)."""
+    return latest_metadata(instance, "validation", None).get(VALIDATION_DRAWN)
 
 
 def _external_asset(config: RunConfig, folder: Path):

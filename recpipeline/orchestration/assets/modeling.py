@@ -165,8 +165,8 @@ def cost_table(
     rows = []
     for model, (fitted, recommended) in assets.items():
         row = {
-            **_latest_metadata(instance, fitted, partition),
-            **_latest_metadata(instance, recommended, partition),
+            **latest_metadata(instance, fitted, partition),
+            **latest_metadata(instance, recommended, partition),
         }
         rows.append({**row, "model": model})
     table = pd.DataFrame(rows).reindex(columns=list(COST_COLUMNS))
@@ -175,7 +175,7 @@ def cost_table(
     return table
 
 
-def _latest_metadata(instance: DagsterInstance, asset: str, partition: str | None) -> dict[str, object]:
+def latest_metadata(instance: DagsterInstance, asset: str, partition: str | None) -> dict[str, object]:
     """The metadata values of the asset's latest materialization (of ``partition``), {} when there is none."""
     records = instance.fetch_materializations(
         AssetRecordsFilter(asset_key=AssetKey(asset), asset_partitions=[partition] if partition else None),

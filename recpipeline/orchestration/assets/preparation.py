@@ -7,7 +7,13 @@ from recpipeline.config import RunConfig
 from recpipeline.orchestration.resources import Warehouse
 from recpipeline.preparation.cleaning import clean_predefined_split
 from recpipeline.preparation.encoding import ENCODED_EVENT_COLUMNS, encode_days
-from recpipeline.preparation.splitting import SPLIT_KINDS, FileRows, split_for_run
+from recpipeline.preparation.splitting import (
+    SPLIT_KINDS,
+    FileRows,
+    ValidationRule,
+    split_for_run,
+    validation_drawn,
+)
 
 GROUP = "preparation"
 
@@ -112,10 +118,24 @@ def build_preparation_assets(config: RunConfig) -> list:
                     "last": str(frame["timestamp"].max()),
                     **kcore,
                     **_file_row_metadata(run.file_rows.get(name)),
+                    **_validation_rule_metadata(run.validation_rule),
+                    VALIDATION_DRAWN: validation_drawn(config.split, run.validation_rule),
                 },
             )
 
     return [encode, split]
+
+
+#: the split outputs' metadata entry saying how validation was drawn (``splitting.validation_drawn``)
+VALIDATION_DRAWN = "validation_drawn"
+
+
+def _validation_rule_metadata(rule: ValidationRule | None) -> dict[str, str | float]:
+    """How a predefined split's validation was drawn, and the statistic ``auto`` decided on."""
+    if rule is None:
+        return {}
+    measured = {} if rule.earlier_test_share is None else {"earlier_test_share": rule.earlier_test_share}
+    return {"validation_rule": rule.rule, "validation_rule_configured": rule.configured, **measured}
 
 
 def _file_row_metadata(rows: FileRows | None) -> dict[str, int]:
