@@ -96,21 +96,23 @@ PEAK_BYTES_PER_PAIR = 12
 BLOCK_BYTES = 64 * 2**20
 
 
-def check_catalogue(name: str, n_items: int, max_items: int) -> None:
+def check_catalogue(
+    name: str, n_items: int, max_items: int, bytes_per_pair: int = PEAK_BYTES_PER_PAIR
+) -> None:
     """A ValueError, before anything is allocated, where ``n_items`` exceeds ``max_items`` or the fit's
-    estimated peak (``PEAK_BYTES_PER_PAIR`` per item pair) exceeds the memory available to the process."""
-    gib = n_items**2 * PEAK_BYTES_PER_PAIR / 2**30
+    estimated peak (``bytes_per_pair`` per item pair) exceeds the memory available to the process."""
+    gib = n_items**2 * bytes_per_pair / 2**30
     if n_items > max_items:
         raise ValueError(
             f"{name}: {n_items:,} items exceed max_items={max_items:,} (the dense item x item matrices "
             f"need about {gib:.1f} GiB); raise max_items if memory allows, or use item_knn / als"
         )
     available = available_memory()
-    if available is not None and n_items**2 * PEAK_BYTES_PER_PAIR > available:
+    if available is not None and n_items**2 * bytes_per_pair > available:
         raise ValueError(
             f"{name}: {n_items:,} items need about {gib:.1f} GiB for the dense item x item matrices, more "
             f"than the {available / 2**30:.1f} GiB available; lower max_items={max_items:,} below "
-            f"{math.isqrt(available // PEAK_BYTES_PER_PAIR):,} to refuse such catalogues up front, free "
+            f"{math.isqrt(available // bytes_per_pair):,} to refuse such catalogues up front, free "
             "memory, or use item_knn / als"
         )
 

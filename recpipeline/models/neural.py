@@ -53,8 +53,9 @@ class SparseRows(NamedTuple):
     """A block of history rows by their non-zeros, on the device: entry ``e`` is ``values[e]`` at column
     ``items[e]`` of row ``owners[e]``; row ``r``'s entries start at ``offsets[r]``. What the history-row
     models (Mult-VAE, RecVAE, CFGAN) train and score on: their first layer reads the non-zeros (``linear``)
-    instead of multiplying a catalogue-wide row that is almost all zeros. A tuple of tensors, so it is a
-    batch of the step loop (``models.loop.Batch``) as it is."""
+    instead of multiplying a catalogue-wide row that is almost all zeros; LightGCN multiplies by its
+    adjacency's rows so. A tuple of tensors, so it is a batch of the step loop (``models.loop.Batch``) as it
+    is."""
 
     offsets: torch.Tensor
     items: torch.Tensor

@@ -30,8 +30,12 @@ from pydantic import Field
 
 from recpipeline.models.base import Logger
 from recpipeline.models.context import FitContext
-from recpipeline.models.ease import EASE, check_catalogue, closed_form, gram_matrix
+from recpipeline.models.ease import EASE, PEAK_BYTES_PER_PAIR, check_catalogue, closed_form, gram_matrix
 from recpipeline.models.privacy import PrivacySettings, clip_rows, gaussian_sigma
+
+#: bytes per item pair at the peak of a noisy fit (measured: ``benchmarks/ease_memory.py --private``): the
+#: Gram matrix with the noise and its triangles, then ``eigh``'s copy, workspace and eigenvectors
+NOISY_PEAK_BYTES_PER_PAIR = 42
 
 
 class PrivateEASE(EASE):
@@ -52,18 +56,22 @@ class PrivateEASE(EASE):
         noise_regularization: float = Field(2.0, ge=0)
         """extra ridge penalty per unit of the noise's spectral scale sigma * sqrt(n_items)"""
         max_items: int = Field(20_000, ge=1)
-        """the largest catalogue fitted (the dense item x item inverse needs 16 bytes per pair)"""
+        """the largest catalogue fitted (the fit peaks at about 12 bytes per item pair without noise, 42
+        with it: the noise, the eigendecomposition and the projected Gram matrix)"""
 
     def _fit(
         self, train: sp.csr_matrix, validation: sp.csr_matrix | None, context: FitContext, log: Logger
     ) -> None:
         n_items = train.shape[1]
-        check_catalogue(self.name, n_items, self.max_items)
+        noisy = self.epsilon is not None
+        check_catalogue(
+            self.name, n_items, self.max_items, NOISY_PEAK_BYTES_PER_PAIR if noisy else PEAK_BYTES_PER_PAIR
+        )
         start = time.perf_counter()
         rng = np.random.default_rng(self.seed)
         gram = gram_matrix(clip_rows(train, self.max_items_per_user, rng))
         regularization = self.regularization
-        if self.epsilon is not None:
+        if noisy:
             sigma = gram_noise_scale(self.epsilon, self.delta, self.max_items_per_user)
             noise = np.triu(rng.normal(0.0, sigma, size=gram.shape))
             gram += noise + np.triu(noise, 1).T

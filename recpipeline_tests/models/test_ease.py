@@ -59,6 +59,18 @@ def test_a_catalogue_beyond_memory_is_refused_before_allocating(monkeypatch) -> 
         EASE(max_items=30).fit(x)
 
 
+def test_a_noisy_private_fit_is_refused_at_its_own_larger_peak(monkeypatch) -> None:
+    from recpipeline.models.private_ease import NOISY_PEAK_BYTES_PER_PAIR, PrivateEASE
+
+    x = _binary(100, 40, seed=3)
+    # room for plain EASE's peak over 40 items, not for the noisy fit's
+    monkeypatch.setattr(ease, "available_memory", lambda: 40**2 * (ease.PEAK_BYTES_PER_PAIR + 1))
+    assert NOISY_PEAK_BYTES_PER_PAIR > ease.PEAK_BYTES_PER_PAIR + 1
+    PrivateEASE(epsilon=None).fit(x)
+    with pytest.raises(ValueError, match=r"private_ease: 40 items need about .* more than the"):
+        PrivateEASE(epsilon=8.0, max_items_per_user=4).fit(x)
+
+
 def test_available_memory_is_a_positive_count_on_linux() -> None:
     available = ease.available_memory()
     assert available is None or available > 0

@@ -8,7 +8,8 @@ import scipy.sparse as sp
 import torch
 
 from recpipeline.models import create_model
-from recpipeline.models.lightgcn import LightGCN, _LightGCN, graph_tensor, normalised_adjacency
+from recpipeline.models.lightgcn import LightGCN, _LightGCN, normalised_adjacency
+from recpipeline.models.neural import SparseRows
 from recpipeline_tests.models.conftest import N_ITEMS, N_USERS, block_of_item, planted_blocks, recall_at
 from recpipeline_tests.models.contract import ModelContract
 
@@ -60,12 +61,11 @@ def test_lightgcn_folds_in_users_unseen_in_training(fitted) -> None:
     assert np.all(model.score(np.array([N_USERS + 1]), sp.csr_matrix((1, N_ITEMS))) == 0)
 
 
-def test_csr_propagation_and_its_gradient_equal_the_dense_product() -> None:
+def test_propagation_and_its_gradient_equal_the_dense_product() -> None:
     rng = np.random.default_rng(0)
     binary = sp.csr_matrix((rng.random((30, 20)) < 0.2).astype(np.float32))
     adjacency = normalised_adjacency(binary)
-    graph = graph_tensor(adjacency, torch.device("cpu"))
-    assert graph.layout == torch.sparse_csr
+    graph = SparseRows.of(adjacency, torch.device("cpu"))
     dense = torch.from_numpy(adjacency.toarray().astype(np.float32))
     module = _LightGCN(30, 20, factors=4, layers=3)
     weights = torch.randn(50, 4)

@@ -210,3 +210,30 @@ def test_sparse_tables_get_lazy_adam_and_the_rest_fused_adam():
     ]
     assert dense.defaults["fused"] and dense.defaults["weight_decay"] == 0.01
     assert len(dense.param_groups[0]["params"]) == 3  # the dense table, the layer's weight and bias
+
+
+def test_a_parameter_stored_transposed_takes_adams_steps_through_its_contiguous_twin():
+    from recpipeline.models.loop import FusedAdam
+    from recpipeline.models.neural import item_major
+
+    torch.manual_seed(0)
+    ours, theirs = nn.Linear(6, 4), nn.Linear(6, 4)
+    theirs.load_state_dict(ours.state_dict())
+    initial = ours.weight.detach().clone()
+    item_major(ours)
+    optimisers = (
+        FusedAdam(ours.parameters(), lr=0.1, weight_decay=0.01),
+        torch.optim.Adam(theirs.parameters(), lr=0.1, weight_decay=0.01),
+    )
+    weight = ours.weight
+    assert [twin.data_ptr() for _, twin in optimisers[0].twins] == [weight.data_ptr()]
+    inputs, targets = torch.randn(8, 6), torch.randn(8, 4)
+    for _ in range(5):
+        for layer, optimiser in zip((ours, theirs), optimisers, strict=True):
+            optimiser.zero_grad(set_to_none=True)
+            ((layer(inputs) - targets) ** 2).sum().backward()
+            optimiser.step()
+    assert ours.weight is weight and ours.weight.grad is None
+    assert not torch.allclose(ours.weight, initial)
+    torch.testing.assert_close(ours.weight, theirs.weight, rtol=0, atol=1e-6)
+    torch.testing.assert_close(ours.bias, theirs.bias, rtol=0, atol=1e-6)
