@@ -82,3 +82,22 @@ def test_propagation_and_its_gradient_equal_the_dense_product() -> None:
         (torch.stack(reference).mean(dim=0) * weights).sum(), module.embedding.weight
     )
     torch.testing.assert_close(gradient, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_the_loss_is_bpr_on_the_layer_means_plus_the_batchs_l2() -> None:
+    """The loss gathers the batch's final vectors from the layers' sum; the textbook form stacks every
+    layer of every node and averages."""
+    rng = np.random.default_rng(1)
+    binary = sp.csr_matrix((rng.random((30, 20)) < 0.2).astype(np.float32))
+    graph = SparseRows.of(normalised_adjacency(binary), torch.device("cpu"))
+    model = LightGCN(weight_decay=0.01)
+    module = _LightGCN(30, 20, factors=4, layers=3)
+    users, positive = torch.tensor([0, 3, 3, 7]), torch.tensor([1, 5, 2, 19])
+    negative = torch.tensor([[4, 8], [0, 9], [11, 12], [2, 2]])
+    final = torch.stack(module.propagate(graph)).mean(dim=0)
+    u, i, j = final[users], final[positive + 30], final[negative + 30]
+    bpr = torch.nn.functional.softplus((u[:, None] * j).sum(dim=2) - (u * i).sum(dim=1, keepdim=True)).mean()
+    ego = module.embedding.weight
+    l2 = sum(ego[nodes].pow(2).sum() for nodes in (users, positive + 30, negative + 30))
+    expected = bpr + 0.01 * 0.5 * l2 / len(users)
+    torch.testing.assert_close(model._loss(module, graph, users, positive, negative), expected)
