@@ -69,10 +69,19 @@ class _CaserModule(nn.Module):
             nn.init.zeros_(self.user_embedding.weight)  # untrained users stay at the anonymous zero vector
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
-        """``(batch, 1 + L)`` tokens (user, then items) -> ``(batch, 1, dim)``: one next-item state."""
-        image = self.item_embedding(tokens[:, 1:]).unsqueeze(1)  # (batch, 1, L, dim)
-        vertical = self.vertical(image).flatten(1)
-        horizontal = [F.relu(conv(image)).squeeze(3).amax(dim=2) for conv in self.horizontal]
+        """``(batch, 1 + L)`` tokens (user, then items) -> ``(batch, 1, dim)``: one next-item state.
+
+        The convolutions are computed as the matrix products they are (the layers hold the weights): CPU
+        convolution kernels spent half a step on these one-channel images."""
+        image = self.item_embedding(tokens[:, 1:])  # (batch, L, dim)
+        batch, length, dim = image.shape
+        # vertical filter v: a weighted sum of the L rows, (batch, vertical, dim) flattened as the conv's
+        vertical = (self.vertical.weight.view(-1, length) @ image + self.vertical.bias[:, None]).flatten(1)
+        rows = image.reshape(batch, length * dim)
+        horizontal = [  # height h: the h-row windows, consecutive in memory, times the filters
+            F.relu(F.linear(rows.unfold(1, h * dim, dim), conv.weight.view(-1, h * dim), conv.bias)).amax(1)
+            for h, conv in enumerate(self.horizontal, start=1)
+        ]
         z = F.relu(self.hidden(self.dropout(torch.cat([vertical, *horizontal], dim=1))))
         if self.user_embedding is not None:
             z = torch.cat([z, self.user_embedding(tokens[:, 0])], dim=1)

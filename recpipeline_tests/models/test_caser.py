@@ -6,9 +6,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
+import torch.nn.functional as F
 
 from recpipeline.models import FitContext, ScoreContext, create_model
-from recpipeline.models.caser import caser_windows
+from recpipeline.models.caser import _CaserModule, caser_windows
 from recpipeline_tests.models.conftest import T0, matrix_of
 from recpipeline_tests.models.contract import ModelContract
 from recpipeline_tests.models.test_models import chains
@@ -48,6 +50,33 @@ def test_windows_hold_the_items_before_each_target() -> None:
     # user 0 in time order: 11, 12, 13, 10 (tokens +1); user 2 has a single item and no target
     expected = [[1, 0, 0, 12, 13], [1, 0, 12, 13, 14], [1, 12, 13, 14, 11], [2, 0, 0, 6, 7]]
     np.testing.assert_array_equal(caser_windows(events, 3), expected)
+
+
+def test_the_filters_as_products_equal_the_paper_s_convolutions() -> None:
+    """The forward's matrix products against the layers' own Conv2d over the L x d image, values and
+    gradients (dropout off)."""
+    torch.manual_seed(0)
+    module = _CaserModule(30, 5, 8, 4, 3, 2, 0.0, user_embedding=False)
+    for conv in (module.vertical, *module.horizontal):
+        torch.nn.init.normal_(conv.bias)
+    tokens = torch.randint(0, 31, (7, 5))
+
+    def by_convolution() -> torch.Tensor:
+        image = module.item_embedding(tokens[:, 1:]).unsqueeze(1)
+        horizontal = [F.relu(conv(image)).squeeze(3).amax(dim=2) for conv in module.horizontal]
+        z = F.relu(module.hidden(torch.cat([module.vertical(image).flatten(1), *horizontal], dim=1)))
+        return module.output(z).unsqueeze(1)
+
+    outputs, grads = [], []
+    for forward in (module, lambda _: by_convolution()):
+        module.zero_grad()
+        out = forward(tokens)
+        out.square().sum().backward()
+        outputs.append(out.detach())
+        grads.append([p.grad.clone() for p in module.parameters()])
+    torch.testing.assert_close(outputs[0], outputs[1])
+    for ours, theirs in zip(*grads, strict=True):
+        torch.testing.assert_close(ours, theirs)
 
 
 @pytest.mark.parametrize("user_embedding", [True, False])
