@@ -612,6 +612,10 @@ class TuningConfig(Settings):
         tuple[str, ...], BeforeValidator(_as_tuple), Expected("a list of model names or 'all'")
     ] = ()
     """models to tune (names from `models`), or all of them"""
+    trial_epochs: Annotated[int, Field(ge=1)] | None = None
+    """a trial's budget: a torch model's trials after the first (the configured parameters) train at most
+    this many epochs and are compared within them; a winner is then fitted with its own epochs and kept only
+    if it beats the configured parameters; null: every trial trains the model's own epochs"""
 
 
 class BacktestConfig(Settings):
@@ -656,7 +660,8 @@ class ExecutionConfig(Settings):
     environment variable holding it"""
     num_threads: Annotated[int, Field(ge=0)] = 0
     """torch threads of every neural model step, overriding the models' own; 0 = auto: the cores the
-    process may use (affinity, cgroup quota) divided by the steps running at once"""
+    process may use (affinity, cgroup quota) divided by the steps running at once (model fits: at most the
+    training pool's limit of them)"""
 
     @model_validator(mode="after")
     def _executor_settings(self) -> ExecutionConfig:

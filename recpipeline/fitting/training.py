@@ -93,6 +93,7 @@ def train_model(
     refit: bool = False,
     *,
     max_epochs: int | None = None,
+    trial_epochs: int | None = None,
     cut: CutOrigin | None = None,
     warm: WarmStarts | None = None,
     validation_users: int | None = VALIDATION_USERS,
@@ -105,8 +106,9 @@ def train_model(
     untuned model that chooses nothing on validation (``chooses_on_validation``) is fitted only that once:
     the same model, without a fit on train that would be thrown away.
 
-    ``max_epochs`` caps a torch model's epochs (a nightly budget). In a backtest, ``cut`` names the cut the
-    fits record, and each fit continues ``warm``'s fit of its lineage where the rule of
+    ``max_epochs`` caps a torch model's epochs (a nightly budget), ``trial_epochs`` those of each tuning
+    trial (the chosen parameters then train their own, ``fitting.tuning``). In a backtest, ``cut`` names the
+    cut the fits record, and each fit continues ``warm``'s fit of its lineage where the rule of
     ``fitting.warm_start`` allows (tuned fits start cold: every trial would need its own lineage).
     Early stopping and tuning score at most ``validation_users`` validation users (``fitting.holdout``).
     """
@@ -132,7 +134,17 @@ def train_model(
             trained = TrainedModel(final, None, refit_seconds=seconds)
         else:
             trained = _fit_and_refit(
-                name, params, settings, data, train, validation, context, tuning_trials, log, refit, starts
+                name,
+                params,
+                settings,
+                data,
+                train,
+                validation,
+                context,
+                (tuning_trials, trial_epochs),
+                log,
+                refit,
+                starts,
             )
     return replace(trained, cost=starts.cost(trained, usage))
 
@@ -145,15 +157,17 @@ def _fit_and_refit(
     train: sp.csr_matrix,
     validation: sp.csr_matrix,
     context: FitContext,
-    tuning_trials: int,
+    search: tuple[int, int | None],
     log: Logger,
     refit: bool,
     starts: _Starts,
 ) -> TrainedModel:
-    """The fit on train (tuned or not), scored on validation, then its refit on train + validation."""
+    """The fit on train (tuned or not), scored on validation, then its refit on train + validation.
+    ``search``: the tuning trials (0: none) and their epoch cap."""
     score_context = ScoreContext(history_events=data.train, user_features=context.user_features)
     started = time.perf_counter()
     trials = None
+    tuning_trials, trial_epochs = search
     if tuning_trials > 0:
         result = tune(
             name,
@@ -166,6 +180,7 @@ def _fit_and_refit(
             context=starts.context(context, "validation", params),  # tuned fits start cold, and say so
             score_context=score_context,
             log=log,
+            trial_epochs=trial_epochs,
         )
         model, trials, ndcg = result.model, result.trials, result.ndcg
     else:

@@ -9,6 +9,14 @@ trials' at that epoch: it is recorded as pruned and never chosen. A proposal alr
 again (its result is told to the sampler once more); the search ends early once every combination was tried.
 The study lives in memory only. Models that early-stop on validation see it twice (stopping and selection),
 the usual practice for small searches.
+
+With ``trial_epochs`` the search runs at a lower fidelity: every later trial of a model that trains in epochs
+stops after at most that many, a deterministic budget (a wall-clock one would make the choice depend on the
+machine's load). The first trial, the configured parameters, still trains its own epochs, and the search
+compares its best figure within the budget. Where another trial wins, its parameters are fitted once more
+with their own epochs, early-stopped as usual, and kept only if that fit beats the configured parameters'
+on validation: a search at low fidelity can favour settings that start fast and end worse, and tuning must
+still only keep or improve the figure.
 """
 
 from __future__ import annotations
@@ -79,6 +87,12 @@ class _Outcome:
             "epochs": len(self.curve) or None,
             "state": "pruned" if self.model is None else "complete",
         }
+
+    def within(self, epochs: int) -> _Outcome:
+        """The outcome as a trial capped at ``epochs`` would have reported it (its best figure by then)."""
+        if len(self.curve) <= epochs:
+            return self
+        return _Outcome(self.model, max(self.curve[:epochs]), self.curve[:epochs])
 
     def summary(self, k: int) -> str:
         """The trial's figure for its log line."""
@@ -151,12 +165,14 @@ def tune(
     context: FitContext | None = None,
     score_context: ScoreContext | None = None,
     log: Logger = no_log,
+    trial_epochs: int | None = None,
 ) -> TuningResult:
     """Fit model ``name`` for up to ``trials`` proposals and keep the one with the best validation
     NDCG@``k``.
 
     ``score_context`` is what validation scoring sees (train events as history for sequence models);
-    ``context.validate`` scores each trial, stops torch trials early and prunes them.
+    ``context.validate`` scores each trial, stops torch trials early and prunes them. ``trial_epochs`` caps
+    the epochs of every trial after the first (module docstring).
     """
     context = context or FitContext()
     if context.validate is None:  # called alone: the default scorer (``train_model`` hands in the run's)
@@ -165,6 +181,9 @@ def tune(
     model_class = type(create_model(name, fixed))
     space = searched_space(model_class, fixed)
     defaults = model_class(**fixed).get_params()
+    own_epochs = defaults.get("epochs")
+    capped = trial_epochs is not None and own_epochs is not None and own_epochs > trial_epochs
+    budget_params = {"epochs": trial_epochs} if capped else {}
     # nothing to validate, nothing to choose by: the configured parameters alone
     budget = min(trials if validate else 1, math.prod(len(values) for values in space.values()))
     verbosity = optuna.logging.get_verbosity()
@@ -176,6 +195,7 @@ def tune(
         tried: dict[tuple[int, ...], _Outcome] = {}
         results: list[dict[str, Any]] = []
         best: TuningResult | None = None
+        configured: _Outcome | None = None  # the first trial's, at full fidelity
         for _ in range(budget * ASKS_PER_TRIAL):
             if len(tried) == budget:
                 break
@@ -192,18 +212,37 @@ def tune(
             searched = {param: value for param, value in chosen.items() if defaults[param] != value}
             params = {**fixed, **searched}
             started = time.perf_counter()
-            outcome = tried[key] = _fit(name, params, train, validation, context, trial, k, score_context)
+            trial_params = params if configured is None else {**params, **budget_params}
+            outcome = _fit(name, trial_params, train, validation, context, trial, k, score_context)
             seconds = time.perf_counter() - started
-            _tell(study, trial, outcome)
+            configured = configured or outcome
             results.append(outcome.entry(searched, seconds))
-            log(f"{name} trial {len(tried)}: {searched or 'defaults'} {outcome.summary(k)} ({seconds:.1f}s)")
+            number = len(tried) + 1
+            log(f"{name} trial {number}: {searched or 'defaults'} {outcome.summary(k)} ({seconds:.1f}s)")
+            if capped:  # every trial compared at the budget's fidelity
+                outcome = outcome.within(trial_epochs)
+            tried[key] = outcome
+            _tell(study, trial, outcome)
             if outcome.model is not None and (best is None or outcome.ndcg > best.ndcg):
                 best = TuningResult(outcome.model, params, ndcg=outcome.ndcg)
     finally:
         optuna.logging.set_verbosity(verbosity)
     if len(tried) < budget:
         log(f"{name}: the sampler kept proposing tried parameters: {len(tried)} of {budget} trials")
-    assert best is not None  # the first trial is never pruned
+    assert best is not None and configured is not None  # the first trial is never pruned
+    if capped:  # the configured parameters' full fit, unless the winner's own beats it
+        kept = TuningResult(configured.model, fixed, ndcg=configured.ndcg)
+        if best.model is not configured.model:
+            log(f"{name}: {best.params} won within {trial_epochs} epochs: fitting it with its own")
+            model = create_model(name, best.params).fit(train, validation, context=context, log=log)
+            ndcg = validate(model, k, score_context)
+            if ndcg > kept.ndcg:
+                kept = TuningResult(model, best.params, ndcg=ndcg)
+            else:
+                log(
+                    f"{name}: it scores {ndcg:.4f} at full length, the configured {kept.ndcg:.4f}: kept those"
+                )
+        best = kept
     best.trials = results
     log(f"{name}: chose {best.params} (val ndcg@{k} {best.ndcg:.4f})")
     return best

@@ -320,6 +320,14 @@ def _abandon_own_runs(instance: DagsterInstance, signum: signal.Signals) -> None
     os._exit(128 + signum)
 
 
+def training_pool_limit(instance: DagsterInstance) -> int | None:
+    """How many steps of pool ``training`` (the model fits) may run at once; None: no limit."""
+    storage = instance.event_log_storage
+    if not storage.supports_global_concurrency_limits:
+        return None
+    return storage.get_concurrency_info(TRAINING_POOL).limit
+
+
 def _slot_holders(instance: DagsterInstance) -> set[str]:
     """Runs holding or waiting for a pool slot."""
     storage = instance.event_log_storage

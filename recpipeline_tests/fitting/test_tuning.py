@@ -82,3 +82,50 @@ def test_a_torch_trial_below_the_median_is_pruned_and_never_chosen(blocks) -> No
     ]
     assert sum(f"pruned after epoch {cut}" in line for line in lines) == 2
     assert result.params == fixed and result.ndcg == 0.5 and isinstance(result.model, MultVAE)
+
+
+@pytest.mark.parametrize("winner_at_full_length", [0.3, 0.7])
+def test_trials_train_at_most_their_budget_and_the_winner_must_beat_the_configured_at_full_length(
+    blocks, winner_at_full_length
+) -> None:
+    """``trial_epochs`` 2 against Mult-VAE's 4: the configured trial trains all 4, the others stop at 2. A
+    scorer puts the other settings above the configured 0.5 within 2 epochs (0.6); fitted with all 4
+    epochs the winner scores ``winner_at_full_length`` and is kept only above 0.5."""
+    train, held, context, _ = blocks
+
+    def scorer(model, k, score_context) -> float:
+        params = model.get_params()
+        if params["dropout"] == 0.5:
+            return 0.5
+        return 0.6 if params["epochs"] == 2 else winner_at_full_length
+
+    fixed = {"hidden": 16, "latent": 8, "epochs": 4, "patience": 50, "num_threads": 1}
+    lines: list[str] = []
+    scored = replace(context, validate=scorer)
+    result = tune(
+        "mult_vae",
+        fixed,
+        train,
+        held,
+        trials=3,
+        k=5,
+        seed=0,
+        context=scored,
+        log=lines.append,
+        trial_epochs=2,
+    )
+    assert [trial["epochs"] for trial in result.trials] == [4, 2, 2]
+    assert sum("won within 2 epochs: fitting it with its own" in line for line in lines) == 1
+    assert result.model.get_params()["epochs"] == 4 and len(result.model.validation_curve_) == 4
+    if winner_at_full_length > 0.5:
+        assert result.params != fixed and result.ndcg == winner_at_full_length
+    else:
+        assert result.params == fixed and result.ndcg == 0.5
+        assert any("the configured 0.5000: kept those" in line for line in lines)
+
+
+def test_a_model_without_epochs_ignores_the_trial_budget(blocks) -> None:
+    train, held, context, _ = blocks
+    lines: list[str] = []
+    tune("ease", {}, train, held, trials=2, k=5, seed=0, context=context, log=lines.append, trial_epochs=2)
+    assert not any("won within" in line for line in lines)

@@ -204,7 +204,7 @@ def _cut_fits(config: RunConfig, spec: ModelSpec, partitions: TimeWindowPartitio
         item_catalog: pd.DataFrame,
         user_profiles: pd.DataFrame,
     ):
-        use_threads(config)
+        use_threads(config, context.instance)
         key = context.partition_key
         windows = cut_windows(_cut_date(context), config.split)
         origin = CutOrigin(
@@ -223,6 +223,7 @@ def _cut_fits(config: RunConfig, spec: ModelSpec, partitions: TimeWindowPartitio
             context.log.info,
             config.evaluation.refit,
             max_epochs=config.backtest.max_epochs,
+            trial_epochs=config.tuning.trial_epochs,
             cut=origin,
             warm=warm,
             validation_users=config.evaluation.validation_users,

@@ -26,7 +26,7 @@ from recpipeline.models import Recommender, RunSettings, model_class
 from recpipeline.models.neural import TorchRecommender
 from recpipeline.models.threads import configure as configure_threads
 from recpipeline.orchestration.assets.model_inputs import model_inputs_in
-from recpipeline.orchestration.instance import TRAINING_POOL
+from recpipeline.orchestration.instance import TRAINING_POOL, training_pool_limit
 from recpipeline.preparation.encoding import MATRIX_COLUMNS
 
 MODELS_GROUP = "models"
@@ -51,13 +51,15 @@ def build_model_assets(config: RunConfig) -> list:
     return assets
 
 
-def use_threads(config: RunConfig) -> None:
+def use_threads(config: RunConfig, instance: DagsterInstance | None = None) -> None:
     """The torch thread budget of this step's process: the override, else the cores shared by the steps the
     executor runs at once (in-process: one at a time; multiprocess: max_concurrent, Dagster's default the
-    CPU count)."""
+    CPU count). A step of the training pool passes the run's ``instance``: the pool's limit (1 in the
+    instance recpipeline creates) caps how many of its steps run at once, whatever the executor allows."""
     execution = config.execution
     concurrent = 1 if execution.executor == "in_process" else execution.max_concurrent or os.cpu_count() or 1
-    configure_threads(concurrent, execution.num_threads)
+    pool_limit = None if instance is None else training_pool_limit(instance)
+    configure_threads(min(concurrent, pool_limit or concurrent), execution.num_threads)
 
 
 def interactions_in(spec: ModelSpec) -> dict[str, list[str]]:
@@ -83,7 +85,7 @@ def _model_asset(config: RunConfig, spec: ModelSpec):
         + ("; refit on train + validation with what validation chose." if config.evaluation.refit else "."),
     )
     def fit_model(context: AssetExecutionContext, data: TrainingData) -> Output[Recommender]:
-        use_threads(config)
+        use_threads(config, context.instance)
         settings = RunSettings(seed=config.seed, k=config.k)
         trials = config.tuning.trials if tuned else 0
         refit = config.evaluation.refit
@@ -95,6 +97,7 @@ def _model_asset(config: RunConfig, spec: ModelSpec):
             trials,
             context.log.info,
             refit,
+            trial_epochs=config.tuning.trial_epochs,
             validation_users=config.evaluation.validation_users,
         )
         context.log.info(f"{spec.name}: fitted in {trained.cost.wall_s:.1f} s")
