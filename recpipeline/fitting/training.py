@@ -106,10 +106,10 @@ def train_model(
     untuned model that chooses nothing on validation (``chooses_on_validation``) is fitted only that once:
     the same model, without a fit on train that would be thrown away.
 
-    ``max_epochs`` caps a torch model's epochs (a nightly budget), ``trial_epochs`` those of each tuning
-    trial (the chosen parameters then train their own, ``fitting.tuning``). In a backtest, ``cut`` names the
-    cut the fits record, and each fit continues ``warm``'s fit of its lineage where the rule of
-    ``fitting.warm_start`` allows (tuned fits start cold: every trial would need its own lineage).
+    ``max_epochs`` caps a torch model's epochs (a nightly budget), ``trial_epochs`` those of every tuning
+    trial after the first (a winner is then refitted at full length, ``fitting.tuning``). In a backtest,
+    ``cut`` names the cut the fits record, and each fit continues ``warm``'s fit of its lineage where the
+    rule of ``fitting.warm_start`` allows (tuned fits start cold: every trial would need its own lineage).
     Early stopping and tuning score at most ``validation_users`` validation users (``fitting.holdout``).
     """
     params = capped_epochs(name, settings.apply(model_class(name), params), max_epochs)
